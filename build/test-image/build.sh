@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Builds the SDK's test images offline, from Debian packages, with LinuxKit's output names:
+#   NAME-kernel, NAME-initrd.img, NAME-cmdline   kernel+initrd
+#   NAME.iso                                     iso-bios (isolinux)
+#   NAME-bios.img                                raw-bios (syslinux on a FAT16 partition)
+#   NAME.qcow2                                   qcow2-bios
+#   NAME.vmdk                                    vmdk
+# Two images share one userland (busybox + dropbear, following LinuxKit's metadata
+# convention: the "config" file of a metadata CD-ROM becomes /run/config, and root's SSH keys
+# come from /run/config/ssh/authorized_keys):
+#   linuxkit-ssh     Debian's cloud kernel (LZ4: boots in ~4 s under TCG), every format above.
+#   linuxkit-ssh-9p  Debian's generic kernel, kernel+initrd only. The cloud kernel has no 9p,
+#                    so volumes need this one; its XZ kernel costs ~3 s more to unpack.
+# The real `linuxkit build` needs Docker and a registry, which the SDK's CI does not have.
+#
+# Usage: build.sh [OUTPUT-DIR]   (default: <repo>/.cache/images). Prints the main image prefix.
+# Rebuilds only when this script, the guest files or the Debian package versions change.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+out=${1:-$repo/.cache/images}
+
+"$repo/build/install-prerequisites.sh"
+
+resolve() { # meta-package -> "package version" of the kernel it currently depends on
+  local pkg
+  pkg=$(apt-cache depends "$1" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  if [ -z "$pkg" ]; then
+    echo "build.sh: apt-cache cannot resolve $1; run 'apt-get update' first" >&2
+    exit 1
+  fi
+  echo "$pkg $(apt-cache policy "$pkg" | awk '/Candidate:/ {print $2}')"
+}
+cloud_kernel=$(resolve linux-image-cloud-amd64)
+generic_kernel=$(resolve linux-image-amd64)
+
+inputs_hash=$( {
+  cat "$0"
+  (cd "$here/rootfs" && find . -type f | LC_ALL=C sort | xargs sha256sum)
+  echo "$cloud_kernel $generic_kernel"
+  dpkg-query -W busybox-static dropbear-bin isolinux syslinux-common
+} | sha256sum | cut -c1-16)
+
+if [ -f "$out/.inputs" ] && [ "$(cat "$out/.inputs")" = "$inputs_hash" ]; then
+  echo "$out/linuxkit-ssh"
+  exit 0
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$out"
+rm -f "$out/.inputs" "$out"/linuxkit-ssh*
+echo "Building the test images in $out" >&2
+
+# The guest's modules: modprobe in rcS resolves their order through modules.dep.
+modules="virtio_pci virtio_net virtio_blk virtio_scsi sr_mod isofs button evdev"
+
+build_userland() { # -> $work/userland
+  local root=$work/userland bin lib applet
+  mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,lib,lib64,proc,sys,dev,run,tmp,root,media,etc/dropbear}
+  chmod 1777 "$root/tmp"; chmod 700 "$root/root"
+  cp /bin/busybox "$root/bin/busybox"
+  for applet in $("$root/bin/busybox" --list-full); do
+    [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
+  done
+  ln -sf /bin/busybox "$root/init"
+  for bin in /usr/sbin/dropbear /usr/bin/dropbearkey; do
+    cp "$bin" "$root$bin"
+    for lib in $(ldd "$bin" | awk '/=>/ {print $3} $1 ~ /^\// {print $1}'); do
+      mkdir -p "$root$(dirname "$lib")"
+      cp -L "$lib" "$root$lib"
+    done
+  done
+  cp -r "$here/rootfs/." "$root/"
+}
+
+# build_kernel_initrd PACKAGE VERSION PREFIX MODULES...: NAME-kernel, -initrd.img, -cmdline
+build_kernel_initrd() {
+  local pkg=$1 ver=$2 prefix=$3; shift 3
+  local k=$work/$pkg root=$work/root-$pkg kver modsrc m f rel dep
+  mkdir -p "$k"
+  (cd "$k" && apt-get download -q "$pkg=$ver" >/dev/null 2>&1) || {
+    echo "build.sh: apt-get download $pkg=$ver failed" >&2; exit 1; }
+  dpkg -x "$k"/linux-image-*.deb "$k/x"
+  kver=$(ls "$k/x/lib/modules")
+  modsrc=$k/x/lib/modules/$kver
+  depmod -b "$k/x" "$kver"   # the package ships no modules.dep; its postinst makes it
+
+  cp -a "$work/userland" "$root"
+  declare -A seen=()
+  local queue=()
+  for m in "$@"; do
+    f=$(find "$modsrc/kernel" -name "$m.ko*" | head -n1)
+    [ -n "$f" ] || { echo "build.sh: module $m is not in $pkg" >&2; exit 1; }
+    queue+=("${f#"$modsrc/"}")
+  done
+  while [ ${#queue[@]} -gt 0 ]; do
+    rel=${queue[0]}; queue=("${queue[@]:1}")
+    [ -n "${seen[$rel]:-}" ] && continue
+    seen[$rel]=1
+    mkdir -p "$root/lib/modules/$kver/$(dirname "$rel")"
+    cp "$modsrc/$rel" "$root/lib/modules/$kver/$rel"
+    for dep in $(awk -v m="$rel:" '$1 == m { $1 = ""; print }' "$modsrc/modules.dep"); do queue+=("$dep"); done
+  done
+  cp "$modsrc"/modules.builtin* "$modsrc/modules.order" "$root/lib/modules/$kver/"
+  depmod -b "$root" "$kver"
+
+  cp "$k/x/boot/vmlinuz-$kver" "$prefix-kernel"
+  (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -9 > "$prefix-initrd.img"
+  printf 'console=ttyS0 quiet' > "$prefix-cmdline"
+}
+
+syslinux_cfg() { # PREFIX -> boot menu that starts the kernel at once
+  printf 'DEFAULT linux\nPROMPT 0\nTIMEOUT 0\nLABEL linux\n  KERNEL /kernel\n  APPEND initrd=/initrd.img %s\n' "$(cat "$1-cmdline")"
+}
+
+build_iso() { # PREFIX -> PREFIX.iso (iso-bios)
+  local prefix=$1 iso=$work/iso
+  mkdir -p "$iso/isolinux"
+  cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$iso/isolinux/"
+  cp "$prefix-kernel" "$iso/kernel"
+  cp "$prefix-initrd.img" "$iso/initrd.img"
+  syslinux_cfg "$prefix" > "$iso/isolinux/isolinux.cfg"
+  xorriso -as mkisofs -quiet -o "$prefix.iso" -V LINUXKIT \
+    -isohybrid-mbr /usr/lib/ISOLINUX/isohdpfx.bin \
+    -b isolinux/isolinux.bin -c isolinux/boot.cat -no-emul-boot -boot-load-size 4 -boot-info-table \
+    "$iso" 2>/dev/null
+}
+
+build_disks() { # PREFIX -> PREFIX-bios.img (MBR, a bootable FAT16 partition at 1 MiB), .qcow2, .vmdk
+  local prefix=$1 raw=$work/disk.img size_mib part
+  size_mib=$(( ( $(stat -c %s "$prefix-kernel") + $(stat -c %s "$prefix-initrd.img") ) / 1048576 + 16 ))
+  truncate -s "${size_mib}M" "$raw"
+  echo 'start=2048, type=e, bootable' | sfdisk -q "$raw"
+  part="$raw@@1M"
+  mformat -i "$part" -v LINUXKIT ::
+  mcopy -i "$part" "$prefix-kernel" ::/kernel
+  mcopy -i "$part" "$prefix-initrd.img" ::/initrd.img
+  syslinux_cfg "$prefix" > "$work/syslinux.cfg"
+  mcopy -i "$part" "$work/syslinux.cfg" ::/syslinux.cfg
+  syslinux --offset 1048576 --install "$raw"
+  dd if=/usr/lib/syslinux/mbr/mbr.bin of="$raw" bs=440 count=1 conv=notrunc status=none
+  mv "$raw" "$prefix-bios.img"
+  qemu-img convert -q -f raw -O qcow2 "$prefix-bios.img" "$prefix.qcow2"
+  qemu-img convert -q -f raw -O vmdk "$prefix-bios.img" "$prefix.vmdk"
+}
+
+build_userland
+# shellcheck disable=SC2086
+build_kernel_initrd $cloud_kernel "$out/linuxkit-ssh" $modules
+build_iso "$out/linuxkit-ssh"
+build_disks "$out/linuxkit-ssh"
+# shellcheck disable=SC2086
+build_kernel_initrd $generic_kernel "$out/linuxkit-ssh-9p" $modules 9pnet_virtio 9p
+
+echo "$inputs_hash" > "$out/.inputs"
+echo "$out/linuxkit-ssh"

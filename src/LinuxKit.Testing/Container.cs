@@ -1,0 +1,63 @@
+namespace LinuxKit.Testing;
+
+/// <summary>The state of a VM.</summary>
+public enum ContainerStatus
+{
+    /// <summary>The hypervisor runs; the VM has not answered over SSH yet.</summary>
+    Starting,
+
+    /// <summary>The hypervisor runs and the VM answered over SSH.</summary>
+    Running,
+
+    /// <summary>The VM was stopped, or its hypervisor exited.</summary>
+    Stopped,
+
+    /// <summary>The VM failed to boot or to stop.</summary>
+    Error,
+}
+
+/// <summary>A LinuxKit VM the manager started (the original design calls VMs containers).</summary>
+public sealed record Container
+{
+    /// <summary>Unique id: 8 hex characters.</summary>
+    public required string Id { get; init; }
+
+    /// <summary>The optional human-readable name, unique among known VMs.</summary>
+    public string? Name { get; init; }
+
+    /// <summary>The image as given to <see cref="IManager.RunAsync"/>.</summary>
+    public required string Image { get; init; }
+
+    /// <summary>Whether it runs.</summary>
+    public ContainerStatus Status { get; init; }
+
+    /// <summary>The hypervisor's process id.</summary>
+    public int Pid { get; init; }
+
+    /// <summary>When the hypervisor started.</summary>
+    public DateTimeOffset StartedAt { get; init; }
+
+    /// <summary>Forwarded ports: host port (on 127.0.0.1) to guest port.</summary>
+    public IReadOnlyDictionary<int, int> Ports { get; init; } = new Dictionary<int, int>();
+
+    /// <summary>Memory in MB.</summary>
+    public int Memory { get; init; }
+
+    /// <summary>Virtual CPUs.</summary>
+    public int Cpus { get; init; }
+
+    /// <summary>The host port (on 127.0.0.1) forwarded to the guest's SSH server.</summary>
+    public int SshPort { get; init; }
+
+    /// <summary>The SSH user.</summary>
+    public string SshUser { get; init; } = "root";
+
+    /// <summary>The private key that logs in to the VM.</summary>
+    public string SshKeyFile { get; init; } = "";
+
+    /// <summary>The file the serial console is written to.</summary>
+    public string ConsoleLog { get; init; } = "";
+
+    /// <summary>True when the VM outlives the process that started it.</summary>
+    public bool Detached { get; init; }
+}

@@ -1,0 +1,96 @@
+using System.Globalization;
+using LinuxKit.Testing.Images;
+
+namespace LinuxKit.Testing.Hypervisors.Qemu;
+
+/// <summary>
+/// Builds the qemu-system-x86_64 arguments for a VM. Pure: no files, no processes, so every
+/// format and option is covered by snapshot tests.
+/// </summary>
+internal static class QemuCommandBuilder
+{
+    public static IReadOnlyList<string> Build(VmSpec spec, Accelerator accelerator)
+    {
+        if (accelerator == Accelerator.Auto) throw new ArgumentException("Resolve the accelerator before building the command.", nameof(accelerator));
+        var args = new List<string>
+        {
+            "-name", "linuxkit-" + spec.Id,
+            // No default devices (VGA, NIC, floppy, CD-ROM): fewer devices to emulate, faster boot.
+            "-nodefaults", "-no-user-config",
+            "-machine", "q35",
+        };
+        args.AddRange(accelerator switch
+        {
+            Accelerator.Kvm => ["-accel", "kvm"],
+            Accelerator.Hvf => ["-accel", "hvf"],
+            _ => ["-accel", "tcg,tb-size=256"],
+        });
+        args.AddRange([
+            "-cpu", "max",
+            "-smp", Invariant(spec.Cpus),
+            "-m", Invariant(spec.MemoryMb),
+            "-display", "none",
+            // Not -nographic with -serial stdio: QEMU refuses two stdio character devices.
+            "-chardev", $"file,id=console,path={Escape(spec.ConsoleLog)}",
+            "-serial", "chardev:console",
+            "-qmp", $"unix:{Escape(spec.ControlSocket)},server=on,wait=off",
+            // -daemonize: QEMU returns once it is set up (ports bound, files open) or failed, and
+            // runs in its own session, so Ctrl-C in the caller does not reach it. -D keeps its
+            // later error messages instead of sending them to /dev/null.
+            "-daemonize", "-pidfile", spec.PidFile, "-D", spec.HypervisorLog,
+        ]);
+
+        var forwards = new List<string> { HostForward(spec.SshPort, 22) };
+        forwards.AddRange(spec.Ports.Select(p => HostForward(p.HostPort, p.GuestPort)));
+        args.AddRange(["-netdev", "user,id=net0," + string.Join(',', forwards), "-device", "virtio-net-pci,netdev=net0"]);
+
+        // The metadata CD-ROM sits on virtio-scsi: Debian's cloud kernel has no AHCI driver.
+        args.AddRange([
+            "-device", "virtio-scsi-pci,id=scsi0",
+            "-drive", $"if=none,id=metadata,file={Escape(spec.MetadataIso)},format=raw,media=cdrom,readonly=on",
+            "-device", "scsi-cd,drive=metadata,bus=scsi0.0",
+        ]);
+
+        switch (spec.Image.Format)
+        {
+            case ImageFormat.KernelInitrd:
+                args.AddRange(["-kernel", spec.Image.Path, "-initrd", spec.Image.Initrd!, "-append", spec.Image.CommandLine ?? ""]);
+                break;
+            case ImageFormat.Iso:
+                // Read-only: an ISO needs no overlay, and many VMs can share it.
+                args.AddRange([
+                    "-drive", $"if=none,id=boot,file={Escape(spec.Image.Path)},format=raw,media=cdrom,readonly=on",
+                    "-device", "ide-cd,drive=boot,bus=ide.0,bootindex=0",
+                ]);
+                break;
+            case ImageFormat.Qcow2 or ImageFormat.Vmdk or ImageFormat.Raw:
+                var disk = spec.BootDisk ?? throw new ArgumentException($"A {spec.Image.Format} image boots from an overlay; BootDisk is not set.", nameof(spec));
+                args.AddRange([
+                    "-drive", $"if=none,id=boot,file={Escape(disk)},format=qcow2",
+                    "-device", "virtio-blk-pci,drive=boot,bootindex=0",
+                ]);
+                break;
+            default:
+                throw new ArgumentException($"QEMU cannot boot a {spec.Image.Format} image.", nameof(spec));
+        }
+
+        for (var i = 0; i < spec.Volumes.Count; i++)
+        {
+            var volume = spec.Volumes[i];
+            args.AddRange([
+                "-fsdev", $"local,id=fsdev{i},path={Escape(volume.HostPath)},security_model=none",
+                "-device", $"virtio-9p-pci,fsdev=fsdev{i},mount_tag={volume.Tag}",
+            ]);
+        }
+        return args;
+    }
+
+    /// <summary>Loopback only: a forwarded port must not be reachable from the network.</summary>
+    private static string HostForward(int hostPort, int guestPort) =>
+        string.Create(CultureInfo.InvariantCulture, $"hostfwd=tcp:127.0.0.1:{hostPort}-:{guestPort}");
+
+    /// <summary>QEMU's option syntax splits on commas; a literal comma is written twice.</summary>
+    internal static string Escape(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
+
+    private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,188 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using LinuxKit.Testing.Images;
+using LinuxKit.Testing.Processes;
+using Microsoft.Extensions.Logging;
+
+namespace LinuxKit.Testing.Hypervisors.Qemu;
+
+/// <summary>Runs VMs with qemu-system-x86_64: finds the binaries, picks the accelerator, starts and controls QEMU.</summary>
+internal sealed class QemuHypervisor : IHypervisor
+{
+    private const string InstallHint =
+        "Install QEMU: Debian/Ubuntu 'sudo apt-get install qemu-system-x86 qemu-utils', Fedora 'sudo dnf install qemu-system-x86 qemu-img', macOS 'brew install qemu'; " +
+        "or set LINUXKIT_TESTING_QEMU to the qemu-system-x86_64 binary.";
+
+    private static readonly ConcurrentDictionary<string, Lazy<Task<Accelerator>>> DetectedAccelerators = new();
+
+    private readonly Accelerator _requestedAccelerator;
+    private readonly ILogger _logger;
+
+    public QemuHypervisor(string? binary, Accelerator accelerator, ILogger logger)
+    {
+        _requestedAccelerator = accelerator;
+        _logger = logger;
+        var requested = binary ?? Environment.GetEnvironmentVariable("LINUXKIT_TESTING_QEMU") ?? "qemu-system-x86_64";
+        Binary = ProcessRunner.FindOnPath(requested)
+            ?? throw new LinuxKitException($"QEMU binary '{requested}' was not found. {InstallHint}");
+        var besideBinary = Path.Combine(Path.GetDirectoryName(Binary)!, "qemu-img");
+        QemuImg = File.Exists(besideBinary) ? besideBinary : ProcessRunner.FindOnPath("qemu-img")
+            ?? throw new LinuxKitException($"qemu-img was not found next to {Binary} or on PATH; it makes the disk overlays. {InstallHint}");
+    }
+
+    public HypervisorKind Kind => HypervisorKind.Qemu;
+
+    public string Binary { get; }
+
+    public string QemuImg { get; }
+
+    public async Task<string?> PrepareBootDiskAsync(LinuxKitImage image, string vmDirectory, CancellationToken cancellationToken)
+    {
+        if (image.Format is not (ImageFormat.Qcow2 or ImageFormat.Vmdk or ImageFormat.Raw)) return null;
+        var overlay = Path.Combine(vmDirectory, "disk.qcow2");
+        await DiskOverlay.CreateAsync(QemuImg, image, overlay, cancellationToken);
+        return overlay;
+    }
+
+    public async Task<ProcessIdentity> StartAsync(VmSpec spec, CancellationToken cancellationToken)
+    {
+        var accelerator = await ResolveAcceleratorAsync(cancellationToken);
+        var args = QemuCommandBuilder.Build(spec, accelerator);
+        _logger.LogDebug("Starting VM {Id}: {Binary} {Arguments}", spec.Id, Binary, string.Join(' ', args));
+        var outcome = await ProcessRunner.RunAsync(Binary, args, TimeSpan.FromSeconds(60), cancellationToken);
+        if (outcome.ExitCode != 0)
+        {
+            var reason = outcome.Stderr.Trim();
+            var hint = reason.Contains("host forwarding", StringComparison.OrdinalIgnoreCase)
+                ? " A forwarded host port is already in use on 127.0.0.1: choose another port, or 0 for a free one."
+                : "";
+            throw new LinuxKitException(
+                $"QEMU could not start VM {spec.Id} (exit code {outcome.ExitCode}): {reason}{hint}");
+        }
+        var pidText = await File.ReadAllTextAsync(spec.PidFile, cancellationToken);
+        var pid = int.Parse(pidText.Trim(), CultureInfo.InvariantCulture);
+        return ProcessIdentity.Of(pid)
+            ?? throw new LinuxKitException($"QEMU started VM {spec.Id} as PID {pid}, which exited at once. See {spec.HypervisorLog} and {spec.ConsoleLog}.");
+    }
+
+    public async Task<bool> RequestPowerOffAsync(string controlSocket, ProcessIdentity process, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var qmp = await QmpClient.ConnectAsync(controlSocket, cancellationToken);
+            await qmp.ExecuteAsync("system_powerdown", cancellationToken);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or LinuxKitException)
+        {
+            _logger.LogDebug(e, "QMP power-down through {Socket} failed", controlSocket);
+            return false;
+        }
+    }
+
+    public Task PauseAsync(string controlSocket, CancellationToken cancellationToken) => RunQmpAsync(controlSocket, "stop", cancellationToken);
+
+    public Task ResumeAsync(string controlSocket, CancellationToken cancellationToken) => RunQmpAsync(controlSocket, "cont", cancellationToken);
+
+    private static async Task RunQmpAsync(string controlSocket, string command, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var qmp = await QmpClient.ConnectAsync(controlSocket, cancellationToken);
+            await qmp.ExecuteAsync(command, cancellationToken);
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+        {
+            throw new LinuxKitException($"Cannot reach QEMU's control socket {controlSocket} for '{command}': {e.Message}", e);
+        }
+    }
+
+    private Task<Accelerator> ResolveAcceleratorAsync(CancellationToken cancellationToken)
+    {
+        var requested = _requestedAccelerator;
+        if (requested == Accelerator.Auto && Enum.TryParse<Accelerator>(Environment.GetEnvironmentVariable("LINUXKIT_TESTING_ACCEL"), ignoreCase: true, out var fromEnvironment))
+            requested = fromEnvironment;
+        if (requested != Accelerator.Auto) return Task.FromResult(requested);
+        // Detected once per process and binary: the probe costs a QEMU start.
+        return DetectedAccelerators.GetOrAdd(Binary, binary => new Lazy<Task<Accelerator>>(() => DetectAsync(binary, _logger))).Value
+            .WaitAsync(cancellationToken);
+    }
+
+    private static async Task<Accelerator> DetectAsync(string binary, ILogger logger)
+    {
+        if (OperatingSystem.IsMacOS()) return Accelerator.Hvf;
+        string why;
+        if (!CanOpenKvm(out why))
+        {
+            logger.LogWarning("KVM is not available ({Reason}); QEMU uses TCG software emulation, which is several times slower.", why);
+            return Accelerator.Tcg;
+        }
+        var probe = await ProbeKvmAsync(binary);
+        if (probe is null) return Accelerator.Kvm;
+        logger.LogWarning("/dev/kvm opens but KVM does not run a guest here ({Reason}); QEMU uses TCG software emulation, which is several times slower.", probe);
+        return Accelerator.Tcg;
+    }
+
+    private static bool CanOpenKvm(out string why)
+    {
+        try
+        {
+            using var kvm = new FileStream("/dev/kvm", FileMode.Open, FileAccess.ReadWrite);
+            why = "";
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            why = "/dev/kvm: " + e.Message;
+            return false;
+        }
+    }
+
+    // Some hosts (nested or sandboxed virtualisation) expose a /dev/kvm that cannot run a vCPU:
+    // QEMU aborts or hangs. The probe boots the firmware alone and waits for SeaBIOS to write to
+    // its debug port. Returns null when KVM works, else the reason.
+    private static async Task<string?> ProbeKvmAsync(string binary)
+    {
+        var dir = Directory.CreateTempSubdirectory("linuxkit-kvm-probe-");
+        var debugLog = Path.Combine(dir.FullName, "seabios.log");
+        var info = new ProcessStartInfo(binary)
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in new[]
+                 {
+                     "-nodefaults", "-no-user-config", "-machine", "q35", "-accel", "kvm", "-cpu", "max", "-display", "none",
+                     "-chardev", $"file,id=debug,path={QemuCommandBuilder.Escape(debugLog)}", "-device", "isa-debugcon,iobase=0x402,chardev=debug",
+                 })
+        {
+            info.ArgumentList.Add(arg);
+        }
+        try
+        {
+            using var qemu = Process.Start(info)!;
+            var stderr = qemu.StandardError.ReadToEndAsync();
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+            while (DateTime.UtcNow < deadline)
+            {
+                if (File.Exists(debugLog) && new FileInfo(debugLog).Length > 0)
+                {
+                    qemu.Kill();
+                    return null;
+                }
+                if (qemu.HasExited)
+                    return $"QEMU exited with code {qemu.ExitCode}: {(await stderr).Trim()}";
+                await Task.Delay(50);
+            }
+            qemu.Kill();
+            return "the firmware did not run within 5 s";
+        }
+        finally
+        {
+            try { dir.Delete(recursive: true); } catch (IOException) { }
+        }
+    }
+}

@@ -1,0 +1,383 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using LinuxKit.Testing.Hypervisors;
+using LinuxKit.Testing.Hypervisors.Qemu;
+using LinuxKit.Testing.Images;
+using LinuxKit.Testing.Logs;
+using LinuxKit.Testing.Networking;
+using LinuxKit.Testing.Processes;
+using LinuxKit.Testing.Ssh;
+using LinuxKit.Testing.State;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Renci.SshNet.Common;
+
+namespace LinuxKit.Testing;
+
+/// <summary>
+/// Boots LinuxKit images, waits until they answer over SSH, runs commands in them, streams
+/// their serial console and stops them. VMs are recorded in a state directory, so another
+/// process (another build step, another test run) can list, use and stop detached VMs.
+/// Disposing the manager stops the VMs it started that are not detached.
+/// </summary>
+public sealed class LinuxKitManager : IManager, IAsyncDisposable
+{
+    private static readonly TimeSpan SshConnectTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly LinuxKitManagerOptions _options;
+    private readonly ILogger _logger;
+    private readonly StateStore _store;
+    private readonly PortAllocator _ports = new();
+    private readonly Lazy<IHypervisor> _hypervisor;
+    private readonly ConcurrentDictionary<string, Task<SshSession>> _sessions = new();
+    private readonly ConcurrentDictionary<string, OwnerWatchdog?> _owned = new();
+    private bool _disposed;
+
+    /// <summary>Creates a manager; nothing is started until <see cref="RunAsync"/>.</summary>
+    public LinuxKitManager(LinuxKitManagerOptions? options = null)
+    {
+        _options = options ?? new LinuxKitManagerOptions();
+        _logger = _options.Logger ?? NullLogger.Instance;
+        _store = new StateStore(_options.ResolveStateDirectory());
+        // Created on first use, so that listing or stopping works where QEMU is not installed.
+        _hypervisor = new Lazy<IHypervisor>(CreateHypervisor);
+    }
+
+    /// <summary>The state directory this manager uses.</summary>
+    public string StateDirectory => _store.Root;
+
+    /// <inheritdoc />
+    public async Task<Container> RunAsync(string image, RunOptions options, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var resolved = LinuxKitImage.Resolve(image, _logger);
+        var hypervisor = _hypervisor.Value;
+        var clock = Stopwatch.StartNew();
+
+        var id = await _store.LockedAsync(() => ClaimId(options.Name), cancellationToken);
+        var dir = _store.VmDirectory(id);
+        var description = options.Name is null ? $"VM {id}" : $"VM {id} ({options.Name})";
+        _logger.LogInformation("Booting {Vm} from {Image} ({Format})", description, resolved.Path, resolved.Format);
+
+        var record = NewRecord(id, dir, image, resolved, options, hypervisor.Kind);
+        ProcessIdentity? process = null;
+        var reservations = new List<PortReservation>();
+        try
+        {
+            var sshKeyLine = options.SshKey is null
+                ? SshKeyPair.Generate(record.SshKeyFile, $"linuxkit-testing-{id}")
+                : SshKeyPair.PublicKeyOf(options.SshKey);
+            var shares = options.Volumes.Select((v, i) => new VolumeShare($"vol{i}", Path.GetFullPath(v.Key), v.Value)).ToList();
+            var metadataIso = Path.Combine(dir, "metadata.iso");
+            await File.WriteAllBytesAsync(
+                metadataIso,
+                MetadataIso.Build(LinuxKitMetadata.Build(sshKeyLine, shares.Select(s => (s.Tag, s.GuestPath)).ToList()), DateTime.UtcNow),
+                cancellationToken);
+            var bootDisk = await hypervisor.PrepareBootDiskAsync(resolved, dir, cancellationToken);
+            if (bootDisk is not null) record = record with { RuntimeFiles = [bootDisk] };
+
+            var sshReservation = options.SshPort == 0 ? _ports.ReserveFree() : _ports.ReserveExact(options.SshPort, "SSH");
+            reservations.Add(sshReservation);
+            var forwards = new List<PortForward>();
+            foreach (var mapping in options.Ports)
+            {
+                var reservation = mapping.HostPort == 0
+                    ? _ports.ReserveFree()
+                    : _ports.ReserveExact(mapping.HostPort, $"forwarded to guest port {mapping.GuestPort}");
+                reservations.Add(reservation);
+                forwards.Add(new PortForward(reservation.Port, mapping.GuestPort));
+            }
+            record = record with
+            {
+                SshPort = sshReservation.Port,
+                Ports = forwards.ToDictionary(f => f.HostPort, f => f.GuestPort),
+                Volumes = shares.ToDictionary(s => s.HostPath, s => s.GuestPath),
+            };
+            _store.Save(record);
+
+            var spec = new VmSpec
+            {
+                Id = id,
+                Image = resolved,
+                BootDisk = bootDisk,
+                MetadataIso = metadataIso,
+                MemoryMb = options.Memory,
+                Cpus = options.Cpus,
+                SshPort = sshReservation.Port,
+                Ports = forwards,
+                Volumes = shares,
+                ConsoleLog = record.ConsoleLog,
+                ControlSocket = record.ControlSocket,
+                PidFile = record.PidFile,
+                HypervisorLog = record.HypervisorLog,
+            };
+            // The watchdog starts before the hypervisor: there is no moment in which this
+            // process could die and leave a VM that nothing will stop.
+            if (!options.Detach) _owned[id] = OwnerWatchdog.Start(spec.PidFile, record.RuntimeFiles);
+            else _owned[id] = null;
+
+            process = await hypervisor.StartAsync(spec, cancellationToken);
+            foreach (var reservation in reservations) reservation.Dispose();
+            reservations.Clear();
+            record = record with { Pid = process.Value.Pid, PidStartTime = process.Value.StartTime, StartedAt = DateTimeOffset.UtcNow };
+            _store.Save(record);
+
+            var started = process.Value;
+            var session = await SshReadiness.WaitAsync(
+                new SshEndpoint("127.0.0.1", record.SshPort, record.SshUser, record.SshKeyFile),
+                hypervisorExited: () => !started.IsAlive(),
+                consoleTail: () => ConsoleLog.Tail(record.ConsoleLog),
+                options.BootTimeout,
+                description,
+                cancellationToken);
+            _sessions[id] = Task.FromResult(session);
+            record = record with { Status = ContainerStatus.Running, HostKeyFingerprint = session.HostKeyFingerprint };
+            _store.Save(record);
+            _logger.LogInformation("{Vm} is ready after {Seconds:0.0} s (ssh {User}@127.0.0.1 -p {Port})", description, clock.Elapsed.TotalSeconds, record.SshUser, record.SshPort);
+            return record.ToContainer();
+        }
+        catch (Exception e)
+        {
+            foreach (var reservation in reservations) reservation.Dispose();
+            _logger.LogError("{Vm} failed to boot: {Reason}", description, e.Message);
+            await AbandonAsync(record, process, e);
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task StopAsync(string id, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var record = Find(id);
+        await StopRecordAsync(record, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<Container>> ListAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return await _store.LockedAsync(
+            () => _store.LoadAll().Select(r => Refresh(r).ToContainer()).ToList(),
+            cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<Stream> LogsAsync(string id, bool follow, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var record = Find(id);
+        var file = ConsoleLog.Open(record.ConsoleLog);
+        if (!follow) return Task.FromResult<Stream>(file);
+        var process = Identity(record);
+        return Task.FromResult<Stream>(new FollowingStream(file, () => process.IsAlive(), cancellationToken));
+    }
+
+    /// <inheritdoc />
+    public async Task<ExecResult> ExecAsync(string id, IReadOnlyList<string> command, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(command);
+        var commandLine = ShellQuoting.Join(command);
+        var record = Find(id);
+        if (record.Status != ContainerStatus.Running || !Identity(record).IsAlive())
+            throw new LinuxKitException($"VM {record.Id} is not running (status {Refresh(record).Status}); start it before running commands in it.");
+
+        for (var attempt = 1; ; attempt++)
+        {
+            var session = await SessionAsync(record, cancellationToken);
+            try
+            {
+                return await session.RunAsync(commandLine, cancellationToken);
+            }
+            catch (Exception e) when (attempt == 1 && e is SshConnectionException or ObjectDisposedException or InvalidOperationException or IOException)
+            {
+                // The connection dropped (the guest restarted sshd, a network hiccup): once more on a new one.
+                _sessions.TryRemove(record.Id, out _);
+                session.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Freezes a running VM's CPUs (QMP stop).</summary>
+    public async Task PauseAsync(string id, CancellationToken cancellationToken = default)
+    {
+        var record = Find(id);
+        await HypervisorFor(record).PauseAsync(record.ControlSocket, cancellationToken);
+    }
+
+    /// <summary>Lets a paused VM run again (QMP cont).</summary>
+    public async Task ResumeAsync(string id, CancellationToken cancellationToken = default)
+    {
+        var record = Find(id);
+        await HypervisorFor(record).ResumeAsync(record.ControlSocket, cancellationToken);
+    }
+
+    /// <summary>Stops the VMs this manager started that are not detached and removes their folders.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        var stops = _owned.Where(o => o.Value is not null).Select(async o =>
+        {
+            try
+            {
+                if (_store.Load(o.Key) is { } record)
+                {
+                    await StopRecordAsync(record, CancellationToken.None);
+                    _store.Delete(o.Key);
+                }
+            }
+            catch (Exception e) when (e is LinuxKitException or IOException)
+            {
+                _logger.LogWarning("Could not stop VM {Id}: {Reason}", o.Key, e.Message);
+            }
+        });
+        await Task.WhenAll(stops);
+        foreach (var session in _sessions.Values.Where(s => s.IsCompletedSuccessfully)) session.Result.Dispose();
+        foreach (var watchdog in _owned.Values) watchdog?.Dispose();
+        _sessions.Clear();
+        _owned.Clear();
+    }
+
+    private IHypervisor CreateHypervisor() => _options.Hypervisor switch
+    {
+        HypervisorKind.Auto or HypervisorKind.Qemu => new QemuHypervisor(_options.QemuPath, _options.Accelerator, _logger),
+        _ => throw new LinuxKitException($"Hypervisor {_options.Hypervisor} is not supported."),
+    };
+
+    private IHypervisor HypervisorFor(VmRecord record) =>
+        record.Hypervisor == _hypervisor.Value.Kind ? _hypervisor.Value
+            : throw new LinuxKitException($"VM {record.Id} runs under {record.Hypervisor}, this manager uses {_hypervisor.Value.Kind}.");
+
+    private string ClaimId(string? name)
+    {
+        var all = _store.LoadAll();
+        if (name is not null)
+        {
+            foreach (var existing in all.Where(r => r.Name == name))
+            {
+                if (Refresh(existing).Status is ContainerStatus.Running or ContainerStatus.Starting)
+                    throw new LinuxKitException($"A VM named '{name}' is already running (id {existing.Id}). Stop it first, or choose another name.");
+                _store.Delete(existing.Id); // a stopped VM gives up its name
+            }
+        }
+        var id = _store.NewId();
+        Directory.CreateDirectory(_store.VmDirectory(id));
+        return id;
+    }
+
+    private static VmRecord NewRecord(string id, string dir, string image, LinuxKitImage resolved, RunOptions options, HypervisorKind kind)
+    {
+        // Unix socket paths are limited to about 100 bytes; a deep state directory gets its
+        // control socket in the temp folder instead.
+        var socket = Path.Combine(dir, "control.sock");
+        if (socket.Length > 100) socket = Path.Combine(Path.GetTempPath(), $"linuxkit-{id}.sock");
+        return new VmRecord
+        {
+            Id = id,
+            Name = options.Name,
+            Image = image,
+            Format = resolved.Format,
+            Hypervisor = kind,
+            Status = ContainerStatus.Starting,
+            Memory = options.Memory,
+            Cpus = options.Cpus,
+            SshUser = options.SshUser,
+            SshKeyFile = options.SshKey is null ? Path.Combine(dir, "id_ecdsa") : Path.GetFullPath(options.SshKey),
+            Detached = options.Detach,
+            ConsoleLog = Path.Combine(dir, "console.log"),
+            ControlSocket = socket,
+            PidFile = Path.Combine(dir, "hypervisor.pid"),
+            HypervisorLog = Path.Combine(dir, "hypervisor.log"),
+            StartedAt = DateTimeOffset.UtcNow,
+        };
+    }
+
+    // A boot that failed or was cancelled leaves nothing running: the hypervisor is killed at
+    // once (there is nothing to shut down gracefully), its files are removed and the record
+    // says Error, with the console log kept for a post-mortem.
+    private async Task AbandonAsync(VmRecord record, ProcessIdentity? process, Exception reason)
+    {
+        if (process is { } p && p.IsAlive())
+        {
+            p.Signal(UnixSignal.Kill);
+            await p.WaitForExitAsync(TimeSpan.FromSeconds(10), CancellationToken.None);
+        }
+        if (_sessions.TryRemove(record.Id, out var session) && session.IsCompletedSuccessfully) session.Result.Dispose();
+        if (_owned.TryRemove(record.Id, out var watchdog)) watchdog?.Dispose();
+        RemoveRuntimeFiles(record);
+        try
+        {
+            _store.Save(record with { Status = ContainerStatus.Error });
+        }
+        catch (IOException e)
+        {
+            _logger.LogWarning("Could not record the failure of VM {Id}: {Reason} (after: {Cause})", record.Id, e.Message, reason.Message);
+        }
+    }
+
+    private async Task StopRecordAsync(VmRecord record, CancellationToken cancellationToken)
+    {
+        var process = Identity(record);
+        if (process.IsAlive())
+        {
+            _logger.LogInformation("Stopping VM {Id}", record.Id);
+            var poweredOff = await HypervisorFor(record).RequestPowerOffAsync(record.ControlSocket, process, cancellationToken)
+                && await process.WaitForExitAsync(_options.StopTimeout, cancellationToken);
+            if (!poweredOff)
+            {
+                _logger.LogWarning("VM {Id} did not power off within {Seconds} s; terminating it", record.Id, _options.StopTimeout.TotalSeconds);
+                process.Signal(UnixSignal.Term);
+                if (!await process.WaitForExitAsync(TimeSpan.FromSeconds(5), cancellationToken))
+                {
+                    process.Signal(UnixSignal.Kill);
+                    await process.WaitForExitAsync(TimeSpan.FromSeconds(5), cancellationToken);
+                }
+            }
+        }
+        if (_sessions.TryRemove(record.Id, out var session) && session.IsCompletedSuccessfully) session.Result.Dispose();
+        if (_owned.TryGetValue(record.Id, out var watchdog)) watchdog?.Dispose();
+        RemoveRuntimeFiles(record);
+        await _store.LockedAsync(() => _store.Save(record with { Status = ContainerStatus.Stopped }), cancellationToken);
+        _logger.LogInformation("VM {Id} stopped", record.Id);
+    }
+
+    private static void RemoveRuntimeFiles(VmRecord record)
+    {
+        foreach (var file in record.RuntimeFiles.Append(record.ControlSocket).Append(record.PidFile))
+        {
+            try { File.Delete(file); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
+
+    private VmRecord Find(string idOrName)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(idOrName);
+        var record = _store.Load(idOrName) ?? _store.LoadAll().FirstOrDefault(r => r.Name == idOrName);
+        return record ?? throw new LinuxKitException($"No VM with id or name '{idOrName}' in state directory '{_store.Root}'.");
+    }
+
+    private static ProcessIdentity Identity(VmRecord record) => new(record.Pid, record.PidStartTime ?? "");
+
+    // A VM whose hypervisor is gone is stopped, whatever its record said.
+    private VmRecord Refresh(VmRecord record)
+    {
+        if (record.Status is not (ContainerStatus.Running or ContainerStatus.Starting) || Identity(record).IsAlive()) return record;
+        if (record.Status == ContainerStatus.Starting && record.Pid == 0 && DateTimeOffset.UtcNow - record.StartedAt < TimeSpan.FromMinutes(10))
+            return record; // still being prepared by its process
+        var stopped = record with { Status = ContainerStatus.Stopped };
+        RemoveRuntimeFiles(stopped);
+        _store.Save(stopped);
+        return stopped;
+    }
+
+    private Task<SshSession> SessionAsync(VmRecord record, CancellationToken cancellationToken) =>
+        _sessions.GetOrAdd(record.Id, _ => SshSession.ConnectAsync(
+            new SshEndpoint("127.0.0.1", record.SshPort, record.SshUser, record.SshKeyFile),
+            record.HostKeyFingerprint,
+            SshConnectTimeout,
+            CancellationToken.None)).WaitAsync(cancellationToken);
+}

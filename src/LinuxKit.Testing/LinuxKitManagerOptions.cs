@@ -1,0 +1,42 @@
+using LinuxKit.Testing.Hypervisors;
+using Microsoft.Extensions.Logging;
+
+namespace LinuxKit.Testing;
+
+/// <summary>Settings shared by every VM a <see cref="LinuxKitManager"/> runs.</summary>
+public sealed record LinuxKitManagerOptions
+{
+    /// <summary>
+    /// Where VM records, console logs, keys and overlays live. Default: the environment variable
+    /// LINUXKIT_TESTING_HOME, else a per-user state folder (~/.local/state/linuxkit-testing on
+    /// Linux, ~/Library/Application Support/LinuxKit.Testing on macOS). Processes that share
+    /// it see each other's VMs.
+    /// </summary>
+    public string? StateDirectory { get; init; }
+
+    /// <summary>Which hypervisor to use (default: detect).</summary>
+    public HypervisorKind Hypervisor { get; init; } = HypervisorKind.Auto;
+
+    /// <summary>QEMU's accelerator (default: detect; LINUXKIT_TESTING_ACCEL overrides detection).</summary>
+    public Accelerator Accelerator { get; init; } = Accelerator.Auto;
+
+    /// <summary>The qemu-system-x86_64 binary (default: LINUXKIT_TESTING_QEMU, else from PATH).</summary>
+    public string? QemuPath { get; init; }
+
+    /// <summary>How long a guest may take to power off after the ACPI request before it is terminated (default 10 s).</summary>
+    public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Where the manager logs what it does (boot progress, warnings).</summary>
+    public ILogger? Logger { get; init; }
+
+    internal string ResolveStateDirectory()
+    {
+        if (!string.IsNullOrEmpty(StateDirectory)) return StateDirectory;
+        var fromEnvironment = Environment.GetEnvironmentVariable("LINUXKIT_TESTING_HOME");
+        if (!string.IsNullOrEmpty(fromEnvironment)) return fromEnvironment;
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        if (OperatingSystem.IsMacOS()) return Path.Combine(home, "Library", "Application Support", "LinuxKit.Testing");
+        var stateHome = Environment.GetEnvironmentVariable("XDG_STATE_HOME");
+        return Path.Combine(string.IsNullOrEmpty(stateHome) ? Path.Combine(home, ".local", "state") : stateHome, "linuxkit-testing");
+    }
+}

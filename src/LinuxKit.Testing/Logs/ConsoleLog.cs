@@ -1,0 +1,85 @@
+using System.Text;
+
+namespace LinuxKit.Testing.Logs;
+
+/// <summary>The VM's serial console, which the hypervisor appends to a file.</summary>
+internal static class ConsoleLog
+{
+    public static FileStream Open(string path) =>
+        new(path, FileMode.OpenOrCreate, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+
+    /// <summary>The last lines of the console, for error messages.</summary>
+    public static string Tail(string path, int lines = 40)
+    {
+        try
+        {
+            using var stream = Open(path);
+            const int window = 16 * 1024;
+            if (stream.Length > window) stream.Seek(-window, SeekOrigin.End);
+            using var reader = new StreamReader(stream, Encoding.UTF8);
+            var text = reader.ReadToEnd().Replace("\r", "", StringComparison.Ordinal);
+            var all = text.Split('\n');
+            return string.Join('\n', all.TakeLast(lines)).TrimEnd();
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+}
+
+/// <summary>
+/// Reads a console log as it grows, like <c>tail -f</c>, and ends (returns 0) once the VM has
+/// stopped and everything it wrote was read, or when the token is cancelled.
+/// </summary>
+internal sealed class FollowingStream(FileStream file, Func<bool> vmRunning, CancellationToken cancellationToken) : Stream
+{
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(50);
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => file.Position; set => throw new NotSupportedException(); }
+
+    public override int Read(byte[] buffer, int offset, int count) =>
+        ReadAsync(buffer.AsMemory(offset, count), CancellationToken.None).AsTask().GetAwaiter().GetResult();
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken token) =>
+        ReadAsync(buffer.AsMemory(offset, count), token).AsTask();
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken token = default)
+    {
+        using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, token);
+        while (true)
+        {
+            var read = await file.ReadAsync(buffer, CancellationToken.None);
+            if (read > 0) return read;
+            if (both.IsCancellationRequested) return 0;
+            if (!vmRunning())
+            {
+                // The hypervisor may have written its last lines after our previous read.
+                return await file.ReadAsync(buffer, CancellationToken.None);
+            }
+            try
+            {
+                await Task.Delay(Poll, both.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return 0;
+            }
+        }
+    }
+
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) file.Dispose();
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,64 @@
+using System.Diagnostics;
+
+namespace LinuxKit.Testing.Processes;
+
+/// <summary>
+/// Ties a VM's life to this process, even when this process is killed with SIGKILL: a small
+/// shell reads a pipe that only this process holds open, and when the kernel closes it (exit,
+/// crash, kill) the shell terminates the VM's hypervisor and deletes its disk overlay.
+/// Detached VMs get no watchdog.
+/// </summary>
+internal sealed class OwnerWatchdog : IDisposable
+{
+    // The hypervisor is identified by its pid file, which its command line names: a reused PID
+    // that belongs to another process is never signalled.
+    private const string Script = """
+        trap '' INT HUP
+        pidfile=$1; shift
+        while read -r _; do :; done
+        pid=$(cat "$pidfile" 2>/dev/null) || exit 0
+        owned() {
+          if [ -r "/proc/$pid/cmdline" ]; then tr '\000' '\n' < "/proc/$pid/cmdline" | grep -qxF -- "$pidfile"
+          else ps -o args= -p "$pid" 2>/dev/null | grep -qF -- "$pidfile"; fi
+        }
+        if owned; then
+          kill -TERM "$pid" 2>/dev/null
+          i=0; while [ $i -lt 50 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+          owned && kill -KILL "$pid" 2>/dev/null
+        fi
+        rm -f -- "$@"
+        """;
+
+    private readonly Process _process;
+    private int _disposed;
+
+    private OwnerWatchdog(Process process) => _process = process;
+
+    /// <summary>Starts a watchdog for the hypervisor that writes <paramref name="pidFile"/>.</summary>
+    public static OwnerWatchdog Start(string pidFile, IEnumerable<string> filesToDelete)
+    {
+        var info = new ProcessStartInfo("/bin/sh")
+        {
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add("-c");
+        info.ArgumentList.Add(Script);
+        info.ArgumentList.Add("linuxkit-testing-watchdog");
+        info.ArgumentList.Add(pidFile);
+        foreach (var file in filesToDelete) info.ArgumentList.Add(file);
+        var process = Process.Start(info) ?? throw new LinuxKitException("Cannot start /bin/sh for the VM watchdog.");
+        return new OwnerWatchdog(process);
+    }
+
+    /// <summary>The watchdog's own PID (tests check that it ends).</summary>
+    public int Pid => _process.Id;
+
+    /// <summary>Lets the watchdog act now: it stops the VM if it still runs, then exits.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+        try { _process.StandardInput.Close(); } catch (IOException) { }
+        _process.Dispose();
+    }
+}

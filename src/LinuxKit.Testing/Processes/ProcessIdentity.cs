@@ -1,0 +1,92 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+
+namespace LinuxKit.Testing.Processes;
+
+/// <summary>
+/// A process as the pair (PID, start time). PIDs are reused; a PID whose start time changed is
+/// another process, and the SDK never signals it.
+/// </summary>
+internal readonly record struct ProcessIdentity(int Pid, string StartTime)
+{
+    /// <summary>The identity of a live process, or null when it does not exist.</summary>
+    public static ProcessIdentity? Of(int pid)
+    {
+        var start = ReadStartTime(pid);
+        return start is null ? null : new ProcessIdentity(pid, start);
+    }
+
+    /// <summary>True while the very process this identity names is alive.</summary>
+    public bool IsAlive() => Pid > 0 && ReadStartTime(Pid) == StartTime && !IsZombie(Pid);
+
+    private static string? ReadStartTime(int pid)
+    {
+        if (pid <= 0) return null;
+        if (OperatingSystem.IsLinux())
+        {
+            string stat;
+            try { stat = File.ReadAllText($"/proc/{pid}/stat"); }
+            catch (IOException) { return null; }
+            catch (UnauthorizedAccessException) { return null; }
+            // The command name (field 2) may hold spaces and parentheses: count from its end.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return fields.Length > 19 ? fields[19] : null; // field 22: start time in clock ticks since boot
+        }
+        return PsField(pid, "lstart=");
+    }
+
+    private static bool IsZombie(int pid)
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            try
+            {
+                var stat = File.ReadAllText($"/proc/{pid}/stat");
+                return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
+            }
+            catch (IOException) { return false; }
+        }
+        return PsField(pid, "stat=")?.StartsWith('Z') == true;
+    }
+
+    private static string? PsField(int pid, string field)
+    {
+        using var ps = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("ps", ["-o", field, "-p", pid.ToString(CultureInfo.InvariantCulture)])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        });
+        if (ps is null) return null;
+        var text = ps.StandardOutput.ReadToEnd().Trim();
+        ps.WaitForExit();
+        return ps.ExitCode == 0 && text.Length > 0 ? text : null;
+    }
+
+    /// <summary>Sends a signal, only if this identity still names a live process.</summary>
+    public bool Signal(UnixSignal signal) => IsAlive() && NativeMethods.Kill(Pid, (int)signal) == 0;
+
+    /// <summary>Waits until the process is gone or the timeout passes; true when it is gone.</summary>
+    public async Task<bool> WaitForExitAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (IsAlive())
+        {
+            if (DateTime.UtcNow >= deadline) return false;
+            await Task.Delay(50, cancellationToken);
+        }
+        return true;
+    }
+}
+
+/// <summary>The POSIX signals the SDK sends (same numbers on Linux and macOS).</summary>
+internal enum UnixSignal
+{
+    Kill = 9,
+    Term = 15,
+}
+
+internal static partial class NativeMethods
+{
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    internal static partial int Kill(int pid, int signal);
+}

@@ -1,0 +1,81 @@
+namespace LinuxKit.Testing;
+
+/// <summary>A host port forwarded to a guest TCP port.</summary>
+/// <param name="HostPort">The port on 127.0.0.1; 0 picks a free one.</param>
+/// <param name="GuestPort">The port in the VM.</param>
+public readonly record struct PortMapping(int HostPort, int GuestPort);
+
+/// <summary>How to run a VM. Immutable: derive variants with <c>with</c>.</summary>
+public sealed record RunOptions
+{
+    /// <summary>An optional name, unique among running VMs; usable wherever an id is.</summary>
+    public string? Name { get; init; }
+
+    /// <summary>
+    /// When true the VM outlives the process that started it (stop it with
+    /// <see cref="IManager.StopAsync"/>, from any process). When false it dies with its owner,
+    /// even if the owner is killed.
+    /// </summary>
+    public bool Detach { get; init; }
+
+    /// <summary>Memory in MB (default 1024).</summary>
+    public int Memory { get; init; } = 1024;
+
+    /// <summary>Virtual CPUs (default 1).</summary>
+    public int Cpus { get; init; } = 1;
+
+    /// <summary>TCP ports forwarded from 127.0.0.1 on the host to the guest.</summary>
+    public IReadOnlyList<PortMapping> Ports { get; init; } = [];
+
+    /// <summary>Host folders shared with the guest over 9p: host path to guest mount point.</summary>
+    public IReadOnlyDictionary<string, string> Volumes { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>The host port for the guest's SSH server; 0 picks a free one.</summary>
+    public int SshPort { get; init; }
+
+    /// <summary>
+    /// A private key that the image already accepts, or that it should accept through LinuxKit
+    /// metadata. When null, a fresh key is made for this VM and handed to it as metadata
+    /// (/run/config/ssh/authorized_keys).
+    /// </summary>
+    public string? SshKey { get; init; }
+
+    /// <summary>The SSH user (default root).</summary>
+    public string SshUser { get; init; } = "root";
+
+    /// <summary>How long the VM may take to answer over SSH (default 2 minutes).</summary>
+    public TimeSpan BootTimeout { get; init; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Checks every option; the error names the option and the reason.</summary>
+    /// <exception cref="LinuxKitException">An option is out of range.</exception>
+    public void Validate()
+    {
+        if (Name is not null && (Name.Length == 0 || Name.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))))
+            throw new LinuxKitException($"RunOptions.Name '{Name}' is not valid: use letters, digits, '-', '_' and '.'.");
+        if (Memory < 64 || Memory > 1024 * 1024)
+            throw new LinuxKitException($"RunOptions.Memory is {Memory} MB: give between 64 and 1048576 MB.");
+        if (Cpus < 1 || Cpus > 255)
+            throw new LinuxKitException($"RunOptions.Cpus is {Cpus}: give between 1 and 255.");
+        if (SshPort is < 0 or > 65535)
+            throw new LinuxKitException($"RunOptions.SshPort is {SshPort}: give a TCP port (1-65535), or 0 for a free one.");
+        foreach (var (host, guest) in Ports)
+        {
+            if (host is < 0 or > 65535 || guest is < 1 or > 65535)
+                throw new LinuxKitException($"RunOptions.Ports has {host}:{guest}: host ports are 0-65535 (0 picks a free one), guest ports 1-65535.");
+        }
+        var fixedHosts = Ports.Where(p => p.HostPort != 0).Select(p => p.HostPort).Append(SshPort).Where(p => p != 0).ToList();
+        if (fixedHosts.Distinct().Count() != fixedHosts.Count)
+            throw new LinuxKitException("RunOptions.Ports (with SshPort) name the same host port twice.");
+        if (string.IsNullOrWhiteSpace(SshUser))
+            throw new LinuxKitException("RunOptions.SshUser is empty.");
+        if (BootTimeout <= TimeSpan.Zero)
+            throw new LinuxKitException($"RunOptions.BootTimeout is {BootTimeout}: give a positive time.");
+        foreach (var (host, guest) in Volumes)
+        {
+            if (!Directory.Exists(host))
+                throw new LinuxKitException($"RunOptions.Volumes: host folder '{host}' does not exist.");
+            if (!guest.StartsWith('/') || guest.Any(char.IsWhiteSpace))
+                throw new LinuxKitException($"RunOptions.Volumes: guest path '{guest}' must be absolute and contain no spaces.");
+        }
+    }
+}

@@ -1,0 +1,54 @@
+using LinuxKit.Testing.Hypervisors;
+using LinuxKit.Testing.Images;
+
+namespace LinuxKit.Testing.State;
+
+/// <summary>What the state store keeps of one VM, so that another process can find, use and stop it.</summary>
+internal sealed record VmRecord
+{
+    public required string Id { get; init; }
+    public string? Name { get; init; }
+    public required string Image { get; init; }
+    public required ImageFormat Format { get; init; }
+    public required HypervisorKind Hypervisor { get; init; }
+    public ContainerStatus Status { get; init; }
+    public int Pid { get; init; }
+
+    /// <summary>The hypervisor process's start time, as the OS reports it: with Pid, its identity.</summary>
+    public string? PidStartTime { get; init; }
+    public DateTimeOffset StartedAt { get; init; }
+    public Dictionary<int, int> Ports { get; init; } = [];
+    public Dictionary<string, string> Volumes { get; init; } = [];
+    public int Memory { get; init; }
+    public int Cpus { get; init; }
+    public int SshPort { get; init; }
+    public required string SshUser { get; init; }
+    public required string SshKeyFile { get; init; }
+    public string? HostKeyFingerprint { get; init; }
+    public bool Detached { get; init; }
+    public required string ConsoleLog { get; init; }
+    public required string ControlSocket { get; init; }
+    public required string PidFile { get; init; }
+    public required string HypervisorLog { get; init; }
+
+    /// <summary>Files that exist only while the VM runs (disk overlay, converted copies).</summary>
+    public List<string> RuntimeFiles { get; init; } = [];
+
+    public Container ToContainer() => new()
+    {
+        Id = Id,
+        Name = Name,
+        Image = Image,
+        Status = Status,
+        Pid = Pid,
+        StartedAt = StartedAt,
+        Ports = new Dictionary<int, int>(Ports),
+        Memory = Memory,
+        Cpus = Cpus,
+        SshPort = SshPort,
+        SshUser = SshUser,
+        SshKeyFile = SshKeyFile,
+        ConsoleLog = ConsoleLog,
+        Detached = Detached,
+    };
+}
