@@ -6,8 +6,8 @@ namespace LinuxKit.Testing.Images;
 /// </summary>
 internal static class ImageSignature
 {
-    /// <summary>Bytes needed to see every signature: ISO9660's volume descriptor is at 32 KiB.</summary>
-    public const int HeaderLength = 0x8006;
+    /// <summary>Bytes needed to see every signature and the whole ISO9660 primary volume descriptor (at 32 KiB).</summary>
+    public const int HeaderLength = 0x8800;
 
     public static ImageFormat Detect(ReadOnlySpan<byte> header)
     {

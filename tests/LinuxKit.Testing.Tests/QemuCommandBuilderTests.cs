@@ -1,0 +1,114 @@
+using LinuxKit.Testing.Hypervisors;
+using LinuxKit.Testing.Hypervisors.Qemu;
+using LinuxKit.Testing.Images;
+using Snapshooter;
+using Snapshooter.Xunit;
+
+namespace LinuxKit.Testing.Tests;
+
+public class QemuCommandBuilderTests
+{
+    private static VmSpec Spec(LinuxKitImage image, string? bootDisk = null) => new()
+    {
+        Id = "0123abcd",
+        Image = image,
+        BootDisk = bootDisk,
+        MetadataIso = "/state/vms/0123abcd/metadata.iso",
+        MemoryMb = 512,
+        Cpus = 2,
+        SshPort = 40022,
+        ConsoleLog = "/state/vms/0123abcd/console.log",
+        ControlSocket = "/state/vms/0123abcd/control.sock",
+        PidFile = "/state/vms/0123abcd/hypervisor.pid",
+        HypervisorLog = "/state/vms/0123abcd/hypervisor.log",
+    };
+
+    public static TheoryData<string> Formats => ["kernel", "iso", "qcow2", "vmdk", "raw"];
+
+    private static VmSpec SpecFor(string format) => format switch
+    {
+        "kernel" => Spec(new LinuxKitImage
+        {
+            Format = ImageFormat.KernelInitrd,
+            Path = "/images/os-kernel",
+            Initrd = "/images/os-initrd.img",
+            CommandLine = "console=ttyS0 quiet",
+        }),
+        "iso" => Spec(new LinuxKitImage { Format = ImageFormat.Iso, Path = "/images/os.iso" }),
+        "qcow2" => Spec(new LinuxKitImage { Format = ImageFormat.Qcow2, Path = "/images/os.qcow2" }, "/state/vms/0123abcd/disk.qcow2"),
+        "vmdk" => Spec(new LinuxKitImage { Format = ImageFormat.Vmdk, Path = "/images/os.vmdk" }, "/state/vms/0123abcd/disk.qcow2"),
+        "raw" => Spec(new LinuxKitImage { Format = ImageFormat.Raw, Path = "/images/os-bios.img" }, "/state/vms/0123abcd/disk.qcow2"),
+        _ => throw new ArgumentOutOfRangeException(nameof(format)),
+    };
+
+    [Theory]
+    [MemberData(nameof(Formats))]
+    public void Command_line_for_each_format_matches_snapshot(string format)
+    {
+        var args = QemuCommandBuilder.Build(SpecFor(format), Accelerator.Tcg);
+        Snapshot.Match(args, SnapshotNameExtension.Create(format));
+    }
+
+    [Fact]
+    public void Ports_and_volumes_are_added_as_loopback_forwards_and_9p_shares()
+    {
+        var spec = SpecFor("kernel") with
+        {
+            Ports = [new PortForward(8080, 80), new PortForward(15432, 5432)],
+            Volumes = [new VolumeShare("vol0", "/home/me/data", "/data")],
+        };
+        Snapshot.Match(QemuCommandBuilder.Build(spec, Accelerator.Kvm));
+    }
+
+    [Fact]
+    public void Forwarded_ports_listen_on_loopback_only()
+    {
+        var spec = SpecFor("kernel") with { Ports = [new PortForward(8080, 80)] };
+        var netdev = NetdevOf(QemuCommandBuilder.Build(spec, Accelerator.Tcg));
+        Assert.Contains("hostfwd=tcp:127.0.0.1:40022-:22", netdev, StringComparison.Ordinal);
+        Assert.Contains("hostfwd=tcp:127.0.0.1:8080-:80", netdev, StringComparison.Ordinal);
+        Assert.DoesNotContain("hostfwd=tcp::", netdev, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Commas_in_paths_are_doubled_in_option_values()
+    {
+        var spec = Spec(new LinuxKitImage { Format = ImageFormat.Iso, Path = "/images/a,b.iso" }) with
+        {
+            MetadataIso = "/state,x/metadata.iso",
+            Volumes = [new VolumeShare("vol0", "/data,1", "/data")],
+        };
+        var args = QemuCommandBuilder.Build(spec, Accelerator.Tcg);
+        Assert.Contains(args, a => a.Contains("file=/images/a,,b.iso,", StringComparison.Ordinal));
+        Assert.Contains(args, a => a.Contains("file=/state,,x/metadata.iso,", StringComparison.Ordinal));
+        Assert.Contains(args, a => a.Contains("path=/data,,1,", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Console_goes_to_a_file_not_stdio_so_QEMU_can_daemonize()
+    {
+        var args = QemuCommandBuilder.Build(SpecFor("iso"), Accelerator.Tcg);
+        Assert.DoesNotContain("-nographic", args);
+        Assert.DoesNotContain(args, a => a.Contains("stdio", StringComparison.Ordinal));
+        Assert.Contains("-daemonize", args);
+    }
+
+    [Theory]
+    [InlineData(Accelerator.Kvm, "kvm")]
+    [InlineData(Accelerator.Hvf, "hvf")]
+    [InlineData(Accelerator.Tcg, "tcg,tb-size=256")]
+    public void Accelerator_is_passed_to_QEMU(Accelerator accelerator, string expected)
+    {
+        var args = QemuCommandBuilder.Build(SpecFor("kernel"), accelerator).ToList();
+        Assert.Equal(expected, args[args.IndexOf("-accel") + 1]);
+    }
+
+    [Fact]
+    public void A_disk_image_without_an_overlay_is_refused()
+    {
+        var spec = Spec(new LinuxKitImage { Format = ImageFormat.Qcow2, Path = "/images/os.qcow2" });
+        Assert.Throws<ArgumentException>(() => QemuCommandBuilder.Build(spec, Accelerator.Tcg));
+    }
+
+    private static string NetdevOf(IReadOnlyList<string> args) => args[args.ToList().IndexOf("-netdev") + 1];
+}
