@@ -1,0 +1,129 @@
+using System.Text;
+
+namespace LinuxKit.Testing.IntegrationTests;
+
+[Trait("Category", "Integration")]
+public class BootTests
+{
+    [Theory]
+    [InlineData("kernel")]
+    [InlineData("iso")]
+    [InlineData("raw")]
+    [InlineData("qcow2")]
+    [InlineData("vmdk")]
+    public async Task Each_format_boots_runs_commands_logs_and_stops_leaving_the_image_unchanged(string format)
+    {
+        var image = TestEnvironment.Image(format);
+        var before = TestEnvironment.Hashes(image);
+        await using var scratch = new ScratchManager();
+        var manager = scratch.Manager;
+
+        var vm = await manager.RunAsync(image, ScratchManager.Small);
+        Assert.Equal(ContainerStatus.Running, vm.Status);
+        Assert.Matches("^[0-9a-f]{8}$", vm.Id);
+        Assert.True(TestEnvironment.IsRunning(vm.Pid));
+
+        var uname = await manager.ExecAsync(vm.Id, ["uname", "-r"]);
+        Assert.Equal(0, uname.ExitCode);
+        Assert.Contains("cloud-amd64", uname.Stdout, StringComparison.Ordinal);
+
+        var quoted = await manager.ExecAsync(vm.Id, ["echo", "a b; rm -rf /"]);
+        Assert.Equal("a b; rm -rf /\n", quoted.Stdout);
+
+        var failing = await manager.ExecAsync(vm.Id, ["sh", "-c", "echo oops >&2; exit 3"]);
+        Assert.Equal(3, failing.ExitCode);
+        Assert.Equal("oops\n", failing.Stderr);
+
+        using (var logs = new StreamReader(await manager.LogsAsync(vm.Id, follow: false), Encoding.UTF8))
+        {
+            Assert.Contains("Welcome to LinuxKit", await logs.ReadToEndAsync(), StringComparison.Ordinal);
+        }
+
+        await manager.StopAsync(vm.Id);
+        Assert.False(TestEnvironment.IsRunning(vm.Pid));
+        Assert.Equal(ContainerStatus.Stopped, (await manager.ListAsync()).Single(c => c.Id == vm.Id).Status);
+        Assert.Empty(TestEnvironment.QemuProcessesUnder(scratch.State));
+        Assert.False(File.Exists(Path.Combine(scratch.State, "vms", vm.Id, "disk.qcow2")));
+        Assert.Equal(before, TestEnvironment.Hashes(image));
+    }
+
+    [Fact]
+    public async Task Two_vms_boot_from_one_qcow2_at_once()
+    {
+        var image = TestEnvironment.Image("qcow2");
+        var before = TestEnvironment.Hashes(image);
+        await using var scratch = new ScratchManager();
+
+        var vms = await Task.WhenAll(
+            scratch.Manager.RunAsync(image, ScratchManager.Small with { Name = "first" }),
+            scratch.Manager.RunAsync(image, ScratchManager.Small with { Name = "second" }));
+        Assert.NotEqual(vms[0].SshPort, vms[1].SshPort);
+
+        // Each VM writes to its own overlay: a sector written in one is not in the other.
+        // Sector 100 lies in the gap before the first partition.
+        var write = await scratch.Manager.ExecAsync("first", ["sh", "-c", "echo overlay-marker | dd of=/dev/vda bs=512 seek=100 conv=notrunc,fsync"]);
+        Assert.True(write.ExitCode == 0, write.Stderr);
+        const string readSector = "dd if=/dev/vda bs=512 skip=100 count=1 2>/dev/null | tr -d '\\000'";
+        Assert.Contains("overlay-marker", (await scratch.Manager.ExecAsync("first", ["sh", "-c", readSector])).Stdout, StringComparison.Ordinal);
+        var other = await scratch.Manager.ExecAsync("second", ["sh", "-c", readSector]);
+        Assert.Equal(0, other.ExitCode);
+        Assert.DoesNotContain("overlay-marker", other.Stdout, StringComparison.Ordinal);
+
+        await Task.WhenAll(vms.Select(v => scratch.Manager.StopAsync(v.Id)));
+        Assert.Equal(before, TestEnvironment.Hashes(image));
+    }
+
+    [Fact]
+    public async Task Forwarded_port_reaches_the_guest_on_loopback()
+    {
+        await using var scratch = new ScratchManager();
+        var vm = await scratch.Manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small with { Ports = [new PortMapping(0, 22)] });
+        var (host, guest) = Assert.Single(vm.Ports);
+        Assert.Equal(22, guest);
+
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(System.Net.IPAddress.Loopback, host);
+        using var reader = new StreamReader(client.GetStream());
+        var banner = await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.StartsWith("SSH-2.0-", banner, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Following_logs_streams_until_the_vm_stops()
+    {
+        await using var scratch = new ScratchManager();
+        var vm = await scratch.Manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small);
+        using var reader = new StreamReader(await scratch.Manager.LogsAsync(vm.Id, follow: true));
+        var reading = reader.ReadToEndAsync();
+
+        await scratch.Manager.ExecAsync(vm.Id, ["sh", "-c", "echo marker-from-exec > /dev/ttyS0"]);
+        await Task.Delay(500);
+        Assert.False(reading.IsCompleted);
+        await scratch.Manager.StopAsync(vm.Id);
+
+        var all = await reading.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Contains("Welcome to LinuxKit", all, StringComparison.Ordinal);
+        Assert.Contains("marker-from-exec", all, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Host_folder_shared_as_a_volume_is_readable_in_the_guest()
+    {
+        var shared = Directory.CreateTempSubdirectory("lkt-volume-");
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(shared.FullName, "hello.txt"), "from the host");
+            await using var scratch = new ScratchManager();
+            var vm = await scratch.Manager.RunAsync(
+                TestEnvironment.Image("9p"),
+                ScratchManager.Small with { Volumes = new Dictionary<string, string> { [shared.FullName] = "/mnt/shared" } });
+            var cat = await scratch.Manager.ExecAsync(vm.Id, ["cat", "/mnt/shared/hello.txt"]);
+            Assert.True(cat.ExitCode == 0, cat.Stderr);
+            Assert.Equal("from the host", cat.Stdout);
+        }
+        finally
+        {
+            shared.Delete(recursive: true);
+        }
+    }
+}

@@ -1,0 +1,162 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.IO.Compression;
+
+namespace LinuxKit.Testing.IntegrationTests;
+
+[Trait("Category", "Integration")]
+public class LifecycleTests
+{
+    [Fact]
+    public async Task Detached_vm_is_listed_used_and_stopped_by_a_second_process()
+    {
+        await using var scratch = new ScratchManager();
+        using var host = TestEnvironment.StartHost(scratch.State, "run", "--detach", TestEnvironment.Image("kernel"));
+        var line = await host.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        await host.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+        Assert.True(host.ExitCode == 0, await host.StandardError.ReadToEndAsync());
+        var id = line!.Split(' ')[0];
+        var pid = int.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture);
+
+        // The process that started it is gone; the VM is not.
+        Assert.True(TestEnvironment.IsRunning(pid));
+        var listed = Assert.Single(await scratch.Manager.ListAsync());
+        Assert.Equal(id, listed.Id);
+        Assert.Equal(ContainerStatus.Running, listed.Status);
+
+        var echo = await scratch.Manager.ExecAsync(id, ["echo", "from another process"]);
+        Assert.Equal("from another process\n", echo.Stdout);
+        using (var logs = new StreamReader(await scratch.Manager.LogsAsync(id, follow: false)))
+            Assert.Contains("Welcome to LinuxKit", await logs.ReadToEndAsync(), StringComparison.Ordinal);
+
+        await scratch.Manager.StopAsync(id);
+        Assert.False(TestEnvironment.IsRunning(pid));
+        Assert.Equal(ContainerStatus.Stopped, Assert.Single(await scratch.Manager.ListAsync()).Status);
+    }
+
+    [Fact]
+    public async Task Vm_of_an_owner_killed_with_sigkill_is_stopped_and_its_overlay_removed()
+    {
+        await using var scratch = new ScratchManager();
+        using var host = TestEnvironment.StartHost(scratch.State, "run", TestEnvironment.Image("qcow2"));
+        var line = await host.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.NotNull(line);
+        var id = line.Split(' ')[0];
+        var pid = int.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture);
+        var overlay = Path.Combine(scratch.State, "vms", id, "disk.qcow2");
+        Assert.True(TestEnvironment.IsRunning(pid));
+        Assert.True(File.Exists(overlay));
+
+        host.Kill(); // SIGKILL: no finalizers, no DisposeAsync
+        await host.WaitForExitAsync();
+
+        await TestEnvironment.AssertNoQemuLeftAsync(scratch.State);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (File.Exists(overlay) && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.False(File.Exists(overlay));
+        Assert.Equal(ContainerStatus.Stopped, Assert.Single(await scratch.Manager.ListAsync()).Status);
+    }
+
+    [Fact]
+    public async Task Disposing_the_manager_stops_its_vms_and_removes_their_folders()
+    {
+        var scratch = new ScratchManager();
+        var vm = await scratch.Manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small);
+        await scratch.Manager.DisposeAsync();
+        Assert.False(TestEnvironment.IsRunning(vm.Pid));
+        Assert.False(Directory.Exists(Path.Combine(scratch.State, "vms", vm.Id)));
+        await scratch.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Cancelling_a_boot_stops_the_vm()
+    {
+        await using var scratch = new ScratchManager();
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(1.5));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            scratch.Manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small, cancel.Token));
+        Assert.Empty(TestEnvironment.QemuProcessesUnder(scratch.State));
+    }
+
+    [Fact]
+    public async Task Kernel_panic_fails_the_boot_at_the_timeout_with_the_console_tail()
+    {
+        var dir = Directory.CreateTempSubdirectory("lkt-panic-");
+        try
+        {
+            var prefix = Path.Combine(dir.FullName, "broken");
+            File.Copy(TestEnvironment.Image("kernel") + "-kernel", prefix + "-kernel");
+            await using (var gzip = new GZipStream(File.Create(prefix + "-initrd.img"), CompressionLevel.Fastest))
+                await gzip.WriteAsync(System.Text.Encoding.ASCII.GetBytes("this is no cpio archive"));
+            await File.WriteAllTextAsync(prefix + "-cmdline", "console=ttyS0");
+
+            await using var scratch = new ScratchManager();
+            var clock = Stopwatch.StartNew();
+            var e = await Assert.ThrowsAsync<LinuxKitBootException>(() =>
+                scratch.Manager.RunAsync(prefix, ScratchManager.Small with { BootTimeout = TimeSpan.FromSeconds(15) }));
+            Assert.Contains("Kernel panic", e.ConsoleTail, StringComparison.Ordinal);
+            Assert.Contains("within 15 s", e.Message, StringComparison.Ordinal);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed}");
+            Assert.Empty(TestEnvironment.QemuProcessesUnder(scratch.State));
+            Assert.Equal(ContainerStatus.Error, Assert.Single(await scratch.Manager.ListAsync()).Status);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Qemu_refusing_to_start_fails_at_once_with_its_exit_code_and_message()
+    {
+        await using var scratch = new ScratchManager();
+        var e = await Assert.ThrowsAsync<LinuxKitException>(() =>
+            scratch.Manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small with { Memory = 1024 * 1024, Cpus = 255 }));
+        Assert.Contains("exit code 1", e.Message, StringComparison.Ordinal);
+        Assert.Empty(TestEnvironment.QemuProcessesUnder(scratch.State));
+    }
+
+    [Fact]
+    public async Task Corrupt_qcow2_is_refused_before_anything_starts_naming_the_file()
+    {
+        var dir = Directory.CreateTempSubdirectory("lkt-corrupt-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "corrupt.qcow2");
+            var bytes = new byte[4096];
+            new byte[] { 0x51, 0x46, 0x49, 0xFB, 0, 0, 0, 3 }.CopyTo(bytes, 0);
+            Random.Shared.NextBytes(bytes.AsSpan(8, 200));
+            await File.WriteAllBytesAsync(path, bytes);
+
+            await using var scratch = new ScratchManager();
+            var e = await Assert.ThrowsAsync<LinuxKitException>(() => scratch.Manager.RunAsync(path, ScratchManager.Small));
+            Assert.Contains(path, e.Message, StringComparison.Ordinal);
+            Assert.Contains("qemu-img", e.Message, StringComparison.Ordinal);
+            Assert.Equal(bytes, await File.ReadAllBytesAsync(path));
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Ssh_port_in_use_is_refused_naming_the_port()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        await using var scratch = new ScratchManager();
+        var e = await Assert.ThrowsAsync<LinuxKitException>(() =>
+            scratch.Manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small with { SshPort = port }));
+        Assert.Contains($"port {port}", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Exec_on_an_unknown_vm_names_it()
+    {
+        await using var scratch = new ScratchManager();
+        var e = await Assert.ThrowsAsync<LinuxKitException>(() => scratch.Manager.ExecAsync("deadbeef", ["true"]));
+        Assert.Contains("deadbeef", e.Message, StringComparison.Ordinal);
+    }
+}

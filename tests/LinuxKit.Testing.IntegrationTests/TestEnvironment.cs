@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+
+namespace LinuxKit.Testing.IntegrationTests;
+
+/// <summary>The test images (built by build/test-image/build.sh) and checks on host processes.</summary>
+internal static class TestEnvironment
+{
+    private static readonly Lazy<string> Images = new(FindImages);
+
+    /// <summary>The image of a format, as LinuxKit names its outputs.</summary>
+    public static string Image(string format) => format switch
+    {
+        "kernel" => Path.Combine(Images.Value, "linuxkit-ssh"),
+        "iso" => Path.Combine(Images.Value, "linuxkit-ssh.iso"),
+        "raw" => Path.Combine(Images.Value, "linuxkit-ssh-bios.img"),
+        "qcow2" => Path.Combine(Images.Value, "linuxkit-ssh.qcow2"),
+        "vmdk" => Path.Combine(Images.Value, "linuxkit-ssh.vmdk"),
+        "9p" => Path.Combine(Images.Value, "linuxkit-ssh-9p"),
+        _ => throw new ArgumentOutOfRangeException(nameof(format)),
+    };
+
+    private static string FindImages()
+    {
+        var fromEnvironment = Environment.GetEnvironmentVariable("LINUXKIT_TESTING_IMAGES");
+        if (!string.IsNullOrEmpty(fromEnvironment)) return fromEnvironment;
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, ".cache", "images");
+            if (File.Exists(Path.Combine(candidate, "linuxkit-ssh-kernel"))) return candidate;
+        }
+        throw new InvalidOperationException("The test images are missing: run build/test-image/build.sh (build/test.sh does) or set LINUXKIT_TESTING_IMAGES.");
+    }
+
+    public static string Sha256(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexString(SHA256.HashData(stream));
+    }
+
+    /// <summary>Every file an image consists of (a kernel+initrd image has three).</summary>
+    public static IEnumerable<string> ImageFiles(string image) =>
+        File.Exists(image) ? [image] : [image + "-kernel", image + "-initrd.img", image + "-cmdline"];
+
+    public static Dictionary<string, string> Hashes(string image) => ImageFiles(image).ToDictionary(f => f, Sha256);
+
+    /// <summary>QEMU processes whose command line mentions <paramref name="stateDirectory"/>.</summary>
+    public static List<int> QemuProcessesUnder(string stateDirectory)
+    {
+        var found = new List<int>();
+        foreach (var proc in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(proc), out var pid)) continue;
+            string cmdline;
+            try { cmdline = File.ReadAllText(Path.Combine(proc, "cmdline")); }
+            catch (IOException) { continue; }
+            catch (UnauthorizedAccessException) { continue; }
+            if (cmdline.StartsWith("qemu-system", StringComparison.Ordinal) || cmdline.Contains("/qemu-system", StringComparison.Ordinal))
+            {
+                if (cmdline.Contains(stateDirectory, StringComparison.Ordinal)) found.Add(pid);
+            }
+        }
+        return found;
+    }
+
+    public static async Task AssertNoQemuLeftAsync(string stateDirectory)
+    {
+        // A stopped VM's QEMU is gone at once; a killed owner's watchdog needs a moment.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        List<int> left;
+        while ((left = QemuProcessesUnder(stateDirectory)).Count > 0 && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.True(left.Count == 0, $"QEMU processes left running: {string.Join(", ", left)}");
+    }
+
+    public static bool IsRunning(int pid)
+    {
+        try { return !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z", StringComparison.Ordinal); }
+        catch (IOException) { return false; }
+    }
+
+    /// <summary>Runs the TestHost helper: a second process that starts VMs.</summary>
+    public static Process StartHost(string stateDirectory, params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "LinuxKit.Testing.TestHost.dll"));
+        foreach (var a in args) info.ArgumentList.Add(a);
+        info.Environment["LINUXKIT_TESTING_HOME"] = stateDirectory;
+        return Process.Start(info)!;
+    }
+}
+
+/// <summary>A manager on a state directory of its own, removed afterwards.</summary>
+public sealed class ScratchManager : IAsyncDisposable
+{
+    public ScratchManager()
+    {
+        State = Directory.CreateTempSubdirectory("lkt-it-").FullName;
+        Manager = new LinuxKitManager(new LinuxKitManagerOptions { StateDirectory = State, StopTimeout = TimeSpan.FromSeconds(10) });
+    }
+
+    public string State { get; }
+
+    public LinuxKitManager Manager { get; }
+
+    public static RunOptions Small => new() { Memory = 256, BootTimeout = TimeSpan.FromMinutes(3) };
+
+    public async ValueTask DisposeAsync()
+    {
+        await Manager.DisposeAsync();
+        await TestEnvironment.AssertNoQemuLeftAsync(State);
+        Directory.Delete(State, recursive: true);
+    }
+}
