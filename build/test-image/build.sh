@@ -23,11 +23,17 @@ out=${1:-$repo/.cache/images}
 
 "$repo/build/install-prerequisites.sh"
 
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 resolve() { # meta-package -> "package version" of the kernel it currently depends on
   local pkg
   pkg=$(apt-cache depends "$1" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
   if [ -z "$pkg" ]; then
-    echo "build.sh: apt-cache cannot resolve $1; run 'apt-get update' first" >&2
+    "${sudo_cmd[@]}" apt-get update -qq >&2   # a machine that never fetched the package lists
+    pkg=$(apt-cache depends "$1" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  fi
+  if [ -z "$pkg" ]; then
+    echo "build.sh: apt-cache cannot resolve $1 (is this Debian with its main archive configured?)" >&2
     exit 1
   fi
   echo "$pkg $(apt-cache policy "$pkg" | awk '/Candidate:/ {print $2}')"

@@ -1,8 +1,13 @@
 // Quick start: boot a LinuxKit image, run a command in it, print the output, clean up.
-// Usage: dotnet run --project samples/QuickStart -- [IMAGE]   (default: the bundled test image)
+// Usage: dotnet run --project samples/QuickStart -- IMAGE   (build/quickstart.sh passes the bundled image)
 using LinuxKit.Testing;
 
-var image = args.Length > 0 ? args[0] : Path.Combine(AppContext.BaseDirectory, "../../../../../.cache/images/linuxkit-ssh");
+if (args.Length != 1)
+{
+    Console.Error.WriteLine("usage: QuickStart IMAGE   (a LinuxKit image file or kernel+initrd prefix)");
+    return 2;
+}
+var image = args[0];
 
 await using var manager = new LinuxKitManager();
 var vm = await manager.RunAsync(image, new RunOptions { Memory = 512 });

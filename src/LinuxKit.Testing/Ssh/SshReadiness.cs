@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Sockets;
 using Renci.SshNet.Common;
 
@@ -5,16 +6,19 @@ namespace LinuxKit.Testing.Ssh;
 
 /// <summary>
 /// Waits until a booting VM runs a command over SSH. Under QEMU user networking the host side
-/// accepts TCP long before the guest listens, and an attempt made too early stalls while the
-/// guest-side SYN backs off; so attempts are short, fresh and overlapping, and the first one
-/// that runs a command wins. That notices readiness within a fraction of a second of it
-/// happening, where one patient attempt could hang for seconds.
+/// accepts TCP long before the guest listens, and a connection made while the guest's network
+/// is down stalls for seconds as the guest-side SYN backs off. So readiness is watched in two
+/// steps: short-lived TCP probes (0.4 s each, a new one every 100 ms, at most four at once)
+/// wait for the SSH server's banner, and only then does one SSH handshake run a command.
+/// A probe costs the guest little; a crowd of handshakes would compete with it for its CPU
+/// (measured: 16 overlapping attempts made boots slower than a plain ssh poll).
 /// </summary>
 internal static class SshReadiness
 {
-    private static readonly TimeSpan AttemptTimeout = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(0.4);
     private static readonly TimeSpan Cadence = TimeSpan.FromMilliseconds(100);
-    private const int MaxAttemptsInFlight = 4;
+    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
+    private const int MaxProbesInFlight = 4;
 
     /// <summary>
     /// Returns the first session that ran <c>true</c>. Throws <see cref="LinuxKitBootException"/>
@@ -28,44 +32,78 @@ internal static class SshReadiness
         string vmDescription,
         CancellationToken cancellationToken)
     {
+        var deadline = DateTime.UtcNow + timeout;
+        Exception? lastError = null;
+        while (true)
+        {
+            var remaining = deadline - DateTime.UtcNow;
+            var bannerSeen = await WaitForBannerAsync(endpoint.Port, hypervisorExited, remaining, cancellationToken);
+            if (hypervisorExited())
+                throw new LinuxKitBootException($"{vmDescription} stopped while booting, before its SSH server answered.", consoleTail());
+            if (!bannerSeen)
+            {
+                throw new LinuxKitBootException(
+                    $"{vmDescription} did not answer over SSH on 127.0.0.1:{endpoint.Port} within {timeout.TotalSeconds:0} s " +
+                    $"(last error: {lastError?.Message ?? "no SSH banner"}). Raise the boot timeout, or check that the image starts an SSH server that accepts keys from /run/config/ssh/authorized_keys.",
+                    consoleTail(), exitCode: null, lastError);
+            }
+            var (session, error) = await AttemptAsync(endpoint, cancellationToken);
+            if (session is not null) return session;
+            lastError = error;
+            await Task.Delay(Cadence, cancellationToken);
+        }
+    }
+
+    // True once some probe read "SSH-" from the guest; false when the time is up or the VM died.
+    private static async Task<bool> WaitForBannerAsync(int port, Func<bool> hypervisorExited, TimeSpan timeout, CancellationToken cancellationToken)
+    {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var deadline = DateTime.UtcNow + timeout;
-        var attempts = new List<Task<(SshSession? Session, Exception? Error)>>();
-        Exception? lastError = null;
+        var probes = new List<Task<bool>>();
         try
         {
-            while (true)
+            while (DateTime.UtcNow < deadline && !hypervisorExited())
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                if (hypervisorExited())
-                    throw new LinuxKitBootException($"{vmDescription} stopped while booting, before its SSH server answered.", consoleTail());
-                if (DateTime.UtcNow >= deadline)
+                if (probes.Count < MaxProbesInFlight) probes.Add(ProbeAsync(port, stop.Token));
+                await Task.WhenAny([.. probes, Task.Delay(Cadence, cancellationToken)]);
+                foreach (var done in probes.Where(p => p.IsCompleted).ToList())
                 {
-                    throw new LinuxKitBootException(
-                        $"{vmDescription} did not answer over SSH on 127.0.0.1:{endpoint.Port} within {timeout.TotalSeconds:0} s " +
-                        $"(last error: {lastError?.Message ?? "none"}). Raise the boot timeout, or check that the image starts an SSH server that accepts keys from /run/config/ssh/authorized_keys.",
-                        consoleTail(), exitCode: null, lastError);
-                }
-                if (attempts.Count < MaxAttemptsInFlight) attempts.Add(AttemptAsync(endpoint, stop.Token));
-
-                await Task.WhenAny([.. attempts, Task.Delay(Cadence, cancellationToken)]);
-                foreach (var done in attempts.Where(a => a.IsCompleted).ToList())
-                {
-                    attempts.Remove(done);
-                    var (session, error) = done.Result;
-                    if (session is not null) return session;
-                    lastError = error ?? lastError;
+                    probes.Remove(done);
+                    if (done.Result) return true;
                 }
             }
+            cancellationToken.ThrowIfCancellationRequested();
+            return false;
         }
         finally
         {
             await stop.CancelAsync();
-            foreach (var pending in attempts)
+        }
+    }
+
+    private static async Task<bool> ProbeAsync(int port, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(ProbeTimeout);
+        using var client = new TcpClient();
+        try
+        {
+            await client.ConnectAsync(IPAddress.Loopback, port, timeout.Token);
+            var stream = client.GetStream();
+            var banner = new byte[4];
+            var read = 0;
+            while (read < banner.Length)
             {
-                // A losing attempt that connected anyway is closed; the winner was removed above.
-                _ = pending.ContinueWith(t => t.Result.Session?.Dispose(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+                var n = await stream.ReadAsync(banner.AsMemory(read), timeout.Token);
+                if (n == 0) return false;
+                read += n;
             }
+            return "SSH-"u8.SequenceEqual(banner);
+        }
+        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
+        {
+            return false;
         }
     }
 
@@ -74,15 +112,16 @@ internal static class SshReadiness
         SshSession? session = null;
         try
         {
-            session = await SshSession.ConnectAsync(endpoint, pinnedFingerprint: null, AttemptTimeout, cancellationToken);
-            using var attemptTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            attemptTimeout.CancelAfter(AttemptTimeout);
-            var result = await session.RunAsync("true", attemptTimeout.Token);
+            session = await SshSession.ConnectAsync(endpoint, pinnedFingerprint: null, HandshakeTimeout, cancellationToken);
+            using var commandTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            commandTimeout.CancelAfter(HandshakeTimeout);
+            var result = await session.RunAsync("true", commandTimeout.Token);
             if (result.ExitCode == 0) return (session, null);
             session.Dispose();
             return (null, new LinuxKitException($"'true' exited with {result.ExitCode}: {result.Stderr}"));
         }
-        catch (Exception e) when (e is SshException or SocketException or IOException or OperationCanceledException or TimeoutException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception e) when (e is SshException or SocketException or IOException or TimeoutException or ObjectDisposedException or InvalidOperationException
+                                      || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
             session?.Dispose();
             return (null, e);

@@ -1,0 +1,155 @@
+// Measures the manager against plain tools in the same run, and prints ratios:
+//   boot:   plain QEMU (the same flags) polled with the ssh client until a command runs,
+//           against RunAsync until ready;                     target RunAsync/plain <= 1.0
+//   exec:   20 ssh client calls against 20 ExecAsync calls;   target ssh/ExecAsync >= 10
+//   memory: managed heap of the manager with 4 VMs up;        target < 50 MB
+// Usage: Benchmarks IMAGE-PREFIX [ROUNDS]
+using System.Diagnostics;
+using System.Globalization;
+using LinuxKit.Testing;
+using LinuxKit.Testing.Hypervisors;
+using LinuxKit.Testing.Hypervisors.Qemu;
+using LinuxKit.Testing.Images;
+using LinuxKit.Testing.Networking;
+using LinuxKit.Testing.Processes;
+using LinuxKit.Testing.Ssh;
+using Microsoft.Extensions.Logging.Abstractions;
+
+if (args.Length < 1)
+{
+    Console.Error.WriteLine("usage: Benchmarks IMAGE [ROUNDS]");
+    return 2;
+}
+var image = LinuxKitImage.Resolve(args[0]);
+var rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3;
+var state = Directory.CreateTempSubdirectory("lkt-bench-").FullName;
+var options = new LinuxKitManagerOptions { StateDirectory = state };
+var qemu = new QemuHypervisor(null, Accelerator.Auto, NullLogger.Instance);
+var runOptions = new RunOptions { Memory = 256 };
+
+try
+{
+    // Warm-up: JIT, accelerator probe, page cache for the image.
+    await using (var warm = new LinuxKitManager(options))
+    {
+        var vm = await warm.RunAsync(args[0], runOptions);
+        await warm.StopAsync(vm.Id);
+    }
+
+    var plain = new List<double>();
+    var managed = new List<double>();
+    for (var round = 0; round < rounds; round++)
+    {
+        plain.Add(await PlainBootAsync());
+        await using var manager = new LinuxKitManager(options);
+        var clock = Stopwatch.StartNew();
+        var vm = await manager.RunAsync(args[0], runOptions);
+        managed.Add(clock.Elapsed.TotalSeconds);
+        await manager.StopAsync(vm.Id);
+        Console.WriteLine($"round {round + 1}: plain QEMU + ssh poll {plain[^1]:0.00} s, RunAsync {managed[^1]:0.00} s");
+    }
+
+    double sshClient, execAsync;
+    await using (var manager = new LinuxKitManager(options))
+    {
+        var vm = await manager.RunAsync(args[0], runOptions);
+        await manager.ExecAsync(vm.Id, ["true"]);
+        var clock = Stopwatch.StartNew();
+        for (var i = 0; i < 20; i++) await SshClientAsync(vm.SshKeyFile, vm.SshPort, "true");
+        sshClient = clock.Elapsed.TotalSeconds;
+        clock.Restart();
+        for (var i = 0; i < 20; i++) await manager.ExecAsync(vm.Id, ["true"]);
+        execAsync = clock.Elapsed.TotalSeconds;
+        await manager.StopAsync(vm.Id);
+    }
+
+    long heap;
+    await using (var manager = new LinuxKitManager(options))
+    {
+        var vms = new List<Container>();
+        for (var i = 0; i < 4; i++) vms.Add(await manager.RunAsync(args[0], runOptions));
+        foreach (var vm in vms) await manager.ExecAsync(vm.Id, ["true"]);
+        heap = GC.GetTotalMemory(forceFullCollection: true);
+        foreach (var vm in vms) await manager.StopAsync(vm.Id);
+    }
+
+    var plainMedian = Median(plain);
+    var managedMedian = Median(managed);
+    Console.WriteLine();
+    Console.WriteLine($"boot to first command (median of {rounds}): plain QEMU + ssh poll {plainMedian:0.00} s, RunAsync {managedMedian:0.00} s, ratio RunAsync/plain = {managedMedian / plainMedian:0.00} (target <= 1.0)");
+    Console.WriteLine($"20 commands: ssh client {sshClient:0.00} s ({sshClient / 20 * 1000:0} ms each), ExecAsync {execAsync:0.00} s ({execAsync / 20 * 1000:0} ms each), ratio ssh/ExecAsync = {sshClient / execAsync:0.0} (target >= 10)");
+    Console.WriteLine($"managed heap with 4 VMs up: {heap / 1048576.0:0.0} MB (target < 50 MB)");
+    return 0;
+}
+finally
+{
+    Directory.Delete(state, recursive: true);
+}
+
+// QEMU with the manager's own flags, started by hand, and the ssh client in a loop until a
+// command runs: what a script would do without the SDK.
+async Task<double> PlainBootAsync()
+{
+    var dir = Directory.CreateTempSubdirectory("lkt-plain-").FullName;
+    try
+    {
+        var key = Path.Combine(dir, "id_ecdsa");
+        var publicKey = SshKeyPair.Generate(key, "plain");
+        var iso = Path.Combine(dir, "metadata.iso");
+        await File.WriteAllBytesAsync(iso, MetadataIso.Build(LinuxKitMetadata.Build(publicKey, []), DateTime.UtcNow));
+        using var port = new PortAllocator().ReserveFree();
+        var spec = new VmSpec
+        {
+            Id = "plain",
+            Image = image,
+            MetadataIso = iso,
+            MemoryMb = runOptions.Memory,
+            Cpus = 1,
+            SshPort = port.Port,
+            ConsoleLog = Path.Combine(dir, "console.log"),
+            ControlSocket = Path.Combine(dir, "control.sock"),
+            PidFile = Path.Combine(dir, "qemu.pid"),
+            HypervisorLog = Path.Combine(dir, "qemu.log"),
+        };
+        var clock = Stopwatch.StartNew();
+        var process = await qemu.StartAsync(spec, CancellationToken.None);
+        port.Dispose();
+        try
+        {
+            while (await SshClientAsync(key, spec.SshPort, "true") != 0) await Task.Delay(50);
+            return clock.Elapsed.TotalSeconds;
+        }
+        finally
+        {
+            process.Signal(UnixSignal.Kill);
+            await process.WaitForExitAsync(TimeSpan.FromSeconds(10), CancellationToken.None);
+        }
+    }
+    finally
+    {
+        Directory.Delete(dir, recursive: true);
+    }
+}
+
+static async Task<int> SshClientAsync(string key, int port, string command)
+{
+    var info = new ProcessStartInfo("ssh") { RedirectStandardOutput = true, RedirectStandardError = true };
+    foreach (var a in new[]
+             {
+                 "-q", "-i", key, "-p", port.ToString(CultureInfo.InvariantCulture),
+                 "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                 "-o", "ConnectTimeout=2", "root@127.0.0.1", command,
+             })
+    {
+        info.ArgumentList.Add(a);
+    }
+    using var ssh = Process.Start(info)!;
+    await ssh.WaitForExitAsync();
+    return ssh.ExitCode;
+}
+
+static double Median(List<double> values)
+{
+    var sorted = values.Order().ToList();
+    return sorted[sorted.Count / 2];
+}
