@@ -50,7 +50,9 @@ internal sealed class QemuHypervisor : IHypervisor
         var accelerator = await ResolveAcceleratorAsync(cancellationToken);
         var args = QemuCommandBuilder.Build(spec, accelerator);
         _logger.LogDebug("Starting VM {Id}: {Binary} {Arguments}", spec.Id, Binary, string.Join(' ', args));
-        var outcome = await ProcessRunner.RunAsync(Binary, args, TimeSpan.FromSeconds(60), cancellationToken);
+        // Not cancelled midway: killing the daemonizing parent could orphan a QEMU that already
+        // forked, with nothing knowing its PID. Start-up takes a moment; the caller cancels after.
+        var outcome = await ProcessRunner.RunAsync(Binary, args, TimeSpan.FromSeconds(60), CancellationToken.None);
         if (outcome.ExitCode != 0)
         {
             var reason = outcome.Stderr.Trim();
@@ -60,7 +62,7 @@ internal sealed class QemuHypervisor : IHypervisor
             throw new LinuxKitException(
                 $"QEMU could not start VM {spec.Id} (exit code {outcome.ExitCode}): {reason}{hint}");
         }
-        var pidText = await File.ReadAllTextAsync(spec.PidFile, cancellationToken);
+        var pidText = await File.ReadAllTextAsync(spec.PidFile, CancellationToken.None);
         var pid = int.Parse(pidText.Trim(), CultureInfo.InvariantCulture);
         return ProcessIdentity.Of(pid)
             ?? throw new LinuxKitException($"QEMU started VM {spec.Id} as PID {pid}, which exited at once. See {spec.HypervisorLog} and {spec.ConsoleLog}.");

@@ -1,0 +1,38 @@
+using LinuxKit.Testing.Hypervisors;
+using LinuxKit.Testing.Hypervisors.Qemu;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace LinuxKit.Testing.Tests;
+
+public class QemuHypervisorTests
+{
+    [Fact]
+    public void Missing_qemu_binary_says_which_package_installs_it()
+    {
+        var e = Assert.Throws<LinuxKitException>(() => new QemuHypervisor("/nonexistent/qemu-system-x86_64", Accelerator.Tcg, NullLogger.Instance));
+        Assert.Contains("/nonexistent/qemu-system-x86_64", e.Message, StringComparison.Ordinal);
+        Assert.Contains("apt-get install qemu-system-x86 qemu-utils", e.Message, StringComparison.Ordinal);
+        Assert.Contains("brew install qemu", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Manager_reports_missing_qemu_on_run_and_still_lists_without_it()
+    {
+        var state = Directory.CreateTempSubdirectory("lkt-noqemu-");
+        var images = Directory.CreateTempSubdirectory("lkt-noqemu-img-");
+        try
+        {
+            var image = Path.Combine(images.FullName, "os.iso");
+            await File.WriteAllBytesAsync(image, ImageResolutionTests.IsoBytes());
+            await using var manager = new LinuxKitManager(new LinuxKitManagerOptions { StateDirectory = state.FullName, QemuPath = "/nonexistent/qemu" });
+            Assert.Empty(await manager.ListAsync());
+            var e = await Assert.ThrowsAsync<LinuxKitException>(() => manager.RunAsync(image, new RunOptions()));
+            Assert.Contains("qemu-system-x86", e.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            state.Delete(recursive: true);
+            images.Delete(recursive: true);
+        }
+    }
+}
