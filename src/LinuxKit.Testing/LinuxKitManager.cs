@@ -374,10 +374,22 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         return stopped;
     }
 
-    private Task<SshSession> SessionAsync(VmRecord record, CancellationToken cancellationToken) =>
-        _sessions.GetOrAdd(record.Id, _ => SshSession.ConnectAsync(
+    // One connection per VM, shared by concurrent callers; a failed connect is not cached.
+    private async Task<SshSession> SessionAsync(VmRecord record, CancellationToken cancellationToken)
+    {
+        var connecting = _sessions.GetOrAdd(record.Id, _ => SshSession.ConnectAsync(
             new SshEndpoint("127.0.0.1", record.SshPort, record.SshUser, record.SshKeyFile),
             record.HostKeyFingerprint,
             SshConnectTimeout,
-            CancellationToken.None)).WaitAsync(cancellationToken);
+            CancellationToken.None));
+        try
+        {
+            return await connecting.WaitAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _sessions.TryRemove(new KeyValuePair<string, Task<SshSession>>(record.Id, connecting));
+            throw new LinuxKitException($"Cannot connect to VM {record.Id} over SSH on 127.0.0.1:{record.SshPort}: {e.Message}", e);
+        }
+    }
 }
