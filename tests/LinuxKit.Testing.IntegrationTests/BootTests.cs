@@ -109,21 +109,14 @@ public class BootTests
     [Fact]
     public async Task Host_folder_shared_as_a_volume_is_readable_in_the_guest()
     {
-        var shared = Directory.CreateTempSubdirectory("lkt-volume-");
-        try
-        {
-            await File.WriteAllTextAsync(Path.Combine(shared.FullName, "hello.txt"), "from the host");
-            await using var scratch = new ScratchManager();
-            var vm = await scratch.Manager.RunAsync(
-                TestEnvironment.Image("9p"),
-                ScratchManager.Small with { Volumes = new Dictionary<string, string> { [shared.FullName] = "/mnt/shared" } });
-            var cat = await scratch.Manager.ExecAsync(vm.Id, ["cat", "/mnt/shared/hello.txt"]);
-            Assert.True(cat.ExitCode == 0, cat.Stderr);
-            Assert.Equal("from the host", cat.Stdout);
-        }
-        finally
-        {
-            shared.Delete(recursive: true);
-        }
+        using var shared = new TempDirectory("lkt-volume-");
+        await File.WriteAllTextAsync(Path.Combine(shared.Path, "hello.txt"), "from the host");
+        await using var scratch = new ScratchManager();
+        var vm = await scratch.Manager.RunAsync(
+            TestEnvironment.Image("9p"),
+            ScratchManager.Small with { Volumes = new Dictionary<string, string> { [shared.Path] = "/mnt/shared" } });
+        var cat = await scratch.Manager.ExecAsync(vm.Id, ["cat", "/mnt/shared/hello.txt"]);
+        Assert.True(cat.ExitCode == 0, cat.Stderr);
+        Assert.Equal("from the host", cat.Stdout);
     }
 }

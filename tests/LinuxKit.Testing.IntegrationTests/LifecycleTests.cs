@@ -81,29 +81,22 @@ public class LifecycleTests
     [Fact]
     public async Task Kernel_panic_fails_the_boot_at_the_timeout_with_the_console_tail()
     {
-        var dir = Directory.CreateTempSubdirectory("lkt-panic-");
-        try
-        {
-            var prefix = Path.Combine(dir.FullName, "broken");
-            File.Copy(TestEnvironment.Image("kernel") + "-kernel", prefix + "-kernel");
-            await using (var gzip = new GZipStream(File.Create(prefix + "-initrd.img"), CompressionLevel.Fastest))
-                await gzip.WriteAsync(System.Text.Encoding.ASCII.GetBytes("this is no cpio archive"));
-            await File.WriteAllTextAsync(prefix + "-cmdline", "console=ttyS0");
+        using var dir = new TempDirectory("lkt-panic-");
+        var prefix = Path.Combine(dir.Path, "broken");
+        File.Copy(TestEnvironment.Image("kernel") + "-kernel", prefix + "-kernel");
+        await using (var gzip = new GZipStream(File.Create(prefix + "-initrd.img"), CompressionLevel.Fastest))
+            await gzip.WriteAsync(System.Text.Encoding.ASCII.GetBytes("this is no cpio archive"));
+        await File.WriteAllTextAsync(prefix + "-cmdline", "console=ttyS0");
 
-            await using var scratch = new ScratchManager();
-            var clock = Stopwatch.StartNew();
-            var e = await Assert.ThrowsAsync<LinuxKitBootException>(() =>
-                scratch.Manager.RunAsync(prefix, ScratchManager.Small with { BootTimeout = TimeSpan.FromSeconds(15) }));
-            Assert.Contains("Kernel panic", e.ConsoleTail, StringComparison.Ordinal);
-            Assert.Contains("within 15 s", e.Message, StringComparison.Ordinal);
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed}");
-            Assert.Empty(TestEnvironment.QemuProcessesUnder(scratch.State));
-            Assert.Equal(ContainerStatus.Error, Assert.Single(await scratch.Manager.ListAsync()).Status);
-        }
-        finally
-        {
-            dir.Delete(recursive: true);
-        }
+        await using var scratch = new ScratchManager();
+        var clock = Stopwatch.StartNew();
+        var e = await Assert.ThrowsAsync<LinuxKitBootException>(() =>
+            scratch.Manager.RunAsync(prefix, ScratchManager.Small with { BootTimeout = TimeSpan.FromSeconds(15) }));
+        Assert.Contains("Kernel panic", e.ConsoleTail, StringComparison.Ordinal);
+        Assert.Contains("within 15 s", e.Message, StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed}");
+        Assert.Empty(TestEnvironment.QemuProcessesUnder(scratch.State));
+        Assert.Equal(ContainerStatus.Error, Assert.Single(await scratch.Manager.ListAsync()).Status);
     }
 
     [Fact]
@@ -119,25 +112,18 @@ public class LifecycleTests
     [Fact]
     public async Task Corrupt_qcow2_is_refused_before_anything_starts_naming_the_file()
     {
-        var dir = Directory.CreateTempSubdirectory("lkt-corrupt-");
-        try
-        {
-            var path = Path.Combine(dir.FullName, "corrupt.qcow2");
-            var bytes = new byte[4096];
-            new byte[] { 0x51, 0x46, 0x49, 0xFB, 0, 0, 0, 3 }.CopyTo(bytes, 0);
-            Random.Shared.NextBytes(bytes.AsSpan(8, 200));
-            await File.WriteAllBytesAsync(path, bytes);
+        using var dir = new TempDirectory("lkt-corrupt-");
+        var path = Path.Combine(dir.Path, "corrupt.qcow2");
+        var bytes = new byte[4096];
+        new byte[] { 0x51, 0x46, 0x49, 0xFB, 0, 0, 0, 3 }.CopyTo(bytes, 0);
+        Random.Shared.NextBytes(bytes.AsSpan(8, 200));
+        await File.WriteAllBytesAsync(path, bytes);
 
-            await using var scratch = new ScratchManager();
-            var e = await Assert.ThrowsAsync<LinuxKitException>(() => scratch.Manager.RunAsync(path, ScratchManager.Small));
-            Assert.Contains(path, e.Message, StringComparison.Ordinal);
-            Assert.Contains("qemu-img", e.Message, StringComparison.Ordinal);
-            Assert.Equal(bytes, await File.ReadAllBytesAsync(path));
-        }
-        finally
-        {
-            dir.Delete(recursive: true);
-        }
+        await using var scratch = new ScratchManager();
+        var e = await Assert.ThrowsAsync<LinuxKitException>(() => scratch.Manager.RunAsync(path, ScratchManager.Small));
+        Assert.Contains(path, e.Message, StringComparison.Ordinal);
+        Assert.Contains("qemu-img", e.Message, StringComparison.Ordinal);
+        Assert.Equal(bytes, await File.ReadAllBytesAsync(path));
     }
 
     [Fact]

@@ -117,3 +117,13 @@ public sealed class ScratchManager : IAsyncDisposable
         Directory.Delete(State, recursive: true);
     }
 }
+
+/// <summary>A temporary folder, deleted with everything in it on dispose.</summary>
+public sealed class TempDirectory : IDisposable
+{
+    public TempDirectory(string prefix) => Path = Directory.CreateTempSubdirectory(prefix).FullName;
+
+    public string Path { get; }
+
+    public void Dispose() => Directory.Delete(Path, recursive: true);
+}
