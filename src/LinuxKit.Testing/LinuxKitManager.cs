@@ -377,11 +377,9 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
     // One connection per VM, shared by concurrent callers; a failed connect is not cached.
     private async Task<SshSession> SessionAsync(VmRecord record, CancellationToken cancellationToken)
     {
-        var connecting = _sessions.GetOrAdd(record.Id, _ => SshSession.ConnectAsync(
+        var connecting = _sessions.GetOrAdd(record.Id, _ => ConnectWithRetriesAsync(
             new SshEndpoint("127.0.0.1", record.SshPort, record.SshUser, record.SshKeyFile),
-            record.HostKeyFingerprint,
-            SshConnectTimeout,
-            CancellationToken.None));
+            record.HostKeyFingerprint));
         try
         {
             return await connecting.WaitAsync(cancellationToken);
@@ -390,6 +388,27 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         {
             _sessions.TryRemove(new KeyValuePair<string, Task<SshSession>>(record.Id, connecting));
             throw new LinuxKitException($"Cannot connect to VM {record.Id} over SSH on 127.0.0.1:{record.SshPort}: {e.Message}", e);
+        }
+    }
+
+    // A connection can be dropped before the SSH banner: QEMU's user network delivers
+    // connections it queued while the guest booted (the readiness probes'), and dropbear turns
+    // away new clients while too many are unauthenticated. That passes within a second or two;
+    // a wrong key or host key does not, and is not retried.
+    private static async Task<SshSession> ConnectWithRetriesAsync(SshEndpoint endpoint, string? pinnedFingerprint)
+    {
+        var delay = TimeSpan.FromMilliseconds(250);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await SshSession.ConnectAsync(endpoint, pinnedFingerprint, SshConnectTimeout, CancellationToken.None);
+            }
+            catch (Exception e) when (attempt < 6 && e is SshConnectionException or System.Net.Sockets.SocketException or SshOperationTimeoutException)
+            {
+                await Task.Delay(delay);
+                delay *= 2;
+            }
         }
     }
 }

@@ -74,6 +74,35 @@ public class BootTests
     }
 
     [Fact]
+    public async Task Commands_are_isolated_from_each_other_and_may_run_in_parallel()
+    {
+        await using var scratch = new ScratchManager();
+        var manager = scratch.Manager;
+        var vm = await manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small);
+
+        // Shell builtins reach the guest's shell as they are: none may change the next command.
+        var home = (await manager.ExecAsync(vm.Id, ["pwd"])).Stdout;
+        Assert.Equal(5, (await manager.ExecAsync(vm.Id, ["exit", "5"])).ExitCode);
+        await manager.ExecAsync(vm.Id, ["cd", "/tmp"]);
+        await manager.ExecAsync(vm.Id, ["export", "LEAK=1"]);
+        Assert.Equal(home, (await manager.ExecAsync(vm.Id, ["pwd"])).Stdout);
+        Assert.Equal(0, (await manager.ExecAsync(vm.Id, ["sh", "-c", "[ -z \"$LEAK\" ]"])).ExitCode);
+
+        Assert.Equal(1, (await manager.ExecAsync(vm.Id, ["false"])).ExitCode);
+        Assert.Equal("abc", (await manager.ExecAsync(vm.Id, ["printf", "abc"])).Stdout);
+        Assert.Equal("", (await manager.ExecAsync(vm.Id, ["cat"])).Stdout); // stdin is empty, not the next command
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 16).Select(i =>
+            manager.ExecAsync(vm.Id, ["sh", "-c", $"sleep 0.$((RANDOM % 3)); echo out{i}; echo err{i} >&2; exit {i}"])));
+        for (var i = 0; i < results.Length; i++)
+        {
+            Assert.Equal($"out{i}\n", results[i].Stdout);
+            Assert.Equal($"err{i}\n", results[i].Stderr);
+            Assert.Equal(i, results[i].ExitCode);
+        }
+    }
+
+    [Fact]
     public async Task Forwarded_port_reaches_the_guest_on_loopback()
     {
         await using var scratch = new ScratchManager();

@@ -11,7 +11,9 @@ namespace LinuxKit.Testing.Ssh;
 /// steps: short-lived TCP probes (0.4 s each, a new one every 100 ms, at most four at once)
 /// wait for the SSH server's banner, and only then does one SSH handshake run a command.
 /// A probe costs the guest little; a crowd of handshakes would compete with it for its CPU
-/// (measured: 16 overlapping attempts made boots slower than a plain ssh poll).
+/// (measured: 16 overlapping attempts made boots slower than a plain ssh poll). Probes closed
+/// while the guest's network was down are still delivered by QEMU a few seconds later, after
+/// the VM is ready; the manager's SSH connects retry through that short burst.
 /// </summary>
 internal static class SshReadiness
 {

@@ -67,12 +67,64 @@ internal sealed class SshSession : IDisposable
         }
     }
 
+    /// <summary>
+    /// Runs a shell command line. Commands go to one long-lived shell on the connection, which
+    /// spares each command a channel and a new shell in the guest (under TCG that is most of its
+    /// cost); a caller that finds that shell busy gets a channel of its own, so commands still
+    /// run in parallel.
+    /// </summary>
     public async Task<ExecResult> RunAsync(string commandLine, CancellationToken cancellationToken)
     {
-        using var command = _client.CreateCommand(commandLine);
-        await command.ExecuteAsync(cancellationToken);
-        return new ExecResult(command.ExitStatus ?? -1, command.Result, command.Error);
+        if (!_shellLock.Wait(0, CancellationToken.None)) return await RunOnOwnChannelAsync(commandLine, cancellationToken);
+        try
+        {
+            _shell ??= ResidentShell.TryStart(_client);
+            if (_shell is null) return await RunOnOwnChannelAsync(commandLine, cancellationToken);
+            try
+            {
+                return await _shell.RunAsync(commandLine, cancellationToken);
+            }
+            catch
+            {
+                // Cancelled or broken midway: the shell's state is unknown, so it is not reused.
+                _shell.Dispose();
+                _shell = null;
+                throw;
+            }
+        }
+        finally
+        {
+            _shellLock.Release();
+        }
     }
 
-    public void Dispose() => _client.Dispose();
+    private async Task<ExecResult> RunOnOwnChannelAsync(string commandLine, CancellationToken cancellationToken)
+    {
+        await _channels.WaitAsync(cancellationToken);
+        try
+        {
+            using var command = _client.CreateCommand(commandLine);
+            await command.ExecuteAsync(cancellationToken);
+            return new ExecResult(command.ExitStatus ?? -1, command.Result, command.Error);
+        }
+        finally
+        {
+            _channels.Release();
+        }
+    }
+
+    // SSH.NET allows 10 channels per connection (ConnectionInfo.MaxSessions) and times out the
+    // ones beyond; the resident shell holds one. Callers past the limit wait here instead.
+    private const int MaxParallelChannels = 8;
+    private readonly SemaphoreSlim _channels = new(MaxParallelChannels, MaxParallelChannels);
+    private readonly SemaphoreSlim _shellLock = new(1, 1);
+    private ResidentShell? _shell;
+
+    public void Dispose()
+    {
+        _shell?.Dispose();
+        _client.Dispose();
+        _shellLock.Dispose();
+        _channels.Dispose();
+    }
 }

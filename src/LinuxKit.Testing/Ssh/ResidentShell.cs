@@ -1,0 +1,90 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Renci.SshNet;
+using Renci.SshNet.Common;
+
+namespace LinuxKit.Testing.Ssh;
+
+/// <summary>
+/// A <c>sh</c> kept running on an SSH connection, fed one command at a time. Each command runs
+/// in a subshell with stdin from /dev/null, so it cannot change or end the resident shell or eat
+/// the commands after it. Its end is marked on stdout (with the exit status) and on stderr by a
+/// marker that carries a random nonce, so no output can fake it.
+/// </summary>
+internal sealed class ResidentShell : IDisposable
+{
+    private readonly SshCommand _command;
+    private readonly Stream _input;
+    private readonly string _nonce = Convert.ToHexString(RandomNumberGenerator.GetBytes(8));
+    private int _sequence;
+
+    private ResidentShell(SshCommand command, Stream input)
+    {
+        _command = command;
+        _input = input;
+    }
+
+    /// <summary>Starts the shell; null when the server will not run one.</summary>
+    public static ResidentShell? TryStart(SshClient client)
+    {
+        SshCommand? command = null;
+        try
+        {
+            command = client.CreateCommand("exec sh");
+            _ = command.ExecuteAsync(CancellationToken.None);
+            return new ResidentShell(command, command.CreateInputStream());
+        }
+        catch (Exception e) when (e is SshException or InvalidOperationException)
+        {
+            command?.Dispose();
+            return null;
+        }
+    }
+
+    public async Task<ExecResult> RunAsync(string commandLine, CancellationToken cancellationToken)
+    {
+        var marker = $"__linuxkit_testing_{_nonce}_{++_sequence}__";
+        var script = $"( {commandLine}\n) </dev/null; printf '%s %d\\n' {marker} $?; printf '%s\\n' {marker} >&2\n";
+        await _input.WriteAsync(Encoding.UTF8.GetBytes(script), cancellationToken);
+        await _input.FlushAsync(cancellationToken);
+
+        var markerBytes = Encoding.ASCII.GetBytes(marker);
+        var (stdout, statusLine) = await ReadUntilMarkerAsync(_command.OutputStream, markerBytes, cancellationToken);
+        var (stderr, _) = await ReadUntilMarkerAsync(_command.ExtendedOutputStream, markerBytes, cancellationToken);
+        var exitCode = int.Parse(statusLine.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture);
+        return new ExecResult(exitCode, stdout, stderr);
+    }
+
+    // Everything before the marker, and the rest of the marker's line.
+    private static async Task<(string Before, string RestOfLine)> ReadUntilMarkerAsync(Stream stream, byte[] marker, CancellationToken cancellationToken)
+    {
+        var buffer = new MemoryStream();
+        var chunk = new byte[8192];
+        var searchFrom = 0;
+        while (true)
+        {
+            var read = await stream.ReadAsync(chunk, cancellationToken);
+            if (read == 0) throw new SshException("The resident shell ended while a command ran.");
+            buffer.Write(chunk, 0, read);
+            var data = buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
+            var at = data[searchFrom..].IndexOf(marker);
+            if (at < 0)
+            {
+                searchFrom = Math.Max(0, data.Length - marker.Length);
+                continue;
+            }
+            at += searchFrom;
+            var after = at + marker.Length;
+            var newline = data[after..].IndexOf((byte)'\n');
+            if (newline < 0) continue; // the marker's line is not complete yet
+            return (Encoding.UTF8.GetString(data[..at]), Encoding.ASCII.GetString(data.Slice(after, newline)));
+        }
+    }
+
+    public void Dispose()
+    {
+        try { _input.Dispose(); } catch (Exception e) when (e is SshException or ObjectDisposedException or IOException) { }
+        _command.Dispose();
+    }
+}
