@@ -113,9 +113,10 @@ internal sealed class SshSession : IDisposable
         }
     }
 
-    // SSH.NET allows 10 channels per connection (ConnectionInfo.MaxSessions) and times out the
-    // ones beyond; the resident shell holds one. Callers past the limit wait here instead.
-    private const int MaxParallelChannels = 8;
+    // Exec requests beyond a handful at once on one connection were seen to time out under TCG
+    // (SSH.NET waits 10 s for each reply; SSH.NET itself allows 10 channels). Callers past the
+    // limit wait here instead, cancellably; the resident shell is not counted.
+    private const int MaxParallelChannels = 4;
     private readonly SemaphoreSlim _channels = new(MaxParallelChannels, MaxParallelChannels);
     private readonly SemaphoreSlim _shellLock = new(1, 1);
     private ResidentShell? _shell;
