@@ -35,7 +35,7 @@ public class LifecycleTests
     }
 
     [Fact]
-    public async Task Vm_of_an_owner_killed_with_sigkill_is_stopped_and_its_overlay_removed()
+    public async Task Vm_of_an_owner_killed_with_sigkill_with_its_process_tree_is_stopped_and_its_overlay_removed()
     {
         await using var scratch = new ScratchManager();
         using var host = TestEnvironment.StartHost(scratch.State, "run", TestEnvironment.Image("qcow2"));
@@ -47,7 +47,9 @@ public class LifecycleTests
         Assert.True(TestEnvironment.IsRunning(pid));
         Assert.True(File.Exists(overlay));
 
-        host.Kill(); // SIGKILL: no finalizers, no DisposeAsync
+        // SIGKILL to the host and every child it has, as dotnet test --blame-hang does to a hung
+        // test host: no finalizers, no DisposeAsync, and no child of the host survives.
+        host.Kill(entireProcessTree: true);
         await host.WaitForExitAsync();
 
         await TestEnvironment.AssertNoQemuLeftAsync(scratch.State);

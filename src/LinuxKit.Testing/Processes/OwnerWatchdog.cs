@@ -6,27 +6,34 @@ namespace LinuxKit.Testing.Processes;
 /// Ties a VM's life to this process, even when this process is killed with SIGKILL: a small
 /// shell reads a pipe that only this process holds open, and when the kernel closes it (exit,
 /// crash, kill) the shell terminates the VM's hypervisor and deletes its disk overlay.
-/// Detached VMs get no watchdog.
+/// The shell leaves this process's tree at once (its parent exits), so that a runner that kills
+/// the whole tree of a hung test host (dotnet test --blame-hang) does not kill the watchdog
+/// with it and leave the VM running. Detached VMs get no watchdog.
 /// </summary>
 internal sealed class OwnerWatchdog : IDisposable
 {
     // The hypervisor is identified by its pid file, which its command line names: a reused PID
     // that belongs to another process is never signalled.
+    // The body runs in a background subshell and the outer shell exits: the subshell is
+    // reparented to init. A background job's stdin is /dev/null, so the pipe goes in as fd 3.
     private const string Script = """
-        trap '' INT HUP
-        pidfile=$1; shift
-        while read -r _; do :; done
-        pid=$(cat "$pidfile" 2>/dev/null) || exit 0
-        owned() {
-          if [ -r "/proc/$pid/cmdline" ]; then tr '\000' '\n' < "/proc/$pid/cmdline" | grep -qxF -- "$pidfile"
-          else ps -o args= -p "$pid" 2>/dev/null | grep -qF -- "$pidfile"; fi
-        }
-        if owned; then
-          kill -TERM "$pid" 2>/dev/null
-          i=0; while [ $i -lt 50 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
-          owned && kill -KILL "$pid" 2>/dev/null
-        fi
-        rm -f -- "$@"
+        exec 3<&0
+        (
+          trap '' INT HUP
+          pidfile=$1; shift
+          while read -r _ <&3; do :; done
+          pid=$(cat "$pidfile" 2>/dev/null) || exit 0
+          owned() {
+            if [ -r "/proc/$pid/cmdline" ]; then tr '\000' '\n' < "/proc/$pid/cmdline" | grep -qxF -- "$pidfile"
+            else ps -o args= -p "$pid" 2>/dev/null | grep -qF -- "$pidfile"; fi
+          }
+          if owned; then
+            kill -TERM "$pid" 2>/dev/null
+            i=0; while [ $i -lt 50 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+            owned && kill -KILL "$pid" 2>/dev/null
+          fi
+          rm -f -- "$@"
+        ) </dev/null >/dev/null 2>&1 &
         """;
 
     private readonly Process _process;
@@ -50,9 +57,6 @@ internal sealed class OwnerWatchdog : IDisposable
         var process = Process.Start(info) ?? throw new LinuxKitException("Cannot start /bin/sh for the VM watchdog.");
         return new OwnerWatchdog(process);
     }
-
-    /// <summary>The watchdog's own PID (tests check that it ends).</summary>
-    public int Pid => _process.Id;
 
     /// <summary>Lets the watchdog act now: it stops the VM if it still runs, then exits.</summary>
     public void Dispose()
