@@ -1,0 +1,170 @@
+using System.Reflection;
+using System.Text;
+using Microsoft.Extensions.Logging;
+
+namespace LinuxKit.Testing.Fixtures;
+
+/// <summary>
+/// A VM shared by the tests of a fixture, independent of the test framework: the xUnit and
+/// NUnit fixtures are thin wrappers around it. It boots the configured image, or attaches to a
+/// VM that a build step already started (the MSBuild hand-off), and stops only what it booted.
+/// </summary>
+/// <remarks>
+/// Configuration, first match wins: the environment variable LINUXKIT_VM_ID (attach to that VM,
+/// found in the state directory LINUXKIT_TESTING_HOME); what a subclass sets in its configure
+/// method; a <see cref="LinuxKitImageAttribute"/> on the test assembly; the environment
+/// variable LINUXKIT_IMAGE.
+/// </remarks>
+public sealed class SharedVm : IAsyncDisposable
+{
+    /// <summary>Set by the MSBuild hand-off: the id of a running VM to use instead of booting one.</summary>
+    public const string VmIdVariable = "LINUXKIT_VM_ID";
+
+    /// <summary>An image to boot when nothing else configures one.</summary>
+    public const string ImageVariable = "LINUXKIT_IMAGE";
+
+    private readonly LinuxKitManager _manager;
+    private readonly Action<string> _diagnostics;
+    private Container? _container;
+    private bool _booted;
+
+    /// <summary>Creates the shared VM; nothing starts before <see cref="StartAsync"/>.</summary>
+    /// <param name="diagnostics">Where boot progress and the serial console go (the framework's diagnostic channel).</param>
+    public SharedVm(Action<string>? diagnostics = null)
+    {
+        _diagnostics = diagnostics ?? (_ => { });
+        _manager = new LinuxKitManager(new LinuxKitManagerOptions { Logger = new DiagnosticLogger(_diagnostics) });
+    }
+
+    /// <summary>The image to boot, when this VM boots one.</summary>
+    public string? Image { get; set; }
+
+    private static readonly RunOptions Unconfigured = new();
+
+    /// <summary>How to run it.</summary>
+    public RunOptions Options { get; set; } = Unconfigured;
+
+    /// <summary>The running VM. Throws before <see cref="StartAsync"/> succeeded.</summary>
+    public Container Container => _container ?? throw new InvalidOperationException("The VM is not started: StartAsync has not run or failed.");
+
+    /// <summary>The host that reaches the VM's forwarded ports: always 127.0.0.1.</summary>
+    public string Host { get; } = "127.0.0.1";
+
+    /// <summary>The host port of the VM's SSH server.</summary>
+    public int SshPort => Container.SshPort;
+
+    /// <summary>The SSH user.</summary>
+    public string SshUser => Container.SshUser;
+
+    /// <summary>The private key that logs in.</summary>
+    public string SshKeyFile => Container.SshKeyFile;
+
+    /// <summary>Forwarded ports: host port to guest port.</summary>
+    public IReadOnlyDictionary<int, int> Ports => Container.Ports;
+
+    /// <summary>The host port forwarded to <paramref name="guestPort"/>.</summary>
+    public int HostPortFor(int guestPort) =>
+        Ports.FirstOrDefault(p => p.Value == guestPort) is { Key: > 0 } mapping ? mapping.Key
+            : throw new LinuxKitException($"VM {Container.Id} forwards no host port to guest port {guestPort}.");
+
+    /// <summary>True when this fixture attached to a VM started elsewhere (it will not stop it).</summary>
+    public bool Attached => _container is not null && !_booted;
+
+    /// <summary>
+    /// Fills in what configuration left unset: the image from the assembly's
+    /// <see cref="LinuxKitImageAttribute"/> (or LINUXKIT_IMAGE), and the attribute's options
+    /// unless <see cref="Options"/> was set.
+    /// </summary>
+    public void ApplyDefaults(Assembly? testAssembly)
+    {
+        if (Image is not null) return;
+        var attribute = testAssembly?.GetCustomAttribute<LinuxKitImageAttribute>()
+            ?? AppDomain.CurrentDomain.GetAssemblies()
+                .Select(a => a.GetCustomAttribute<LinuxKitImageAttribute>())
+                .FirstOrDefault(a => a is not null);
+        if (attribute is not null)
+        {
+            Image = Resolve(attribute.Image, testAssembly);
+            if (!ReferenceEquals(Options, Unconfigured)) return;
+            Options = Options with
+            {
+                Memory = attribute.Memory,
+                Cpus = attribute.Cpus,
+                BootTimeout = TimeSpan.FromSeconds(attribute.BootTimeoutSeconds),
+                Ports = [.. Options.Ports, .. attribute.GuestPorts.Select(p => new PortMapping(0, p))],
+            };
+            return;
+        }
+        Image = Environment.GetEnvironmentVariable(ImageVariable);
+    }
+
+    /// <summary>Boots the image, or attaches to the VM named by LINUXKIT_VM_ID.</summary>
+    /// <exception cref="LinuxKitException">Nothing is configured, or the VM did not boot (the message carries the console tail).</exception>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        var handedOff = Environment.GetEnvironmentVariable(VmIdVariable);
+        if (!string.IsNullOrEmpty(handedOff))
+        {
+            var existing = (await _manager.ListAsync(cancellationToken)).FirstOrDefault(c => c.Id == handedOff || c.Name == handedOff)
+                ?? throw new LinuxKitException($"{VmIdVariable} names VM '{handedOff}', which is not in state directory '{_manager.StateDirectory}' (set LINUXKIT_TESTING_HOME to the folder the build step used).");
+            if (existing.Status != ContainerStatus.Running)
+                throw new LinuxKitException($"{VmIdVariable} names VM '{handedOff}', which is {existing.Status}.");
+            _diagnostics($"Using VM {existing.Id} started by the build ({VmIdVariable})");
+            _container = existing;
+            return;
+        }
+        if (string.IsNullOrEmpty(Image))
+        {
+            throw new LinuxKitException(
+                "No LinuxKit image is configured for the test fixture: add [assembly: LinuxKitImage(\"path/to/image\")], " +
+                $"override the fixture's Configure method, or set {ImageVariable}.");
+        }
+        _container = await _manager.RunAsync(Image, Options, cancellationToken);
+        _booted = true;
+        foreach (var line in (await ReadConsoleAsync(cancellationToken)).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            _diagnostics($"[{_container.Id} console] {line.TrimEnd('\r')}");
+    }
+
+    /// <summary>Runs a command in the VM; each argument reaches the program as given.</summary>
+    public Task<ExecResult> ExecAsync(IReadOnlyList<string> command, CancellationToken cancellationToken = default) =>
+        _manager.ExecAsync(Container.Id, command, cancellationToken);
+
+    /// <summary>Runs a command in the VM.</summary>
+    public Task<ExecResult> ExecAsync(params string[] command) => ExecAsync((IReadOnlyList<string>)command);
+
+    /// <summary>Everything the VM wrote to its serial console so far.</summary>
+    public async Task<string> ReadConsoleAsync(CancellationToken cancellationToken = default)
+    {
+        await using var stream = await _manager.LogsAsync(Container.Id, follow: false, cancellationToken);
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        return await reader.ReadToEndAsync(cancellationToken);
+    }
+
+    /// <summary>Stops the VM if this fixture booted it; a VM it attached to keeps running.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_booted && _container is not null)
+        {
+            _diagnostics($"Stopping VM {_container.Id}");
+            await _manager.StopAsync(_container.Id);
+        }
+        await _manager.DisposeAsync();
+    }
+
+    private static string Resolve(string image, Assembly? testAssembly)
+    {
+        if (Path.IsPathRooted(image) || testAssembly is null) return image;
+        var besideAssembly = Path.Combine(Path.GetDirectoryName(testAssembly.Location) ?? "", image);
+        return File.Exists(besideAssembly) || File.Exists(besideAssembly + "-kernel") ? besideAssembly : image;
+    }
+
+    private sealed class DiagnosticLogger(Action<string> write) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel)) write(formatter(state, exception));
+        }
+    }
+}

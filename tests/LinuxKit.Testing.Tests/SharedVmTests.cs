@@ -1,0 +1,34 @@
+using LinuxKit.Testing.Fixtures;
+
+namespace LinuxKit.Testing.Tests;
+
+public class SharedVmTests
+{
+    [Fact]
+    public async Task Starting_without_any_image_configured_says_how_to_configure_one()
+    {
+        await using var vm = new SharedVm();
+        vm.ApplyDefaults(typeof(SharedVmTests).Assembly);
+        if (Environment.GetEnvironmentVariable(SharedVm.ImageVariable) is not null || Environment.GetEnvironmentVariable(SharedVm.VmIdVariable) is not null)
+            return; // a developer's own hand-off is set: nothing to prove here
+        var e = await Assert.ThrowsAsync<LinuxKitException>(() => vm.StartAsync());
+        Assert.Contains("[assembly: LinuxKitImage(", e.Message, StringComparison.Ordinal);
+        Assert.Contains(SharedVm.ImageVariable, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Container_before_start_is_an_error_not_a_null()
+    {
+        await using var vm = new SharedVm();
+        Assert.Throws<InvalidOperationException>(() => vm.Container);
+    }
+
+    [Fact]
+    public async Task Options_set_in_configuration_survive_defaults()
+    {
+        await using var vm = new SharedVm { Options = new RunOptions { Memory = 256 }, Image = "/images/os.iso" };
+        vm.ApplyDefaults(typeof(SharedVmTests).Assembly);
+        Assert.Equal(256, vm.Options.Memory);
+        Assert.Equal("/images/os.iso", vm.Image);
+    }
+}
