@@ -1,4 +1,3 @@
-using LinuxKit.Testing.Fixtures;
 using LinuxKit.Testing.Xunit;
 using Xunit;
 using Xunit.Abstractions;
@@ -9,8 +8,8 @@ namespace XunitSample;
 // assembly's [LinuxKitImage] attribute.
 public class SmallVmWithSsh(IMessageSink sink) : LinuxKitVm(sink)
 {
-    protected override void Configure(SharedVm vm) =>
-        vm.Options = vm.Options with { Memory = 256, Ports = [new(0, 22)] };
+    protected override void Configure() =>
+        Options = Options with { Memory = 256, Ports = [new(0, 22)] };
 }
 
 public class ConfiguredVmTests(SmallVmWithSsh vm) : IClassFixture<SmallVmWithSsh>

@@ -5,9 +5,11 @@ using Microsoft.Extensions.Logging;
 namespace LinuxKit.Testing.Fixtures;
 
 /// <summary>
-/// A VM shared by the tests of a fixture, independent of the test framework: the xUnit and
-/// NUnit fixtures are thin wrappers around it. It boots the configured image, or attaches to a
-/// VM that a build step already started (the MSBuild hand-off), and stops only what it booted.
+/// A VM shared by the tests of a fixture, independent of the test framework: the xUnit v2, xUnit
+/// v3 and NUnit fixtures derive from it and only map their lifetimes onto
+/// <see cref="ConfigureAndStartAsync"/> and <see cref="DisposeAsync"/>. It boots the configured image, or
+/// attaches to a VM that a build step already started (the MSBuild hand-off), and stops only
+/// what it booted.
 /// </summary>
 /// <remarks>
 /// Configuration, first match wins: the environment variable LINUXKIT_VM_ID (attach to that VM,
@@ -15,7 +17,7 @@ namespace LinuxKit.Testing.Fixtures;
 /// method; a <see cref="LinuxKitImageAttribute"/> on the test assembly; the environment
 /// variable LINUXKIT_IMAGE.
 /// </remarks>
-public sealed class SharedVm : IAsyncDisposable
+public class SharedVm : IAsyncDisposable
 {
     /// <summary>Set by the MSBuild hand-off: the id of a running VM to use instead of booting one.</summary>
     public const string VmIdVariable = "LINUXKIT_VM_ID";
@@ -27,6 +29,7 @@ public sealed class SharedVm : IAsyncDisposable
     private readonly Action<string> _diagnostics;
     private Container? _container;
     private bool _booted;
+    private bool _disposed;
 
     /// <summary>Creates the shared VM; nothing starts before <see cref="StartAsync"/>.</summary>
     /// <param name="diagnostics">Where boot progress and the serial console go (the framework's diagnostic channel).</param>
@@ -98,6 +101,24 @@ public sealed class SharedVm : IAsyncDisposable
         Image = Environment.GetEnvironmentVariable(ImageVariable);
     }
 
+    /// <summary>
+    /// Sets <see cref="Image"/> and <see cref="Options"/> in a subclass, e.g.
+    /// <c>Options = Options with { Memory = 512 };</c>. Runs at start, before the assembly's
+    /// attribute and LINUXKIT_IMAGE are consulted.
+    /// </summary>
+    protected virtual void Configure() { }
+
+    /// <summary>
+    /// Configures (subclass, then the attribute of <paramref name="testAssembly"/> or of any
+    /// loaded assembly, then LINUXKIT_IMAGE) and starts.
+    /// </summary>
+    public async Task ConfigureAndStartAsync(Assembly? testAssembly, CancellationToken cancellationToken = default)
+    {
+        Configure();
+        ApplyDefaults(testAssembly ?? (GetType().Assembly == typeof(SharedVm).Assembly ? null : GetType().Assembly));
+        await StartAsync(cancellationToken);
+    }
+
     /// <summary>Boots the image, or attaches to the VM named by LINUXKIT_VM_ID.</summary>
     /// <exception cref="LinuxKitException">Nothing is configured, or the VM did not boot (the message carries the console tail).</exception>
     public async Task StartAsync(CancellationToken cancellationToken = default)
@@ -141,14 +162,17 @@ public sealed class SharedVm : IAsyncDisposable
     }
 
     /// <summary>Stops the VM if this fixture booted it; a VM it attached to keeps running.</summary>
-    public async ValueTask DisposeAsync()
+    public virtual async ValueTask DisposeAsync()
     {
+        if (_disposed) return; // frameworks may end a fixture twice (tear-down, then Dispose)
+        _disposed = true;
         if (_booted && _container is not null)
         {
             _diagnostics($"Stopping VM {_container.Id}");
             await _manager.StopAsync(_container.Id);
         }
         await _manager.DisposeAsync();
+        GC.SuppressFinalize(this);
     }
 
     private static string Resolve(string image, Assembly? testAssembly)

@@ -5,22 +5,30 @@ using Renci.SshNet.Common;
 namespace LinuxKit.Testing.Ssh;
 
 /// <summary>
-/// Waits until a booting VM runs a command over SSH. Under QEMU user networking the host side
-/// accepts TCP long before the guest listens, and a connection made while the guest's network
-/// is down stalls for seconds as the guest-side SYN backs off. So readiness is watched in two
-/// steps: short-lived TCP probes (0.4 s each, a new one every 100 ms, at most four at once)
-/// wait for the SSH server's banner, and only then does one SSH handshake run a command.
-/// A probe costs the guest little; a crowd of handshakes would compete with it for its CPU
-/// (measured: 16 overlapping attempts made boots slower than a plain ssh poll). Probes closed
-/// while the guest's network was down are still delivered by QEMU a few seconds later, after
-/// the VM is ready; the manager's SSH connects retry through that short burst.
+/// Waits until a booting VM runs a command over SSH, in two steps: TCP probes wait for the SSH
+/// server's banner, then one SSH handshake runs a command (a crowd of handshakes would compete
+/// with the booting guest for its CPU).
 /// </summary>
+/// <remarks>
+/// Under QEMU user networking the host side accepts a connection at once and queues the SYN
+/// for the guest until the guest's network is up; then every queued connection reaches the
+/// guest together, even those the host side closed long ago. A burst like that right after
+/// boot makes SSH servers turn clients away (dropbear and OpenSSH limit unauthenticated
+/// connections), and a client connecting just then is turned away. So while the guest has not
+/// answered at all, one probe at a time waits up to 1 s (QEMU delivers the queued ones a few
+/// at a time, and few exist); once any answer shows the guest's network is up (a refusal: the
+/// server is not listening yet), probes run every 100 ms, 0.4 s each, at most four at once,
+/// and notice the server within a fraction of a second of it listening.
+/// </remarks>
 internal static class SshReadiness
 {
+    private static readonly TimeSpan QuietProbeTimeout = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(0.4);
     private static readonly TimeSpan Cadence = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
     private const int MaxProbesInFlight = 4;
+
+    private enum ProbeOutcome { Banner, Refused, NoAnswer }
 
     /// <summary>
     /// Returns the first session that ran <c>true</c>. Throws <see cref="LinuxKitBootException"/>
@@ -61,18 +69,21 @@ internal static class SshReadiness
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var deadline = DateTime.UtcNow + timeout;
-        var probes = new List<Task<bool>>();
+        var probes = new List<Task<ProbeOutcome>>();
+        var networkUp = false;
         try
         {
             while (DateTime.UtcNow < deadline && !hypervisorExited())
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                if (probes.Count < MaxProbesInFlight) probes.Add(ProbeAsync(port, stop.Token));
+                if (networkUp ? probes.Count < MaxProbesInFlight : probes.Count == 0)
+                    probes.Add(ProbeAsync(port, networkUp ? ProbeTimeout : QuietProbeTimeout, stop.Token));
                 await Task.WhenAny([.. probes, Task.Delay(Cadence, cancellationToken)]);
                 foreach (var done in probes.Where(p => p.IsCompleted).ToList())
                 {
                     probes.Remove(done);
-                    if (done.Result) return true;
+                    if (done.Result == ProbeOutcome.Banner) return true;
+                    if (done.Result == ProbeOutcome.Refused) networkUp = true;
                 }
             }
             cancellationToken.ThrowIfCancellationRequested();
@@ -84,10 +95,10 @@ internal static class SshReadiness
         }
     }
 
-    private static async Task<bool> ProbeAsync(int port, CancellationToken cancellationToken)
+    private static async Task<ProbeOutcome> ProbeAsync(int port, TimeSpan probeTimeout, CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(ProbeTimeout);
+        timeout.CancelAfter(probeTimeout);
         using var client = new TcpClient();
         try
         {
@@ -98,14 +109,18 @@ internal static class SshReadiness
             while (read < banner.Length)
             {
                 var n = await stream.ReadAsync(banner.AsMemory(read), timeout.Token);
-                if (n == 0) return false;
+                if (n == 0) return ProbeOutcome.Refused; // the guest answered: nothing listens yet
                 read += n;
             }
-            return "SSH-"u8.SequenceEqual(banner);
+            return "SSH-"u8.SequenceEqual(banner) ? ProbeOutcome.Banner : ProbeOutcome.Refused;
         }
-        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
+        catch (OperationCanceledException)
         {
-            return false;
+            return ProbeOutcome.NoAnswer;
+        }
+        catch (Exception e) when (e is SocketException or IOException)
+        {
+            return ProbeOutcome.Refused;
         }
     }
 

@@ -3,9 +3,9 @@ using System.Text.RegularExpressions;
 
 namespace LinuxKit.Testing.IntegrationTests;
 
-/// <summary>Runs samples/XunitSample with a real `dotnet test`, as a user would.</summary>
+/// <summary>Runs the fixture samples (xUnit v2, xUnit v3, NUnit) with a real `dotnet test`, as a user would.</summary>
 [Trait("Category", "Integration")]
-public partial class XunitFixtureTests
+public partial class FixtureSampleTests
 {
     private static string Repo
     {
@@ -17,12 +17,12 @@ public partial class XunitFixtureTests
         }
     }
 
-    private static async Task<(int ExitCode, string Output, TimeSpan Took)> DotnetTestSampleAsync(string image, string state)
+    private static async Task<(int ExitCode, string Output, TimeSpan Took)> DotnetTestSampleAsync(string sample, string image, string state)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[]
                  {
-                     "test", Path.Combine(Repo, "samples", "XunitSample"), "--logger", "console;verbosity=normal",
+                     "test", Path.Combine(Repo, "samples", sample), "--logger", "console;verbosity=normal",
                      $"-p:LinuxKitTestImage={image}",
                  })
         {
@@ -38,28 +38,33 @@ public partial class XunitFixtureTests
         return (dotnet.ExitCode, await stdout + await stderr, clock.Elapsed);
     }
 
-    [Fact]
-    public async Task Each_class_fixture_boots_one_vm_for_all_its_tests_and_stops_it()
+    [Theory]
+    [InlineData("XunitSample", 2, 4)]   // two class fixtures (3 tests and 1 test)
+    [InlineData("XunitV3Sample", 1, 3)] // one assembly fixture for two classes
+    [InlineData("NUnitSample", 3, 5)]   // two parallel fixtures and one namespace SetUpFixture
+    public async Task Each_fixture_boots_one_vm_for_all_its_tests_and_stops_it(string sample, int boots, int tests)
     {
-        using var state = new TempDirectory("lkt-xunit-");
-        var (exitCode, output, _) = await DotnetTestSampleAsync(TestEnvironment.Image("kernel"), state.Path);
+        using var state = new TempDirectory("lkt-fixture-");
+        var (exitCode, output, _) = await DotnetTestSampleAsync(sample, TestEnvironment.Image("kernel"), state.Path);
         Assert.True(exitCode == 0, output);
-        // Two fixtures (3 tests and 1 test): two boots, not four.
-        Assert.Equal(2, ReadyLine().Count(output));
-        Assert.Matches(@"Passed:\s+4", output);
+        Assert.Equal(boots, ReadyLine().Count(output));
+        Assert.Matches($@"Passed:\s+{tests}\b", output);
         await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
     }
 
-    [Fact]
-    public async Task Broken_image_fails_the_tests_quickly_with_the_reason()
+    [Theory]
+    [InlineData("XunitSample")]
+    [InlineData("XunitV3Sample")]
+    [InlineData("NUnitSample")]
+    public async Task Broken_image_fails_the_tests_quickly_with_the_reason(string sample)
     {
-        using var state = new TempDirectory("lkt-xunit-");
+        using var state = new TempDirectory("lkt-fixture-");
         var broken = Path.Combine(state.Path, "broken.qcow2");
         await File.WriteAllTextAsync(broken, "not an image");
-        var (exitCode, output, took) = await DotnetTestSampleAsync(broken, state.Path);
+        var (exitCode, output, took) = await DotnetTestSampleAsync(sample, broken, state.Path);
         Assert.NotEqual(0, exitCode);
         Assert.Contains("is not a bootable LinuxKit image", output, StringComparison.Ordinal);
-        Assert.Matches(@"Failed:\s+4", output);
+        Assert.Matches(@"Failed:\s+[1-9]", output);
         Assert.True(took < TimeSpan.FromMinutes(2), $"took {took}");
         await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
     }
