@@ -32,3 +32,18 @@ public class SharedVmTests
         Assert.Equal("/images/os.iso", vm.Image);
     }
 }
+
+[LinuxKitImage("/images/class-level.iso", Memory = 384)]
+internal sealed class AttributedVm : SharedVm;
+
+public class SharedVmAttributeTests
+{
+    [Fact]
+    public async Task Attribute_on_the_fixture_class_wins_over_the_assembly()
+    {
+        await using var vm = new AttributedVm();
+        vm.ApplyDefaults(typeof(SharedVmAttributeTests).Assembly);
+        Assert.Equal("/images/class-level.iso", vm.Image);
+        Assert.Equal(384, vm.Options.Memory);
+    }
+}

@@ -13,9 +13,9 @@ namespace LinuxKit.Testing.Fixtures;
 /// </summary>
 /// <remarks>
 /// Configuration, first match wins: the environment variable LINUXKIT_VM_ID (attach to that VM,
-/// found in the state directory LINUXKIT_TESTING_HOME); what a subclass sets in its configure
-/// method; a <see cref="LinuxKitImageAttribute"/> on the test assembly; the environment
-/// variable LINUXKIT_IMAGE.
+/// found in the state directory LINUXKIT_TESTING_HOME); what a subclass sets in
+/// <see cref="Configure"/>; a <see cref="LinuxKitImageAttribute"/> on the fixture's class, then
+/// on the test assembly; the environment variable LINUXKIT_IMAGE.
 /// </remarks>
 public class SharedVm : IAsyncDisposable
 {
@@ -74,14 +74,15 @@ public class SharedVm : IAsyncDisposable
     public bool Attached => _container is not null && !_booted;
 
     /// <summary>
-    /// Fills in what configuration left unset: the image from the assembly's
-    /// <see cref="LinuxKitImageAttribute"/> (or LINUXKIT_IMAGE), and the attribute's options
-    /// unless <see cref="Options"/> was set.
+    /// Fills in what configuration left unset: the image from a <see cref="LinuxKitImageAttribute"/>
+    /// on the fixture's own class (a subclass, an NUnit fixture), else on the test assembly, else
+    /// LINUXKIT_IMAGE; and the attribute's options unless <see cref="Options"/> was set.
     /// </summary>
     public void ApplyDefaults(Assembly? testAssembly)
     {
         if (Image is not null) return;
-        var attribute = testAssembly?.GetCustomAttribute<LinuxKitImageAttribute>()
+        var attribute = GetType().GetCustomAttribute<LinuxKitImageAttribute>()
+            ?? testAssembly?.GetCustomAttribute<LinuxKitImageAttribute>()
             ?? AppDomain.CurrentDomain.GetAssemblies()
                 .Select(a => a.GetCustomAttribute<LinuxKitImageAttribute>())
                 .FirstOrDefault(a => a is not null);
