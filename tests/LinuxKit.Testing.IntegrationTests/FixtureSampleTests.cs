@@ -3,11 +3,14 @@ using System.Text.RegularExpressions;
 
 namespace LinuxKit.Testing.IntegrationTests;
 
-/// <summary>Runs the fixture samples (xUnit v2, xUnit v3, NUnit) with a real `dotnet test`, as a user would.</summary>
+/// <summary>
+/// Runs the fixture samples (xUnit v2, xUnit v3, NUnit) with a real `dotnet test`, as a user
+/// would, against the packages packed from this tree into a local feed.
+/// </summary>
 [Trait("Category", "Integration")]
-public partial class FixtureSampleTests
+public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<LocalPackageFeed>
 {
-    private static string Repo
+    internal static string Repo
     {
         get
         {
@@ -17,19 +20,22 @@ public partial class FixtureSampleTests
         }
     }
 
-    private static async Task<(int ExitCode, string Output, TimeSpan Took)> DotnetTestSampleAsync(string sample, string image, string state)
+    private async Task<(int ExitCode, string Output, TimeSpan Took)> DotnetTestSampleAsync(string sample, string image, string state, string? handedOffVm = null)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[]
                  {
                      "test", Path.Combine(Repo, "samples", sample), "--logger", "console;verbosity=normal",
                      $"-p:LinuxKitTestImage={image}",
+                     $"-p:LinuxKitPackageVersion={feed.Version}",
+                     $"-p:RestoreAdditionalProjectSources={feed.Path}",
                  })
         {
             info.ArgumentList.Add(a);
         }
         info.Environment["LINUXKIT_TESTING_HOME"] = state;
         info.Environment.Remove("LINUXKIT_VM_ID");
+        if (handedOffVm is not null) info.Environment["LINUXKIT_VM_ID"] = handedOffVm;
         var clock = Stopwatch.StartNew();
         using var dotnet = Process.Start(info)!;
         var stdout = dotnet.StandardOutput.ReadToEndAsync();
@@ -69,6 +75,52 @@ public partial class FixtureSampleTests
         await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
     }
 
+    [Fact]
+    public async Task Fixture_uses_a_vm_handed_off_by_the_build_and_leaves_it_running()
+    {
+        await using var scratch = new ScratchManager();
+        var vm = await scratch.Manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small with { Detach = true });
+
+        var (exitCode, output, _) = await DotnetTestSampleAsync("XunitV3Sample", TestEnvironment.Image("kernel"), scratch.State, handedOffVm: vm.Id);
+        Assert.True(exitCode == 0, output);
+        Assert.Equal(0, ReadyLine().Count(output));
+        Assert.Contains($"Using VM {vm.Id}", output, StringComparison.Ordinal);
+        Assert.Matches(@"Passed:\s+3\b", output);
+
+        Assert.True(TestEnvironment.IsRunning(vm.Pid));
+        await scratch.Manager.StopAsync(vm.Id);
+    }
+
     [GeneratedRegex(@"VM [0-9a-f]{8} is ready after")]
     private static partial Regex ReadyLine();
+}
+
+/// <summary>The LinuxKit.Testing packages, packed once from this tree with a version of their own.</summary>
+public sealed class LocalPackageFeed : IAsyncLifetime, IDisposable
+{
+    private readonly TempDirectory _feed = new("lkt-feed-");
+
+    public string Path => _feed.Path;
+
+    // Unique per run, so NuGet's global package cache never serves an older build.
+    public string Version { get; } = $"0.1.0-local.{DateTime.UtcNow:yyyyMMddHHmmss}.{Environment.ProcessId}";
+
+    public async Task InitializeAsync()
+    {
+        foreach (var project in new[] { "LinuxKit.Testing", "LinuxKit.Testing.Xunit", "LinuxKit.Testing.Xunit.V3", "LinuxKit.Testing.NUnit" })
+        {
+            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in new[] { "pack", System.IO.Path.Combine(FixtureSampleTests.Repo, "src", project), "-c", "Release", "-o", Path, $"-p:Version={Version}" })
+                info.ArgumentList.Add(a);
+            using var pack = Process.Start(info)!;
+            var output = pack.StandardOutput.ReadToEndAsync();
+            var errors = pack.StandardError.ReadToEndAsync();
+            await pack.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
+            if (pack.ExitCode != 0) throw new InvalidOperationException($"dotnet pack {project} failed: {await output}{await errors}");
+        }
+    }
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    public void Dispose() => _feed.Dispose();
 }
