@@ -107,7 +107,7 @@ public sealed class LocalPackageFeed : IAsyncLifetime, IDisposable
 
     public async Task InitializeAsync()
     {
-        foreach (var project in new[] { "LinuxKit.Testing", "LinuxKit.Testing.Xunit", "LinuxKit.Testing.Xunit.V3", "LinuxKit.Testing.NUnit" })
+        foreach (var project in new[] { "LinuxKit.Testing", "LinuxKit.Testing.Xunit", "LinuxKit.Testing.Xunit.V3", "LinuxKit.Testing.NUnit", "LinuxKit.Testing.MSBuild" })
         {
             var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var a in new[] { "pack", System.IO.Path.Combine(FixtureSampleTests.Repo, "src", project), "-c", "Release", "-o", Path, $"-p:Version={Version}" })

@@ -1,0 +1,38 @@
+using Microsoft.Build.Framework;
+
+namespace LinuxKit.Testing.MSBuild;
+
+/// <summary>
+/// Stops a VM. Idempotent: a VM that is already stopped, or unknown, is a warning, so the task
+/// fits cleanup targets (OnError) that run whether or not earlier steps worked.
+/// </summary>
+public sealed class StopLinuxKit : LinuxKitTask
+{
+    /// <summary>The VM's id (the Id output of StartLinuxKit).</summary>
+    public string? Id { get; set; }
+
+    /// <summary>The VM's name, instead of its id.</summary>
+    public string? Name { get; set; }
+
+    /// <inheritdoc />
+    protected override async Task<bool> ExecuteAsync(CancellationToken cancellationToken)
+    {
+        var vm = RequireVm(Id, Name);
+        if (vm is null) return false;
+        await using var manager = CreateManager();
+        var known = (await manager.ListAsync(cancellationToken)).FirstOrDefault(c => c.Id == vm || c.Name == vm);
+        if (known is null)
+        {
+            Log.LogWarning(null, "LKT004", null, null, 0, 0, 0, 0, "No VM '{0}' to stop in '{1}'.", vm, manager.StateDirectory);
+            return true;
+        }
+        if (known.Status is not (ContainerStatus.Running or ContainerStatus.Starting))
+        {
+            Log.LogWarning(null, "LKT004", null, null, 0, 0, 0, 0, "VM '{0}' is already {1}.", vm, known.Status);
+            return true;
+        }
+        await manager.StopAsync(known.Id, cancellationToken);
+        Log.LogMessage(MessageImportance.Normal, "LinuxKit: VM {0} stopped", known.Id);
+        return true;
+    }
+}

@@ -1,0 +1,51 @@
+using System.Diagnostics;
+
+namespace LinuxKit.Testing.IntegrationTests;
+
+/// <summary>Builds samples/MSBuildSample with a real `dotnet build` against the packed LinuxKit.Testing.MSBuild.</summary>
+[Trait("Category", "Integration")]
+public class MSBuildTasksTests(LocalPackageFeed feed) : IClassFixture<LocalPackageFeed>
+{
+    private async Task<(int ExitCode, string Output)> BuildSampleAsync(string state, params string[] properties)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[]
+                 {
+                     "build", Path.Combine(FixtureSampleTests.Repo, "samples", "MSBuildSample"), "-nodeReuse:false",
+                     $"-p:LinuxKitPackageVersion={feed.Version}", $"-p:RestoreAdditionalProjectSources={feed.Path}",
+                     $"-p:LinuxKitImage={TestEnvironment.Image("kernel")}",
+                 }.Concat(properties))
+        {
+            info.ArgumentList.Add(a);
+        }
+        info.Environment["LINUXKIT_TESTING_HOME"] = state;
+        using var dotnet = Process.Start(info)!;
+        var stdout = dotnet.StandardOutput.ReadToEndAsync();
+        var stderr = dotnet.StandardError.ReadToEndAsync();
+        await dotnet.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5));
+        return (dotnet.ExitCode, await stdout + await stderr);
+    }
+
+    [Fact]
+    public async Task Build_starts_a_vm_runs_a_command_in_it_and_stops_it()
+    {
+        using var state = new TempDirectory("lkt-msbuild-");
+        var (exitCode, output) = await BuildSampleAsync(state.Path);
+        Assert.True(exitCode == 0, output);
+        Assert.Matches(@"VM [0-9a-f]{8} runs Linux; forwarded \d+ to 22", output);
+        await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
+    }
+
+    [Fact]
+    public async Task Failing_step_fails_the_build_and_the_cleanup_target_still_stops_the_vm()
+    {
+        using var state = new TempDirectory("lkt-msbuild-");
+        var (exitCode, output) = await BuildSampleAsync(state.Path, "-p:ExtraCommand=ls /nonexistent");
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains("error LKT003: 'ls /nonexistent' exited with code 1", output, StringComparison.Ordinal);
+        await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
+        var records = Directory.GetFiles(Path.Combine(state.Path, "vms"), "vm.json", SearchOption.AllDirectories);
+        Assert.Single(records); // the VM outlives its task (detached), so its record stays, stopped
+        Assert.Contains("\"Status\": \"Stopped\"", File.ReadAllText(records[0]), StringComparison.Ordinal);
+    }
+}

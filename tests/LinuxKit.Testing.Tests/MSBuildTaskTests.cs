@@ -1,0 +1,84 @@
+using System.Collections;
+using LinuxKit.Testing.MSBuild;
+using Microsoft.Build.Framework;
+
+namespace LinuxKit.Testing.Tests;
+
+public sealed class MSBuildTaskTests : IDisposable
+{
+    private readonly DirectoryInfo _state = Directory.CreateTempSubdirectory("lkt-msbuild-");
+    private readonly RecordingBuildEngine _engine = new();
+
+    public void Dispose() => _state.Delete(recursive: true);
+
+    private T Task<T>(T task) where T : LinuxKitTask
+    {
+        task.BuildEngine = _engine;
+        task.StateDirectory = _state.FullName;
+        return task;
+    }
+
+    [Theory]
+    [InlineData("8080")]
+    [InlineData("8080:80;x:1")]
+    [InlineData("80:80:80")]
+    public void Start_with_malformed_ports_fails_with_LKT001_naming_the_entry(string ports)
+    {
+        var start = Task(new StartLinuxKit { Image = "/no/image", Ports = ports });
+        Assert.False(start.Execute());
+        var error = Assert.Single(_engine.Errors);
+        Assert.Equal("LKT001", error.Code);
+        Assert.Contains("HOST:GUEST", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Start_with_a_missing_image_fails_with_LKT001_naming_the_path()
+    {
+        var start = Task(new StartLinuxKit { Image = "/no/such/image.qcow2" });
+        Assert.False(start.Execute());
+        var error = Assert.Single(_engine.Errors);
+        Assert.Equal("LKT001", error.Code);
+        Assert.Contains("/no/such/image.qcow2", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Exec_without_id_or_name_fails_with_LKT006()
+    {
+        var exec = Task(new ExecLinuxKit { Command = "true" });
+        Assert.False(exec.Execute());
+        Assert.Equal("LKT006", Assert.Single(_engine.Errors).Code);
+    }
+
+    [Fact]
+    public void Exec_on_an_unknown_vm_fails_naming_it()
+    {
+        var exec = Task(new ExecLinuxKit { Id = "deadbeef", Command = "true" });
+        Assert.False(exec.Execute());
+        Assert.Contains("deadbeef", Assert.Single(_engine.Errors).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Stopping_an_unknown_vm_is_a_warning_so_cleanup_targets_succeed()
+    {
+        var stop = Task(new StopLinuxKit { Name = "never-started" });
+        Assert.True(stop.Execute());
+        Assert.Empty(_engine.Errors);
+        Assert.Equal("LKT004", Assert.Single(_engine.Warnings).Code);
+    }
+
+    private sealed class RecordingBuildEngine : IBuildEngine
+    {
+        public List<BuildErrorEventArgs> Errors { get; } = [];
+        public List<BuildWarningEventArgs> Warnings { get; } = [];
+        public List<BuildMessageEventArgs> Messages { get; } = [];
+        public bool ContinueOnError => false;
+        public int LineNumberOfTaskNode => 0;
+        public int ColumnNumberOfTaskNode => 0;
+        public string ProjectFileOfTaskNode => "test.proj";
+        public bool BuildProjectFile(string projectFileName, string[] targetNames, IDictionary globalProperties, IDictionary targetOutputs) => true;
+        public void LogCustomEvent(CustomBuildEventArgs e) { }
+        public void LogErrorEvent(BuildErrorEventArgs e) => Errors.Add(e);
+        public void LogMessageEvent(BuildMessageEventArgs e) => Messages.Add(e);
+        public void LogWarningEvent(BuildWarningEventArgs e) => Warnings.Add(e);
+    }
+}
