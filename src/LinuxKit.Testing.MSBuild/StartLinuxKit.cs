@@ -32,6 +32,19 @@ public sealed class StartLinuxKit : LinuxKitTask
     /// <summary>Seconds the VM may take to answer over SSH (default 120).</summary>
     public int Timeout { get; set; } = 120;
 
+    /// <summary>
+    /// When true the VM is not detached: it is stopped when this build process ends, however it
+    /// ends (the `dotnet test` hand-off uses this, so failing tests still stop it).
+    /// </summary>
+    public bool StopWhenBuildEnds { get; set; }
+
+    /// <summary>
+    /// When true the VM's details are put in this build process's environment (LINUXKIT_VM_ID,
+    /// LINUXKIT_TESTING_HOME, LINUXKIT_VM_SSH_PORT, LINUXKIT_VM_SSH_KEY, LINUXKIT_VM_SSH_USER), which
+    /// the test processes it starts inherit; the test fixtures then use this VM.
+    /// </summary>
+    public bool ExportEnvironment { get; set; }
+
     /// <summary>The VM's id.</summary>
     [Output] public string? Id { get; private set; }
 
@@ -56,11 +69,13 @@ public sealed class StartLinuxKit : LinuxKitTask
         if (!TryParsePorts(Ports, out var ports)) return false;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         Log.LogMessage(MessageImportance.Normal, "LinuxKit: booting {0}", Image);
-        await using var manager = CreateManager();
+        // A VM tied to the build lives in a manager that lives as long as this process: its
+        // watchdog stops the VM when the process ends.
+        var manager = StopWhenBuildEnds ? BuildLifetimeManager(StateDirectory) : CreateManager();
         var vm = await manager.RunAsync(Image, new RunOptions
         {
             Name = string.IsNullOrEmpty(Name) ? null : Name,
-            Detach = true, // the VM outlives this task and this MSBuild node
+            Detach = !StopWhenBuildEnds, // otherwise the VM outlives this task and this MSBuild node
             Memory = Memory,
             Cpus = Cpus,
             Ports = ports,
@@ -80,7 +95,29 @@ public sealed class StartLinuxKit : LinuxKitTask
             return (ITaskItem)item;
         }).ToArray();
         Log.LogMessage(MessageImportance.Normal, "LinuxKit: VM {0} ready after {1} s (ssh {2}@127.0.0.1 -p {3} -i {4})", vm.Id, Seconds(clock), vm.SshUser, vm.SshPort, vm.SshKeyFile);
+        if (ExportEnvironment)
+        {
+            Environment.SetEnvironmentVariable(Fixtures.SharedVm.VmIdVariable, vm.Id);
+            Environment.SetEnvironmentVariable("LINUXKIT_TESTING_HOME", manager.StateDirectory);
+            Environment.SetEnvironmentVariable("LINUXKIT_VM_SSH_PORT", vm.SshPort.ToString(CultureInfo.InvariantCulture));
+            Environment.SetEnvironmentVariable("LINUXKIT_VM_SSH_KEY", vm.SshKeyFile);
+            Environment.SetEnvironmentVariable("LINUXKIT_VM_SSH_USER", vm.SshUser);
+        }
+        if (!StopWhenBuildEnds) await manager.DisposeAsync();
         return true;
+    }
+
+    private static readonly Dictionary<string, LinuxKitManager> BuildLifetimeManagers = [];
+
+    private LinuxKitManager BuildLifetimeManager(string? stateDirectory)
+    {
+        lock (BuildLifetimeManagers)
+        {
+            var key = stateDirectory ?? "";
+            if (!BuildLifetimeManagers.TryGetValue(key, out var manager))
+                BuildLifetimeManagers[key] = manager = CreateManager();
+            return manager;
+        }
     }
 
     private bool TryParsePorts(string? text, out List<PortMapping> ports)

@@ -33,6 +33,12 @@ public sealed class StopLinuxKit : LinuxKitTask
         }
         await manager.StopAsync(known.Id, cancellationToken);
         Log.LogMessage(MessageImportance.Normal, "LinuxKit: VM {0} stopped", known.Id);
+        // A reused MSBuild node must not hand a stopped VM to the next build's tests.
+        if (Environment.GetEnvironmentVariable(Fixtures.SharedVm.VmIdVariable) == known.Id)
+        {
+            foreach (var name in new[] { Fixtures.SharedVm.VmIdVariable, "LINUXKIT_VM_SSH_PORT", "LINUXKIT_VM_SSH_KEY", "LINUXKIT_VM_SSH_USER" })
+                Environment.SetEnvironmentVariable(name, null);
+        }
         return true;
     }
 }

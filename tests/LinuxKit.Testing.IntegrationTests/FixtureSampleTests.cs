@@ -20,7 +20,7 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
         }
     }
 
-    private async Task<(int ExitCode, string Output, TimeSpan Took)> DotnetTestSampleAsync(string sample, string image, string state, string? handedOffVm = null)
+    private async Task<(int ExitCode, string Output, TimeSpan Took)> DotnetTestSampleAsync(string sample, string image, string state, string? handedOffVm = null, params string[] properties)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[]
@@ -29,7 +29,7 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
                      $"-p:LinuxKitTestImage={image}",
                      $"-p:LinuxKitPackageVersion={feed.Version}",
                      $"-p:RestoreAdditionalProjectSources={feed.Path}",
-                 })
+                 }.Concat(properties))
         {
             info.ArgumentList.Add(a);
         }
@@ -89,6 +89,32 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
 
         Assert.True(TestEnvironment.IsRunning(vm.Pid));
         await scratch.Manager.StopAsync(vm.Id);
+    }
+
+    [Fact]
+    public async Task Dotnet_test_with_LinuxKitImage_boots_one_vm_for_the_run_and_stops_it()
+    {
+        using var state = new TempDirectory("lkt-fixture-");
+        var (exitCode, output, _) = await DotnetTestSampleAsync(
+            "XunitV3Sample", TestEnvironment.Image("kernel"), state.Path, properties: $"-p:LinuxKitImage={TestEnvironment.Image("kernel")}");
+        Assert.True(exitCode == 0, output);
+        Assert.Contains("started by the build (LINUXKIT_VM_ID)", output, StringComparison.Ordinal);
+        Assert.Equal(0, ReadyLine().Count(output)); // the fixture booted nothing itself
+        Assert.Matches(@"Passed:\s+3\b", output);
+        await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
+    }
+
+    [Fact]
+    public async Task Dotnet_test_hand_off_stops_the_vm_also_when_tests_fail()
+    {
+        // XunitSample's configured fixture expects 256 MB and a forwarded port 22, which the
+        // handed-off VM does not have: one test fails.
+        using var state = new TempDirectory("lkt-fixture-");
+        var (exitCode, output, _) = await DotnetTestSampleAsync(
+            "XunitSample", TestEnvironment.Image("kernel"), state.Path, properties: $"-p:LinuxKitImage={TestEnvironment.Image("kernel")}");
+        Assert.NotEqual(0, exitCode);
+        Assert.Matches(@"Failed:\s+1\b", output);
+        await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
     }
 
     [GeneratedRegex(@"VM [0-9a-f]{8} is ready after")]
