@@ -1,4 +1,7 @@
+using System.Collections;
 using System.Diagnostics;
+using LinuxKit.Testing.MSBuild;
+using Microsoft.Build.Framework;
 
 namespace LinuxKit.Testing.IntegrationTests;
 
@@ -47,5 +50,33 @@ public class MSBuildTasksTests(LocalPackageFeed feed) : IClassFixture<LocalPacka
         var records = Directory.GetFiles(Path.Combine(state.Path, "vms"), "vm.json", SearchOption.AllDirectories);
         Assert.Single(records); // the VM outlives its task (detached), so its record stays, stopped
         Assert.Contains("\"Status\": \"Stopped\"", File.ReadAllText(records[0]), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Cancelling_start_like_ctrl_c_stops_the_booting_vm()
+    {
+        using var state = new TempDirectory("lkt-msbuild-");
+        var engine = new ErrorRecordingEngine();
+        var start = new StartLinuxKit { BuildEngine = engine, StateDirectory = state.Path, Image = TestEnvironment.Image("kernel"), Memory = 256 };
+        var running = Task.Run(start.Execute);
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        start.Cancel();
+        Assert.False(await running.WaitAsync(TimeSpan.FromMinutes(1)));
+        Assert.Contains(engine.Errors, e => e.Code == "LKT005");
+        await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
+    }
+
+    private sealed class ErrorRecordingEngine : IBuildEngine
+    {
+        public List<BuildErrorEventArgs> Errors { get; } = [];
+        public bool ContinueOnError => false;
+        public int LineNumberOfTaskNode => 0;
+        public int ColumnNumberOfTaskNode => 0;
+        public string ProjectFileOfTaskNode => "test.proj";
+        public bool BuildProjectFile(string projectFileName, string[] targetNames, IDictionary globalProperties, IDictionary targetOutputs) => true;
+        public void LogCustomEvent(CustomBuildEventArgs e) { }
+        public void LogErrorEvent(BuildErrorEventArgs e) { lock (Errors) Errors.Add(e); }
+        public void LogMessageEvent(BuildMessageEventArgs e) { }
+        public void LogWarningEvent(BuildWarningEventArgs e) { }
     }
 }
