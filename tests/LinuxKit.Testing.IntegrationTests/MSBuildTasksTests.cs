@@ -1,7 +1,6 @@
-using System.Collections;
 using System.Diagnostics;
 using LinuxKit.Testing.MSBuild;
-using Microsoft.Build.Framework;
+using LinuxKit.Testing.TestSupport;
 
 namespace LinuxKit.Testing.IntegrationTests;
 
@@ -56,7 +55,7 @@ public class MSBuildTasksTests(LocalPackageFeed feed) : IClassFixture<LocalPacka
     public async Task Cancelling_start_like_ctrl_c_stops_the_booting_vm()
     {
         using var state = new TempDirectory("lkt-msbuild-");
-        var engine = new ErrorRecordingEngine();
+        var engine = new RecordingBuildEngine();
         var start = new StartLinuxKit { BuildEngine = engine, StateDirectory = state.Path, Image = TestEnvironment.Image("kernel"), Memory = 256 };
         var running = Task.Run(start.Execute);
         await Task.Delay(TimeSpan.FromSeconds(1.5));
@@ -64,19 +63,5 @@ public class MSBuildTasksTests(LocalPackageFeed feed) : IClassFixture<LocalPacka
         Assert.False(await running.WaitAsync(TimeSpan.FromMinutes(1)));
         Assert.Contains(engine.Errors, e => e.Code == "LKT005");
         await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
-    }
-
-    private sealed class ErrorRecordingEngine : IBuildEngine
-    {
-        public List<BuildErrorEventArgs> Errors { get; } = [];
-        public bool ContinueOnError => false;
-        public int LineNumberOfTaskNode => 0;
-        public int ColumnNumberOfTaskNode => 0;
-        public string ProjectFileOfTaskNode => "test.proj";
-        public bool BuildProjectFile(string projectFileName, string[] targetNames, IDictionary globalProperties, IDictionary targetOutputs) => true;
-        public void LogCustomEvent(CustomBuildEventArgs e) { }
-        public void LogErrorEvent(BuildErrorEventArgs e) { lock (Errors) Errors.Add(e); }
-        public void LogMessageEvent(BuildMessageEventArgs e) { }
-        public void LogWarningEvent(BuildWarningEventArgs e) { }
     }
 }

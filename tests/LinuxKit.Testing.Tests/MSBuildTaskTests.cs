@@ -1,6 +1,5 @@
-using System.Collections;
 using LinuxKit.Testing.MSBuild;
-using Microsoft.Build.Framework;
+using LinuxKit.Testing.TestSupport;
 
 namespace LinuxKit.Testing.Tests;
 
@@ -64,21 +63,5 @@ public sealed class MSBuildTaskTests : IDisposable
         Assert.True(stop.Execute());
         Assert.Empty(_engine.Errors);
         Assert.Equal("LKT004", Assert.Single(_engine.Warnings).Code);
-    }
-
-    private sealed class RecordingBuildEngine : IBuildEngine
-    {
-        public List<BuildErrorEventArgs> Errors { get; } = [];
-        public List<BuildWarningEventArgs> Warnings { get; } = [];
-        public List<BuildMessageEventArgs> Messages { get; } = [];
-        public bool ContinueOnError => false;
-        public int LineNumberOfTaskNode => 0;
-        public int ColumnNumberOfTaskNode => 0;
-        public string ProjectFileOfTaskNode => "test.proj";
-        public bool BuildProjectFile(string projectFileName, string[] targetNames, IDictionary globalProperties, IDictionary targetOutputs) => true;
-        public void LogCustomEvent(CustomBuildEventArgs e) { }
-        public void LogErrorEvent(BuildErrorEventArgs e) => Errors.Add(e);
-        public void LogMessageEvent(BuildMessageEventArgs e) => Messages.Add(e);
-        public void LogWarningEvent(BuildWarningEventArgs e) => Warnings.Add(e);
     }
 }
