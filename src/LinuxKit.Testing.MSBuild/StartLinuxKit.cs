@@ -1,4 +1,5 @@
 using System.Globalization;
+using LinuxKit.Testing.Fixtures;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 
@@ -67,11 +68,18 @@ public sealed class StartLinuxKit : LinuxKitTask
     protected override async Task<bool> ExecuteAsync(CancellationToken cancellationToken)
     {
         if (!TryParsePorts(Ports, out var ports)) return false;
+        // A VM tied to the build lives in a manager that lives as long as this process: its
+        // watchdog stops the VM when the process ends. Any other VM is detached, and the task's
+        // own manager goes with the task, whether the boot worked or not.
+        if (StopWhenBuildEnds) return await BootAsync(BuildLifetimeManager(StateDirectory), ports, cancellationToken);
+        await using var manager = CreateManager();
+        return await BootAsync(manager, ports, cancellationToken);
+    }
+
+    private async Task<bool> BootAsync(LinuxKitManager manager, List<PortMapping> ports, CancellationToken cancellationToken)
+    {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         Log.LogMessage(MessageImportance.Normal, "LinuxKit: booting {0}", Image);
-        // A VM tied to the build lives in a manager that lives as long as this process: its
-        // watchdog stops the VM when the process ends.
-        var manager = StopWhenBuildEnds ? BuildLifetimeManager(StateDirectory) : CreateManager();
         var vm = await manager.RunAsync(Image, new RunOptions
         {
             Name = string.IsNullOrEmpty(Name) ? null : Name,
@@ -97,13 +105,12 @@ public sealed class StartLinuxKit : LinuxKitTask
         Log.LogMessage(MessageImportance.Normal, "LinuxKit: VM {0} ready after {1} s (ssh {2}@127.0.0.1 -p {3} -i {4})", vm.Id, Seconds(clock), vm.SshUser, vm.SshPort, vm.SshKeyFile);
         if (ExportEnvironment)
         {
-            Environment.SetEnvironmentVariable(Fixtures.SharedVm.VmIdVariable, vm.Id);
-            Environment.SetEnvironmentVariable("LINUXKIT_TESTING_HOME", manager.StateDirectory);
-            Environment.SetEnvironmentVariable("LINUXKIT_VM_SSH_PORT", vm.SshPort.ToString(CultureInfo.InvariantCulture));
-            Environment.SetEnvironmentVariable("LINUXKIT_VM_SSH_KEY", vm.SshKeyFile);
-            Environment.SetEnvironmentVariable("LINUXKIT_VM_SSH_USER", vm.SshUser);
+            Environment.SetEnvironmentVariable(SharedVm.VmIdVariable, vm.Id);
+            Environment.SetEnvironmentVariable(SharedVm.StateDirectoryVariable, manager.StateDirectory);
+            Environment.SetEnvironmentVariable(SharedVm.SshPortVariable, vm.SshPort.ToString(CultureInfo.InvariantCulture));
+            Environment.SetEnvironmentVariable(SharedVm.SshKeyVariable, vm.SshKeyFile);
+            Environment.SetEnvironmentVariable(SharedVm.SshUserVariable, vm.SshUser);
         }
-        if (!StopWhenBuildEnds) await manager.DisposeAsync();
         return true;
     }
 

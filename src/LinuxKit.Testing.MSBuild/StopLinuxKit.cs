@@ -36,7 +36,7 @@ public sealed class StopLinuxKit : LinuxKitTask
         // A reused MSBuild node must not hand a stopped VM to the next build's tests.
         if (Environment.GetEnvironmentVariable(Fixtures.SharedVm.VmIdVariable) == known.Id)
         {
-            foreach (var name in new[] { Fixtures.SharedVm.VmIdVariable, "LINUXKIT_VM_SSH_PORT", "LINUXKIT_VM_SSH_KEY", "LINUXKIT_VM_SSH_USER" })
+            foreach (var name in new[] { Fixtures.SharedVm.VmIdVariable, Fixtures.SharedVm.SshPortVariable, Fixtures.SharedVm.SshKeyVariable, Fixtures.SharedVm.SshUserVariable })
                 Environment.SetEnvironmentVariable(name, null);
         }
         return true;

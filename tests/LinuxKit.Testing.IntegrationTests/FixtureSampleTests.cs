@@ -22,26 +22,18 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
 
     private async Task<(int ExitCode, string Output, TimeSpan Took)> DotnetTestSampleAsync(string sample, string image, string state, string? handedOffVm = null, params string[] properties)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[]
-                 {
-                     "test", Path.Combine(Repo, "samples", sample), "--logger", "console;verbosity=normal",
-                     $"-p:LinuxKitTestImage={image}",
-                     $"-p:LinuxKitPackageVersion={feed.Version}",
-                     $"-p:RestoreAdditionalProjectSources={feed.Path}",
-                 }.Concat(properties))
-        {
-            info.ArgumentList.Add(a);
-        }
-        info.Environment["LINUXKIT_TESTING_HOME"] = state;
-        info.Environment.Remove("LINUXKIT_VM_ID");
-        if (handedOffVm is not null) info.Environment["LINUXKIT_VM_ID"] = handedOffVm;
         var clock = Stopwatch.StartNew();
-        using var dotnet = Process.Start(info)!;
-        var stdout = dotnet.StandardOutput.ReadToEndAsync();
-        var stderr = dotnet.StandardError.ReadToEndAsync();
-        await dotnet.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5));
-        return (dotnet.ExitCode, await stdout + await stderr, clock.Elapsed);
+        var (exitCode, output) = await TestEnvironment.RunDotnetAsync(
+            new[]
+            {
+                "test", Path.Combine(Repo, "samples", sample), "--logger", "console;verbosity=normal",
+                $"-p:LinuxKitTestImage={image}",
+                $"-p:LinuxKitPackageVersion={feed.Version}",
+                $"-p:RestoreAdditionalProjectSources={feed.Path}",
+            }.Concat(properties),
+            new Dictionary<string, string?> { ["LINUXKIT_TESTING_HOME"] = state, ["LINUXKIT_VM_ID"] = handedOffVm },
+            TimeSpan.FromMinutes(5));
+        return (exitCode, output, clock.Elapsed);
     }
 
     [Theory]
@@ -135,14 +127,11 @@ public sealed class LocalPackageFeed : IAsyncLifetime, IDisposable
     {
         foreach (var project in new[] { "LinuxKit.Testing", "LinuxKit.Testing.Xunit", "LinuxKit.Testing.Xunit.V3", "LinuxKit.Testing.NUnit", "LinuxKit.Testing.MSBuild" })
         {
-            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var a in new[] { "pack", System.IO.Path.Combine(FixtureSampleTests.Repo, "src", project), "-c", "Release", "-o", Path, $"-p:Version={Version}" })
-                info.ArgumentList.Add(a);
-            using var pack = Process.Start(info)!;
-            var output = pack.StandardOutput.ReadToEndAsync();
-            var errors = pack.StandardError.ReadToEndAsync();
-            await pack.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
-            if (pack.ExitCode != 0) throw new InvalidOperationException($"dotnet pack {project} failed: {await output}{await errors}");
+            var (exitCode, output) = await TestEnvironment.RunDotnetAsync(
+                ["pack", System.IO.Path.Combine(FixtureSampleTests.Repo, "src", project), "-c", "Release", "-o", Path, $"-p:Version={Version}"],
+                new Dictionary<string, string?>(),
+                TimeSpan.FromMinutes(3));
+            if (exitCode != 0) throw new InvalidOperationException($"dotnet pack {project} failed: {output}");
         }
     }
 

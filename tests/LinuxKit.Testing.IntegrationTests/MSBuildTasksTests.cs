@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using LinuxKit.Testing.MSBuild;
 using LinuxKit.Testing.TestSupport;
 
@@ -8,25 +7,16 @@ namespace LinuxKit.Testing.IntegrationTests;
 [Trait("Category", "Integration")]
 public class MSBuildTasksTests(LocalPackageFeed feed) : IClassFixture<LocalPackageFeed>
 {
-    private async Task<(int ExitCode, string Output)> BuildSampleAsync(string state, params string[] properties)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[]
-                 {
-                     "build", Path.Combine(FixtureSampleTests.Repo, "samples", "MSBuildSample"), "-nodeReuse:false",
-                     $"-p:LinuxKitPackageVersion={feed.Version}", $"-p:RestoreAdditionalProjectSources={feed.Path}",
-                     $"-p:LinuxKitImage={TestEnvironment.Image("kernel")}",
-                 }.Concat(properties))
-        {
-            info.ArgumentList.Add(a);
-        }
-        info.Environment["LINUXKIT_TESTING_HOME"] = state;
-        using var dotnet = Process.Start(info)!;
-        var stdout = dotnet.StandardOutput.ReadToEndAsync();
-        var stderr = dotnet.StandardError.ReadToEndAsync();
-        await dotnet.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5));
-        return (dotnet.ExitCode, await stdout + await stderr);
-    }
+    private Task<(int ExitCode, string Output)> BuildSampleAsync(string state, params string[] properties) =>
+        TestEnvironment.RunDotnetAsync(
+            new[]
+            {
+                "build", Path.Combine(FixtureSampleTests.Repo, "samples", "MSBuildSample"), "-nodeReuse:false",
+                $"-p:LinuxKitPackageVersion={feed.Version}", $"-p:RestoreAdditionalProjectSources={feed.Path}",
+                $"-p:LinuxKitImage={TestEnvironment.Image("kernel")}",
+            }.Concat(properties),
+            new Dictionary<string, string?> { ["LINUXKIT_TESTING_HOME"] = state },
+            TimeSpan.FromMinutes(5));
 
     [Fact]
     public async Task Build_starts_a_vm_runs_a_command_in_it_and_stops_it()

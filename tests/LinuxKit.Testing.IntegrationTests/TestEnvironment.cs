@@ -78,6 +78,24 @@ internal static class TestEnvironment
         catch (IOException) { return false; }
     }
 
+    /// <summary>Runs the dotnet CLI to the end and returns its exit code and all it printed.</summary>
+    public static async Task<(int ExitCode, string Output)> RunDotnetAsync(
+        IEnumerable<string> args, IReadOnlyDictionary<string, string?> environment, TimeSpan timeout)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) info.ArgumentList.Add(a);
+        foreach (var (name, value) in environment)
+        {
+            if (value is null) info.Environment.Remove(name);
+            else info.Environment[name] = value;
+        }
+        using var dotnet = Process.Start(info)!;
+        var stdout = dotnet.StandardOutput.ReadToEndAsync();
+        var stderr = dotnet.StandardError.ReadToEndAsync();
+        await dotnet.WaitForExitAsync().WaitAsync(timeout);
+        return (dotnet.ExitCode, await stdout + await stderr);
+    }
+
     /// <summary>Runs the TestHost helper: a second process that starts VMs.</summary>
     public static Process StartHost(string stateDirectory, params string[] args)
     {

@@ -25,6 +25,18 @@ public class SharedVm : IAsyncDisposable
     /// <summary>An image to boot when nothing else configures one.</summary>
     public const string ImageVariable = "LINUXKIT_IMAGE";
 
+    /// <summary>Set by the MSBuild hand-off: the state directory that holds the handed-off VM.</summary>
+    public const string StateDirectoryVariable = "LINUXKIT_TESTING_HOME";
+
+    /// <summary>Set by the MSBuild hand-off: the host port of the VM's SSH server.</summary>
+    public const string SshPortVariable = "LINUXKIT_VM_SSH_PORT";
+
+    /// <summary>Set by the MSBuild hand-off: the private key that logs in to the VM.</summary>
+    public const string SshKeyVariable = "LINUXKIT_VM_SSH_KEY";
+
+    /// <summary>Set by the MSBuild hand-off: the SSH user.</summary>
+    public const string SshUserVariable = "LINUXKIT_VM_SSH_USER";
+
     private readonly LinuxKitManager _manager;
     private readonly Action<string> _diagnostics;
     private Container? _container;
