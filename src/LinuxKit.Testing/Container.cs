@@ -40,6 +40,17 @@ public sealed record Container
     /// <summary>Forwarded ports: host port (on 127.0.0.1) to guest port.</summary>
     public IReadOnlyDictionary<int, int> Ports { get; init; } = new Dictionary<int, int>();
 
+    /// <summary>When the VM stopped; null while it runs.</summary>
+    public DateTimeOffset? StoppedAt { get; init; }
+
+    /// <summary>
+    /// How the VM ended: 0 when the guest powered off (by itself or on
+    /// <see cref="IManager.StopAsync"/>), 128 + the signal when the hypervisor had to be
+    /// terminated (143) or killed (137); null while it runs or when it ended without a trace
+    /// (killed from outside with SIGKILL, crashed).
+    /// </summary>
+    public int? ExitCode { get; init; }
+
     /// <summary>Memory in MB.</summary>
     public int Memory { get; init; }
 

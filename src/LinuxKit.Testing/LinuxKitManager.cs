@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Globalization;
 using LinuxKit.Testing.Hypervisors;
 using LinuxKit.Testing.Hypervisors.Qemu;
 using LinuxKit.Testing.Images;
@@ -31,6 +32,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
     private readonly Lazy<IHypervisor> _hypervisor;
     private readonly ConcurrentDictionary<string, Task<SshSession>> _sessions = new();
     private readonly ConcurrentDictionary<string, OwnerWatchdog?> _owned = new();
+    private readonly ConcurrentDictionary<string, ConsoleWatcher> _watchers = new();
     private bool _disposed;
 
     /// <summary>Creates a manager; nothing is started until <see cref="RunAsync"/>.</summary>
@@ -118,6 +120,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             if (!options.Detach) _owned[id] = OwnerWatchdog.Start(spec.PidFile, record.RuntimeFiles);
             else _owned[id] = null;
 
+            _watchers[id] = ConsoleWatcher.Start(record.ConsoleLog, options.ConsoleOutput);
             process = await hypervisor.StartAsync(spec, cancellationToken);
             foreach (var reservation in reservations) reservation.Dispose();
             reservations.Clear();
@@ -164,6 +167,17 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             cancellationToken);
     }
 
+    /// <summary>
+    /// The VM's current status, checked against its hypervisor process (a VM whose hypervisor
+    /// exited is <see cref="ContainerStatus.Stopped"/>). Cheap: one small file and one signal-0.
+    /// </summary>
+    /// <param name="id">The VM's id or name.</param>
+    public Container Inspect(string id)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return Refresh(Find(id)).ToContainer();
+    }
+
     /// <inheritdoc />
     public Task<Stream> LogsAsync(string id, bool follow, CancellationToken cancellationToken = default)
     {
@@ -178,9 +192,89 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
     /// <inheritdoc />
     public async Task<ExecResult> ExecAsync(string id, IReadOnlyList<string> command, CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(command);
         var commandLine = ShellQuoting.Join(command);
+        return await OverSshAsync(id, session => session.RunAsync(commandLine, cancellationToken), cancellationToken);
+    }
+
+    /// <summary>
+    /// Writes a file in the VM (over the SSH connection, with nothing but a POSIX shell needed in
+    /// the guest). The file appears whole or not at all; missing parent folders are created.
+    /// </summary>
+    /// <param name="id">The VM's id or name.</param>
+    /// <param name="guestPath">The absolute path in the guest.</param>
+    /// <param name="content">What to write; read to its end.</param>
+    /// <param name="mode">The file's permissions.</param>
+    /// <param name="ownerId">The owning user id.</param>
+    /// <param name="groupId">The owning group id.</param>
+    /// <param name="cancellationToken">Cancels the copy.</param>
+    /// <exception cref="LinuxKitException">The guest refused the file (read-only file system, full disk, ...).</exception>
+    public async Task WriteFileAsync(string id, string guestPath, Stream content, UnixFileMode mode, int ownerId = 0, int groupId = 0, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        RequireAbsolute(guestPath);
+        var octal = Convert.ToString((int)mode & 0xFFF, 8);
+        var owner = string.Create(CultureInfo.InvariantCulture, $"{ownerId}:{groupId}");
+        var result = await OverSshAsync(id, session => session.WriteFileAsync(guestPath, content, octal, owner, cancellationToken), cancellationToken);
+        if (result.ExitCode != 0)
+            throw new LinuxKitException($"Cannot write '{guestPath}' in VM {id} (exit code {result.ExitCode}): {result.Stderr.Trim()}");
+    }
+
+    /// <summary>Reads a file from the VM (over the SSH connection; no SFTP server needed).</summary>
+    /// <param name="id">The VM's id or name.</param>
+    /// <param name="guestPath">The absolute path in the guest.</param>
+    /// <param name="cancellationToken">Cancels the read.</param>
+    /// <exception cref="FileNotFoundException">There is no such file in the guest.</exception>
+    /// <exception cref="LinuxKitException">The path is a folder or cannot be read.</exception>
+    public async Task<byte[]> ReadFileAsync(string id, string guestPath, CancellationToken cancellationToken = default)
+    {
+        RequireAbsolute(guestPath);
+        var (exitCode, content, error) = await OverSshAsync(id, session => session.ReadFileAsync(guestPath, cancellationToken), cancellationToken);
+        return exitCode switch
+        {
+            0 => content,
+            2 => throw new FileNotFoundException($"There is no file '{guestPath}' in VM {id}.", guestPath),
+            3 => throw new LinuxKitException($"'{guestPath}' in VM {id} is a folder; read the files in it one by one."),
+            _ => throw new LinuxKitException($"Cannot read '{guestPath}' in VM {id} (exit code {exitCode}): {error.Trim()}"),
+        };
+    }
+
+    /// <summary>
+    /// The console's lines written from <paramref name="since"/> up to <paramref name="until"/>,
+    /// each with its time. A serial console has no timestamps, so a line's time is when this
+    /// manager saw it in the console log: within 0.1 s of the guest writing it for VMs this
+    /// manager booted, the time of this call for older lines of other VMs.
+    /// </summary>
+    /// <param name="id">The VM's id or name.</param>
+    /// <param name="since">The earliest line to return; null from the first.</param>
+    /// <param name="until">The latest line to return; null to the last.</param>
+    /// <param name="cancellationToken">Cancels the read.</param>
+    public async Task<IReadOnlyList<ConsoleLine>> ReadConsoleAsync(string id, DateTimeOffset? since = null, DateTimeOffset? until = null, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var record = Find(id);
+        var timeline = _watchers.TryGetValue(record.Id, out var watcher) ? watcher.Timeline : new ConsoleTimeline();
+        byte[] log;
+        await using (var file = ConsoleLog.Open(record.ConsoleLog))
+        {
+            log = new byte[file.Length];
+            await file.ReadExactlyAsync(log, cancellationToken);
+        }
+        timeline.Mark(log.Length, DateTimeOffset.UtcNow);
+        return timeline.Lines(log, since ?? DateTimeOffset.MinValue, until ?? DateTimeOffset.MaxValue);
+    }
+
+    private static void RequireAbsolute(string guestPath)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(guestPath);
+        if (!guestPath.StartsWith('/')) throw new ArgumentException($"Guest path '{guestPath}' is not absolute.", nameof(guestPath));
+    }
+
+    // Runs an operation on the VM's SSH connection; a connection that dropped (the guest
+    // restarted sshd, a network hiccup) is replaced once.
+    private async Task<T> OverSshAsync<T>(string id, Func<SshSession, Task<T>> operation, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var record = Find(id);
         if (record.Status != ContainerStatus.Running || !Identity(record).IsAlive())
             throw new LinuxKitException($"VM {record.Id} is not running (status {Refresh(record).Status}); start it before running commands in it.");
@@ -190,11 +284,10 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             var session = await SessionAsync(record, cancellationToken);
             try
             {
-                return await session.RunAsync(commandLine, cancellationToken);
+                return await operation(session);
             }
             catch (Exception e) when (attempt == 1 && e is SshConnectionException or ObjectDisposedException or InvalidOperationException or IOException)
             {
-                // The connection dropped (the guest restarted sshd, a network hiccup): once more on a new one.
                 _sessions.TryRemove(record.Id, out _);
                 session.Dispose();
             }
@@ -238,7 +331,9 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         await Task.WhenAll(stops);
         foreach (var session in _sessions.Values.Where(s => s.IsCompletedSuccessfully)) session.Result.Dispose();
         foreach (var watchdog in _owned.Values) watchdog?.Dispose();
+        foreach (var watcher in _watchers.Values) await watcher.DisposeAsync();
         _sessions.Clear();
+        _watchers.Clear();
         _owned.Clear();
     }
 
@@ -308,10 +403,11 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         }
         if (_sessions.TryRemove(record.Id, out var session) && session.IsCompletedSuccessfully) session.Result.Dispose();
         if (_owned.TryRemove(record.Id, out var watchdog)) watchdog?.Dispose();
+        if (_watchers.TryRemove(record.Id, out var watcher)) await watcher.DisposeAsync();
         RemoveRuntimeFiles(record);
         try
         {
-            _store.Save(record with { Status = ContainerStatus.Error });
+            _store.Save(record with { Status = ContainerStatus.Error, StoppedAt = DateTimeOffset.UtcNow });
         }
         catch (IOException e)
         {
@@ -322,26 +418,36 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
     private async Task StopRecordAsync(VmRecord record, CancellationToken cancellationToken)
     {
         var process = Identity(record);
+        var exitCode = record.ExitCode;
         if (process.IsAlive())
         {
             _logger.LogInformation("Stopping VM {Id}", record.Id);
+            exitCode = 0;
             var poweredOff = await HypervisorFor(record).RequestPowerOffAsync(record.ControlSocket, process, cancellationToken)
                 && await process.WaitForExitAsync(_options.StopTimeout, cancellationToken);
             if (!poweredOff)
             {
                 _logger.LogWarning("VM {Id} did not power off within {Seconds} s; terminating it", record.Id, _options.StopTimeout.TotalSeconds);
+                exitCode = 128 + (int)UnixSignal.Term;
                 process.Signal(UnixSignal.Term);
                 if (!await process.WaitForExitAsync(TimeSpan.FromSeconds(5), cancellationToken))
                 {
+                    exitCode = 128 + (int)UnixSignal.Kill;
                     process.Signal(UnixSignal.Kill);
                     await process.WaitForExitAsync(TimeSpan.FromSeconds(5), cancellationToken);
                 }
             }
         }
+        else if (record.Status is ContainerStatus.Running or ContainerStatus.Starting)
+        {
+            exitCode = ExitTrace.Infer(record.HypervisorLog, record.ConsoleLog);
+        }
         if (_sessions.TryRemove(record.Id, out var session) && session.IsCompletedSuccessfully) session.Result.Dispose();
         if (_owned.TryGetValue(record.Id, out var watchdog)) watchdog?.Dispose();
+        if (_watchers.TryRemove(record.Id, out var watcher)) await watcher.DisposeAsync();
         RemoveRuntimeFiles(record);
-        await _store.LockedAsync(() => _store.Save(record with { Status = ContainerStatus.Stopped }), cancellationToken);
+        var stopped = record with { Status = ContainerStatus.Stopped, StoppedAt = record.StoppedAt ?? DateTimeOffset.UtcNow, ExitCode = exitCode };
+        await _store.LockedAsync(() => _store.Save(stopped), cancellationToken);
         _logger.LogInformation("VM {Id} stopped", record.Id);
     }
 
@@ -368,7 +474,12 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         if (record.Status is not (ContainerStatus.Running or ContainerStatus.Starting) || Identity(record).IsAlive()) return record;
         if (record.Status == ContainerStatus.Starting && record.Pid == 0 && DateTimeOffset.UtcNow - record.StartedAt < TimeSpan.FromMinutes(10))
             return record; // still being prepared by its process
-        var stopped = record with { Status = ContainerStatus.Stopped };
+        var stopped = record with
+        {
+            Status = ContainerStatus.Stopped,
+            StoppedAt = DateTimeOffset.UtcNow,
+            ExitCode = ExitTrace.Infer(record.HypervisorLog, record.ConsoleLog),
+        };
         RemoveRuntimeFiles(stopped);
         _store.Save(stopped);
         return stopped;

@@ -43,6 +43,12 @@ public sealed record RunOptions
     /// <summary>The SSH user (default root).</summary>
     public string SshUser { get; init; } = "root";
 
+    /// <summary>
+    /// A stream the serial console is copied to as the VM writes it, from the first byte of the
+    /// boot until the VM stops (also when the boot fails). The caller owns and disposes it.
+    /// </summary>
+    public Stream? ConsoleOutput { get; init; }
+
     /// <summary>How long the VM may take to answer over SSH (default 2 minutes).</summary>
     public TimeSpan BootTimeout { get; init; } = TimeSpan.FromMinutes(2);
 

@@ -20,8 +20,12 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
         }
     }
 
-    private async Task<(int ExitCode, string Output, TimeSpan Took)> DotnetTestSampleAsync(string sample, string image, string state, string? handedOffVm = null, params string[] properties)
+    private async Task<(int ExitCode, string Output, TimeSpan Took)> DotnetTestSampleAsync(string sample, string image, string state, string? handedOffVm = null, params string[] properties) =>
+        await DotnetTestSampleAsync(sample, image, state, new Dictionary<string, string?> { ["LINUXKIT_VM_ID"] = handedOffVm }, properties);
+
+    private async Task<(int ExitCode, string Output, TimeSpan Took)> DotnetTestSampleAsync(string sample, string image, string state, Dictionary<string, string?> environment, params string[] properties)
     {
+        environment["LINUXKIT_TESTING_HOME"] = state;
         var clock = Stopwatch.StartNew();
         var (exitCode, output) = await TestEnvironment.RunDotnetAsync(
             new[]
@@ -31,7 +35,7 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
                 $"-p:LinuxKitPackageVersion={feed.Version}",
                 $"-p:RestoreAdditionalProjectSources={feed.Path}",
             }.Concat(properties),
-            new Dictionary<string, string?> { ["LINUXKIT_TESTING_HOME"] = state, ["LINUXKIT_VM_ID"] = handedOffVm },
+            environment,
             TimeSpan.FromMinutes(5));
         return (exitCode, output, clock.Elapsed);
     }
@@ -109,6 +113,49 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
         await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
     }
 
+    [Fact]
+    public async Task Testcontainers_sample_reaches_the_guest_web_server_and_asks_docker_for_nothing()
+    {
+        using var state = new TempDirectory("lkt-fixture-");
+        // A Docker endpoint that writes down what each caller asks, then hangs up: no engine.
+        using var docker = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        docker.Start();
+        var requests = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var recording = Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                {
+                    using var caller = await docker.AcceptTcpClientAsync();
+                    using var reader = new StreamReader(caller.GetStream());
+                    using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                    try { requests.Enqueue(await reader.ReadLineAsync(patience.Token) ?? "(nothing)"); }
+                    catch (OperationCanceledException) { requests.Enqueue("(nothing)"); }
+                }
+            }
+            catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException)
+            {
+            }
+        });
+        var environment = new Dictionary<string, string?>
+        {
+            ["DOCKER_HOST"] = $"tcp://127.0.0.1:{((System.Net.IPEndPoint)docker.LocalEndpoint).Port}",
+            ["TESTCONTAINERS_RYUK_DISABLED"] = null,
+        };
+
+        var (exitCode, output, _) = await DotnetTestSampleAsync("TestcontainersSample", TestEnvironment.Image("kernel"), state.Path, environment);
+        docker.Stop();
+        await recording;
+
+        Assert.True(exitCode == 0, output);
+        Assert.Matches(@"Passed:\s+3\b", output);
+        // Testcontainers' settings class, which its WaitStrategy type loads on first use, probes
+        // the endpoint once per process; nothing is ever created, started or removed there.
+        Assert.All(requests, r => Assert.Matches(@"^(\(nothing\)|(GET|HEAD) /(v[0-9.]+/)?(_ping|version|info)\b)", r));
+        await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
+    }
+
     [GeneratedRegex(@"VM [0-9a-f]{8} is ready after")]
     private static partial Regex ReadyLine();
 }
@@ -125,7 +172,7 @@ public sealed class LocalPackageFeed : IAsyncLifetime, IDisposable
 
     public async Task InitializeAsync()
     {
-        foreach (var project in new[] { "LinuxKit.Testing", "LinuxKit.Testing.Xunit", "LinuxKit.Testing.Xunit.V3", "LinuxKit.Testing.NUnit", "LinuxKit.Testing.MSBuild" })
+        foreach (var project in new[] { "LinuxKit.Testing", "LinuxKit.Testing.Xunit", "LinuxKit.Testing.Xunit.V3", "LinuxKit.Testing.NUnit", "LinuxKit.Testing.MSBuild", "LinuxKit.Testing.Testcontainers" })
         {
             var (exitCode, output) = await TestEnvironment.RunDotnetAsync(
                 ["pack", System.IO.Path.Combine(FixtureSampleTests.Repo, "src", project), "-c", "Release", "-o", Path, $"-p:Version={Version}"],

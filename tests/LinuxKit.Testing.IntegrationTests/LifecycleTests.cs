@@ -35,6 +35,25 @@ public class LifecycleTests
     }
 
     [Fact]
+    public async Task Vm_of_an_owner_whose_whole_process_group_gets_sigterm_is_stopped()
+    {
+        await using var scratch = new ScratchManager();
+        using var host = TestEnvironment.StartHost(scratch.State, ownProcessGroup: true, "run", TestEnvironment.Image("kernel"));
+        var line = await host.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.NotNull(line);
+        var pid = int.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture);
+        Assert.True(TestEnvironment.IsRunning(pid));
+
+        // What a CI runner cancelling a job, or Ctrl-C in a terminal, does: one signal to every
+        // process of the group, the watchdog included. setsid made the host the group's leader.
+        using (var kill = Process.Start("kill", ["-TERM", "--", "-" + host.Id.ToString(CultureInfo.InvariantCulture)]))
+            await kill.WaitForExitAsync();
+        await host.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+
+        await TestEnvironment.AssertNoQemuLeftAsync(scratch.State);
+    }
+
+    [Fact]
     public async Task Vm_of_an_owner_killed_with_sigkill_with_its_process_tree_is_stopped_and_its_overlay_removed()
     {
         await using var scratch = new ScratchManager();

@@ -97,15 +97,23 @@ internal static class TestEnvironment
     }
 
     /// <summary>Runs the TestHost helper: a second process that starts VMs.</summary>
-    public static Process StartHost(string stateDirectory, params string[] args)
+    public static Process StartHost(string stateDirectory, params string[] args) => StartHost(stateDirectory, ownProcessGroup: false, args);
+
+    /// <summary>
+    /// As <see cref="StartHost(string, string[])"/>; with <paramref name="ownProcessGroup"/> the
+    /// helper leads a new session and process group (setsid), which a test can then signal as a
+    /// terminal or CI runner signals a job.
+    /// </summary>
+    public static Process StartHost(string stateDirectory, bool ownProcessGroup, params string[] args)
     {
-        var info = new ProcessStartInfo("dotnet")
+        var info = new ProcessStartInfo(ownProcessGroup ? "setsid" : "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        if (ownProcessGroup) info.ArgumentList.Add("dotnet");
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "LinuxKit.Testing.TestHost.dll"));
         foreach (var a in args) info.ArgumentList.Add(a);
         info.Environment["LINUXKIT_TESTING_HOME"] = stateDirectory;

@@ -8,7 +8,9 @@ namespace LinuxKit.Testing.Processes;
 /// crash, kill) the shell terminates the VM's hypervisor and deletes its disk overlay.
 /// The shell leaves this process's tree at once (its parent exits), so that a runner that kills
 /// the whole tree of a hung test host (dotnet test --blame-hang) does not kill the watchdog
-/// with it and leave the VM running. Detached VMs get no watchdog.
+/// with it and leave the VM running. It ignores SIGINT, SIGHUP and SIGTERM, which a terminal's
+/// Ctrl-C or a CI runner's cancellation sends to the whole process group: it must outlive the
+/// owner to act. Detached VMs get no watchdog.
 /// </summary>
 internal sealed class OwnerWatchdog : IDisposable
 {
@@ -19,7 +21,7 @@ internal sealed class OwnerWatchdog : IDisposable
     private const string Script = """
         exec 3<&0
         (
-          trap '' INT HUP
+          trap '' INT HUP TERM
           pidfile=$1; shift
           while read -r _ <&3; do :; done
           pid=$(cat "$pidfile" 2>/dev/null) || exit 0

@@ -64,7 +64,9 @@ internal sealed class ResidentShell : IDisposable
         var searchFrom = 0;
         while (true)
         {
-            var read = await stream.ReadAsync(chunk, cancellationToken);
+            // SSH.NET's channel streams ignore the token once a read waits (a paused or hung
+            // guest would hold it forever); the abandoned read ends when the shell is disposed.
+            var read = await stream.ReadAsync(chunk, cancellationToken).AsTask().WaitAsync(cancellationToken);
             if (read == 0) throw new SshException("The resident shell ended while a command ran.");
             buffer.Write(chunk, 0, read);
             var data = buffer.GetBuffer().AsSpan(0, (int)buffer.Length);

@@ -113,6 +113,65 @@ internal sealed class SshSession : IDisposable
         }
     }
 
+    /// <summary>
+    /// Writes <paramref name="content"/> to a guest file through <c>cat</c> on a channel of its
+    /// own: it needs nothing but a POSIX shell in the guest, where SFTP needs a server most
+    /// LinuxKit images do not have. The file appears whole or not at all (written beside it,
+    /// then renamed); missing parent folders are created.
+    /// </summary>
+    public async Task<ExecResult> WriteFileAsync(string guestPath, Stream content, string octalMode, string owner, CancellationToken cancellationToken)
+    {
+        var path = ShellQuoting.Quote(guestPath);
+        var script =
+            $"set -e; t={path}.linuxkit-$$; trap 'rm -f \"$t\"' EXIT; " +
+            $"mkdir -p -- \"$(dirname -- {path})\"; cat > \"$t\"; " +
+            $"chmod {octalMode} \"$t\"; chown {owner} \"$t\"; mv -f -- \"$t\" {path}; trap - EXIT";
+        await _channels.WaitAsync(cancellationToken);
+        try
+        {
+            using var command = _client.CreateCommand(script);
+            var running = command.ExecuteAsync(cancellationToken);
+            await using (var input = command.CreateInputStream())
+            {
+                await content.CopyToAsync(input, cancellationToken);
+            }
+            await running;
+            return new ExecResult(command.ExitStatus ?? -1, "", command.Error);
+        }
+        finally
+        {
+            _channels.Release();
+        }
+    }
+
+    /// <summary>
+    /// Reads a guest file's bytes through <c>cat</c>. Exit status 2 means the file does not
+    /// exist, 3 that it is a folder.
+    /// </summary>
+    public async Task<(int ExitCode, byte[] Content, string Error)> ReadFileAsync(string guestPath, CancellationToken cancellationToken)
+    {
+        var path = ShellQuoting.Quote(guestPath);
+        var script = $"[ -e {path} ] || exit 2; [ ! -d {path} ] || exit 3; exec cat -- {path}";
+        await _channels.WaitAsync(cancellationToken);
+        try
+        {
+            using var command = _client.CreateCommand(script);
+            var running = command.ExecuteAsync(cancellationToken);
+            using var bytes = new MemoryStream();
+            var chunk = new byte[64 * 1024];
+            int read;
+            // WaitAsync: SSH.NET's channel streams ignore the token once a read waits.
+            while ((read = await command.OutputStream.ReadAsync(chunk, cancellationToken).AsTask().WaitAsync(cancellationToken)) > 0)
+                bytes.Write(chunk, 0, read);
+            await running;
+            return (command.ExitStatus ?? -1, bytes.ToArray(), command.Error);
+        }
+        finally
+        {
+            _channels.Release();
+        }
+    }
+
     // Exec requests beyond a handful at once on one connection were seen to time out under TCG
     // (SSH.NET waits 10 s for each reply; SSH.NET itself allows 10 channels). Callers past the
     // limit wait here instead, cancellably; the resident shell is not counted.

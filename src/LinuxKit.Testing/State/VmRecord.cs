@@ -17,6 +17,10 @@ internal sealed record VmRecord
     /// <summary>The hypervisor process's start time, as the OS reports it: with Pid, its identity.</summary>
     public string? PidStartTime { get; init; }
     public DateTimeOffset StartedAt { get; init; }
+    public DateTimeOffset? StoppedAt { get; init; }
+
+    /// <summary>0 after a clean power-off, 128+signal when it had to be killed; null while running or when unknown.</summary>
+    public int? ExitCode { get; init; }
     public Dictionary<int, int> Ports { get; init; } = [];
     public Dictionary<string, string> Volumes { get; init; } = [];
     public int Memory { get; init; }
@@ -42,6 +46,8 @@ internal sealed record VmRecord
         Status = Status,
         Pid = Pid,
         StartedAt = StartedAt,
+        StoppedAt = StoppedAt,
+        ExitCode = ExitCode,
         Ports = new Dictionary<int, int>(Ports),
         Memory = Memory,
         Cpus = Cpus,

@@ -1,0 +1,108 @@
+using DotNet.Testcontainers.Configurations;
+using Microsoft.Extensions.Logging;
+
+namespace LinuxKit.Testing.Testcontainers;
+
+/// <summary>
+/// Builds a <see cref="LinuxKitContainer"/>, the way Testcontainers' <c>ContainerBuilder</c>
+/// builds a Docker container. Immutable: every <c>With</c> method returns a new builder.
+/// </summary>
+/// <example>
+/// <code>
+/// await using var vm = new LinuxKitBuilder()
+///     .WithImage("linuxkit.iso")
+///     .WithPortBinding(80, assignRandomHostPort: true)
+///     .WithWaitStrategy(Wait.ForUnixContainer().UntilHttpRequestIsSucceeded(r => r.ForPort(80)))
+///     .Build();
+/// await vm.StartAsync();
+/// var port = vm.GetMappedPublicPort(80);
+/// </code>
+/// </example>
+public sealed class LinuxKitBuilder
+{
+    /// <summary>A builder with the defaults (1024 MB, 1 CPU, a fresh SSH key, a 5-minute start-up limit).</summary>
+    public LinuxKitBuilder()
+        : this(new LinuxKitConfiguration())
+    {
+    }
+
+    private LinuxKitBuilder(LinuxKitConfiguration configuration) => Configuration = configuration;
+
+    /// <summary>What this builder collected so far.</summary>
+    public LinuxKitConfiguration Configuration { get; }
+
+    /// <summary>The LinuxKit image: a file (ISO, qcow2, VMDK, raw) or the prefix of a kernel+initrd output.</summary>
+    public LinuxKitBuilder WithImage(string image) => new(Configuration with { Image = image });
+
+    /// <summary>Names the VM; the name must be unique among running VMs.</summary>
+    public LinuxKitBuilder WithName(string name) => new(Configuration with { Name = name });
+
+    /// <summary>The VM's memory in MB.</summary>
+    public LinuxKitBuilder WithMemory(int megabytes) => new(Configuration with { Memory = megabytes });
+
+    /// <summary>The VM's virtual CPU count.</summary>
+    public LinuxKitBuilder WithCpus(int cpus) => new(Configuration with { Cpus = cpus });
+
+    /// <summary>
+    /// Publishes a guest TCP port on 127.0.0.1: on a free host port when
+    /// <paramref name="assignRandomHostPort"/> is true (read it with
+    /// <see cref="LinuxKitContainer.GetMappedPublicPort(int)"/>), else on the same port number.
+    /// </summary>
+    public LinuxKitBuilder WithPortBinding(int guestPort, bool assignRandomHostPort = false) =>
+        WithPortBinding(assignRandomHostPort ? 0 : guestPort, guestPort);
+
+    /// <summary>Publishes guest TCP port <paramref name="guestPort"/> on host port <paramref name="hostPort"/> of 127.0.0.1.</summary>
+    public LinuxKitBuilder WithPortBinding(int hostPort, int guestPort) =>
+        new(Configuration with { PortBindings = [.. Configuration.PortBindings, new PortMapping(hostPort, guestPort)] });
+
+    /// <summary>
+    /// Shares a host folder with the guest over 9p, mounted at <paramref name="guestPath"/>. The
+    /// image's kernel needs 9p support (LinuxKit's do; Debian's cloud kernel does not).
+    /// </summary>
+    public LinuxKitBuilder WithBindMount(string hostPath, string guestPath) =>
+        new(Configuration with { BindMounts = [.. Configuration.BindMounts, new BindMount(hostPath, guestPath)] });
+
+    /// <summary>Uses a private key the image already accepts instead of a fresh one.</summary>
+    public LinuxKitBuilder WithSshKey(string privateKeyPath) => new(Configuration with { SshKey = privateKeyPath });
+
+    /// <summary>
+    /// Adds wait strategies (Testcontainers' <c>Wait.ForUnixContainer()...</c>), run in order once
+    /// the VM answers over SSH. Calls add up.
+    /// </summary>
+    public LinuxKitBuilder WithWaitStrategy(IWaitForContainerOS waitStrategy)
+    {
+        ArgumentNullException.ThrowIfNull(waitStrategy);
+        return new(Configuration with { WaitStrategies = [.. Configuration.WaitStrategies, waitStrategy] });
+    }
+
+    /// <summary>Where boot progress and diagnostics go.</summary>
+    public LinuxKitBuilder WithLogger(ILogger logger) => new(Configuration with { Logger = logger });
+
+    /// <summary>Copies the serial console, as the VM writes it, to the consumer's stdout stream.</summary>
+    public LinuxKitBuilder WithOutputConsumer(IOutputConsumer outputConsumer) => new(Configuration with { OutputConsumer = outputConsumer });
+
+    /// <summary>How long <c>StartAsync</c> may take in all: boot to SSH and every wait strategy (default 5 minutes).</summary>
+    public LinuxKitBuilder WithStartupTimeout(TimeSpan timeout) => new(Configuration with { StartupTimeout = timeout });
+
+    /// <summary>Keeps the VM's state (logs, keys, disk overlay) under this folder instead of the default.</summary>
+    public LinuxKitBuilder WithStateDirectory(string path) => new(Configuration with { StateDirectory = path });
+
+    /// <summary>Checks the configuration and creates the container; nothing boots until <c>StartAsync</c>.</summary>
+    /// <exception cref="ArgumentException">An option is missing or out of range; the message names it.</exception>
+    public LinuxKitContainer Build()
+    {
+        if (string.IsNullOrWhiteSpace(Configuration.Image))
+            throw new ArgumentException("No image: call WithImage with a LinuxKit image file (ISO, qcow2, VMDK, raw) or a kernel+initrd prefix.", nameof(Configuration));
+        if (Configuration.StartupTimeout <= TimeSpan.Zero)
+            throw new ArgumentException($"WithStartupTimeout got {Configuration.StartupTimeout}: give a positive time.", nameof(Configuration));
+        try
+        {
+            LinuxKitContainer.RunOptionsFor(Configuration).Validate();
+        }
+        catch (LinuxKitException e)
+        {
+            throw new ArgumentException(e.Message, nameof(Configuration), e);
+        }
+        return new LinuxKitContainer(Configuration);
+    }
+}

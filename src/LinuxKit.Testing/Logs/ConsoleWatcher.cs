@@ -1,0 +1,90 @@
+namespace LinuxKit.Testing.Logs;
+
+/// <summary>
+/// Follows a VM's console log while it runs: marks the <see cref="ConsoleTimeline"/> as the
+/// file grows and copies what is new to the caller's stream, if any.
+/// </summary>
+internal sealed class ConsoleWatcher : IAsyncDisposable
+{
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
+
+    private readonly string _path;
+    private readonly Stream? _sink;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+    private long _copied;
+
+    private ConsoleWatcher(string path, Stream? sink)
+    {
+        _path = path;
+        _sink = sink;
+        _loop = Task.Run(LoopAsync);
+    }
+
+    public ConsoleTimeline Timeline { get; } = new();
+
+    public string Path => _path;
+
+    /// <summary>Starts following <paramref name="path"/>; what it already holds is stamped now.</summary>
+    public static ConsoleWatcher Start(string path, Stream? sink = null) => new(path, sink);
+
+    private async Task LoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            await CatchUpAsync();
+            try
+            {
+                await Task.Delay(Poll, _stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+    }
+
+    private async Task CatchUpAsync()
+    {
+        long length;
+        try
+        {
+            var file = new FileInfo(_path);
+            length = file.Exists ? file.Length : 0;
+        }
+        catch (IOException)
+        {
+            return;
+        }
+        Timeline.Mark(length, DateTimeOffset.UtcNow);
+        if (_sink is null || length <= _copied) return;
+        try
+        {
+            await using var file = ConsoleLog.Open(_path);
+            file.Seek(_copied, SeekOrigin.Begin);
+            var buffer = new byte[64 * 1024];
+            while (_copied < length)
+            {
+                var read = await file.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, length - _copied)));
+                if (read == 0) break;
+                await _sink.WriteAsync(buffer.AsMemory(0, read));
+                _copied += read;
+            }
+            await _sink.FlushAsync();
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or NotSupportedException)
+        {
+            // The caller's stream broke or was closed: the VM is not its concern.
+        }
+    }
+
+    /// <summary>Takes in what the VM wrote last, then stops following.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_stop.IsCancellationRequested) return;
+        await _stop.CancelAsync();
+        await _loop;
+        await CatchUpAsync();
+        _stop.Dispose();
+    }
+}
