@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using LinuxKit.Testing.Hypervisors;
+using LinuxKit.Testing.Hypervisors.Hyperkit;
 using LinuxKit.Testing.Hypervisors.Qemu;
 using LinuxKit.Testing.Images;
 using LinuxKit.Testing.Logs;
@@ -337,11 +339,20 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         _owned.Clear();
     }
 
-    private IHypervisor CreateHypervisor() => _options.Hypervisor switch
+    private IHypervisor CreateHypervisor()
     {
-        HypervisorKind.Auto or HypervisorKind.Qemu => new QemuHypervisor(_options.QemuPath, _options.Accelerator, _logger),
-        _ => throw new LinuxKitException($"Hypervisor {_options.Hypervisor} is not supported."),
-    };
+        var hyperkitFound = ProcessRunner.FindOnPath(_options.Hyperkit.Binary ?? Environment.GetEnvironmentVariable("LINUXKIT_TESTING_HYPERKIT") ?? "hyperkit") is not null;
+        var requested = _options.Hypervisor;
+        if (requested == HypervisorKind.Auto && Enum.TryParse<HypervisorKind>(Environment.GetEnvironmentVariable("LINUXKIT_TESTING_HYPERVISOR"), ignoreCase: true, out var fromEnvironment))
+            requested = fromEnvironment;
+        var (kind, message) = HypervisorSelection.Choose(requested, OperatingSystem.IsMacOS(), RuntimeInformation.OSArchitecture, hyperkitFound);
+        if (message is not null) _logger.LogInformation("{Reason}", message);
+        return kind switch
+        {
+            HypervisorKind.Hyperkit => new HyperkitHypervisor(_options.Hyperkit, _logger),
+            _ => new QemuHypervisor(_options.QemuPath, _options.Accelerator, _logger),
+        };
+    }
 
     private IHypervisor HypervisorFor(VmRecord record) =>
         record.Hypervisor == _hypervisor.Value.Kind ? _hypervisor.Value

@@ -14,7 +14,10 @@ public sealed record LinuxKitManagerOptions
     /// </summary>
     public string? StateDirectory { get; init; }
 
-    /// <summary>Which hypervisor to use (default: detect).</summary>
+    /// <summary>
+    /// Which hypervisor to use (default: LINUXKIT_TESTING_HYPERVISOR=qemu|hyperkit, else detect:
+    /// Hyperkit on an Intel Mac that has it on PATH, QEMU everywhere else).
+    /// </summary>
     public HypervisorKind Hypervisor { get; init; } = HypervisorKind.Auto;
 
     /// <summary>QEMU's accelerator (default: detect; LINUXKIT_TESTING_ACCEL overrides detection).</summary>
@@ -22,6 +25,9 @@ public sealed record LinuxKitManagerOptions
 
     /// <summary>The qemu-system-x86_64 binary (default: LINUXKIT_TESTING_QEMU, else from PATH).</summary>
     public string? QemuPath { get; init; }
+
+    /// <summary>Settings for the Hyperkit backend (binary, EFI firmware, networking).</summary>
+    public HyperkitOptions Hyperkit { get; init; } = new();
 
     /// <summary>How long a guest may take to power off after the ACPI request before it is terminated (default 10 s).</summary>
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(10);

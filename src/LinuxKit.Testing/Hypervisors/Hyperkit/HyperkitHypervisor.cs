@@ -1,0 +1,144 @@
+using LinuxKit.Testing.Images;
+using LinuxKit.Testing.Logs;
+using LinuxKit.Testing.Processes;
+using Microsoft.Extensions.Logging;
+
+namespace LinuxKit.Testing.Hypervisors.Hyperkit;
+
+/// <summary>
+/// Runs VMs with hyperkit (macOS on Intel) the way <c>linuxkit run hyperkit</c> does: kernel+initrd
+/// through kexec, ISO and disk images through EFI firmware, raw disks only (qcow2 and VMDK are
+/// converted to a raw copy first), a VPNKit per VM with ports published by vpnkit-expose-port.
+/// hyperkit turns SIGTERM into an ACPI power button press; it cannot pause a VM.
+/// </summary>
+internal sealed class HyperkitHypervisor : IHypervisor
+{
+    private const string InstallHint = "Install it on an Intel Mac with 'brew install hyperkit' (Docker Desktop ships one too), or set LinuxKitManagerOptions.Hypervisor to Qemu.";
+    private static readonly TimeSpan StartupLimit = TimeSpan.FromSeconds(30);
+
+    private readonly HyperkitOptions _options;
+    private readonly ILogger _logger;
+
+    public HyperkitHypervisor(HyperkitOptions options, ILogger logger)
+    {
+        _options = options;
+        _logger = logger;
+        var requested = options.Binary ?? Environment.GetEnvironmentVariable("LINUXKIT_TESTING_HYPERKIT") ?? "hyperkit";
+        Binary = ProcessRunner.FindOnPath(requested) ?? throw new LinuxKitException($"hyperkit binary '{requested}' was not found. {InstallHint}");
+    }
+
+    public HypervisorKind Kind => HypervisorKind.Hyperkit;
+
+    public string Binary { get; }
+
+    public async Task<string?> PrepareBootDiskAsync(LinuxKitImage image, string vmDirectory, CancellationToken cancellationToken)
+    {
+        if (image.Format == ImageFormat.KernelInitrd) return null;
+        RequireFirmware(image);
+        if (image.Format == ImageFormat.Iso) return null;
+
+        // hyperkit writes to its disk and reads raw only: the VM gets a raw copy of its own.
+        var disk = Path.Combine(vmDirectory, "disk.img");
+        if (image.Format == ImageFormat.Raw)
+        {
+            await using var source = File.OpenRead(image.Path);
+            await using var copy = File.Create(disk);
+            await source.CopyToAsync(copy, cancellationToken);
+            return disk;
+        }
+        var requested = _options.QemuImg ?? "qemu-img";
+        var qemuImg = ProcessRunner.FindOnPath(requested) ?? throw new LinuxKitException(
+            $"Hyperkit reads raw disks only, and '{image.Path}' is {image.Format}. Install qemu-img ('brew install qemu') so it is converted for each VM, " +
+            $"or convert it once yourself: qemu-img convert -O raw '{image.Path}' image.img, and boot image.img.");
+        var outcome = await ProcessRunner.RunAsync(qemuImg, ["convert", "-O", "raw", image.Path, disk], TimeSpan.FromMinutes(10), cancellationToken);
+        if (outcome.ExitCode != 0)
+            throw new LinuxKitException($"qemu-img could not convert '{image.Path}' to a raw disk for hyperkit: {outcome.Stderr.Trim()}");
+        return disk;
+    }
+
+    public async Task<ProcessIdentity> StartAsync(VmSpec spec, CancellationToken cancellationToken)
+    {
+        if (spec.Volumes.Count > 0)
+            throw new LinuxKitException("Hyperkit cannot share host folders (its virtio-9p serves sockets, not folders). Use QEMU for volumes (LinuxKitManagerOptions.Hypervisor = Qemu), or copy files in with WriteFileAsync.");
+        if (_options.Networking == HyperkitNetworking.VmNet)
+            throw new LinuxKitException("Hyperkit with vmnet publishes no ports, and this SDK reaches a guest through its published SSH port on 127.0.0.1 (finding the guest's vmnet address is not implemented). Use HyperkitNetworking.VpnKit.");
+        RequireFirmware(spec.Image);
+
+        var layout = new HyperkitLayout(Path.GetDirectoryName(spec.PidFile)!, _options.Networking, _options.Firmware);
+        var vpnKit = Tool(_options.VpnKit, "vpnkit");
+        var exposePort = Tool(_options.VpnKitExposePort, "vpnkit-expose-port");
+        var helpers = new List<ProcessIdentity>();
+        ProcessIdentity? hyperkit = null;
+        try
+        {
+            helpers.Add(await DetachedProcess.StartAsync(vpnKit, HyperkitCommandBuilder.VpnKit(layout), spec.HypervisorLog, spec.HypervisorLog, cancellationToken));
+            await WaitForAsync(() => File.Exists(layout.EthernetSocket), helpers[0], "vpnkit to open its ethernet socket", spec, cancellationToken);
+
+            var args = HyperkitCommandBuilder.Build(spec, layout);
+            _logger.LogDebug("Starting VM {Id}: {Binary} {Arguments}", spec.Id, Binary, string.Join(' ', args));
+            hyperkit = await DetachedProcess.StartAsync(Binary, args, spec.ConsoleLog, spec.HypervisorLog, cancellationToken);
+            var started = hyperkit.Value;
+            await WaitForAsync(() => File.Exists(spec.PidFile), started, "hyperkit to write its pid file", spec, cancellationToken);
+
+            foreach (var forward in spec.Ports.Prepend(new PortForward(spec.SshPort, 22)))
+            {
+                helpers.Add(await DetachedProcess.StartAsync(exposePort, HyperkitCommandBuilder.ExposePort(layout, forward), spec.HypervisorLog, spec.HypervisorLog, cancellationToken));
+            }
+            // A port that cannot be published (in use) makes vpnkit-expose-port exit at once.
+            await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken);
+            if (helpers.Skip(1).Any(h => !h.IsAlive()))
+                throw new LinuxKitException($"A port of VM {spec.Id} could not be published (in use?): {ConsoleLog.Tail(spec.HypervisorLog, 10)}");
+
+            // The helpers end with the VM, however it ends: a small shell waits for hyperkit.
+            await DetachedProcess.StartAsync("/bin/sh", [
+                "-c", "vm=$1; shift; trap '' INT HUP TERM; while kill -0 \"$vm\" 2>/dev/null; do sleep 1; done; kill \"$@\" 2>/dev/null",
+                "linuxkit-testing-helpers", .. new[] { started.Pid }.Concat(helpers.Select(h => h.Pid)).Select(p => p.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            ], "/dev/null", "/dev/null", CancellationToken.None);
+            return started;
+        }
+        catch
+        {
+            if (hyperkit is { } h) h.Signal(UnixSignal.Kill);
+            foreach (var helper in helpers) helper.Signal(UnixSignal.Kill);
+            throw;
+        }
+    }
+
+    // hyperkit turns SIGTERM into an ACPI power button press.
+    public Task<bool> RequestPowerOffAsync(string controlSocket, ProcessIdentity process, CancellationToken cancellationToken) =>
+        Task.FromResult(process.Signal(UnixSignal.Term));
+
+    public Task PauseAsync(string controlSocket, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("Hyperkit cannot pause a VM (it has no such control); use QEMU (LinuxKitManagerOptions.Hypervisor = Qemu) to pause VMs.");
+
+    public Task ResumeAsync(string controlSocket, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("Hyperkit cannot pause or resume a VM; use QEMU (LinuxKitManagerOptions.Hypervisor = Qemu).");
+
+    private void RequireFirmware(LinuxKitImage image)
+    {
+        if (image.Format == ImageFormat.KernelInitrd) return;
+        if (_options.Firmware is null)
+            throw new LinuxKitException(
+                $"Hyperkit boots {image.Format} images only through EFI firmware (LinuxKit's iso-efi, raw-efi or qcow2-efi outputs): set HyperkitOptions.Firmware to a UEFI.fd, " +
+                "or boot LinuxKit's kernel+initrd output, which needs none.");
+        if (!File.Exists(_options.Firmware))
+            throw new LinuxKitException($"HyperkitOptions.Firmware '{_options.Firmware}' does not exist.");
+    }
+
+    private static string Tool(string? configured, string name) =>
+        ProcessRunner.FindOnPath(configured ?? name) ?? throw new LinuxKitException(
+            $"'{configured ?? name}' was not found; hyperkit VMs need it for networking and published ports. It comes with vpnkit ('brew install vpnkit', or Docker Desktop), or set it in HyperkitOptions.");
+
+    private static async Task WaitForAsync(Func<bool> ready, ProcessIdentity process, string what, VmSpec spec, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + StartupLimit;
+        while (!ready())
+        {
+            if (!process.IsAlive())
+                throw new LinuxKitException($"VM {spec.Id}: waiting for {what}, the process exited: {ConsoleLog.Tail(spec.HypervisorLog, 20)}");
+            if (DateTime.UtcNow > deadline)
+                throw new LinuxKitException($"VM {spec.Id}: waited {StartupLimit.TotalSeconds:0} s for {what}: {ConsoleLog.Tail(spec.HypervisorLog, 20)}");
+            await Task.Delay(50, cancellationToken);
+        }
+    }
+}
