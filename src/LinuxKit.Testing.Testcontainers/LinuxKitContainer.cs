@@ -438,10 +438,10 @@ public sealed class LinuxKitContainer : IContainer
 
     private bool IsRunning() => _vm is not null && _manager.Inspect(_vm.Id).Status == ContainerStatus.Running;
 
-    private Exception DiedDuring(string what)
+    private async Task<Exception> DiedDuring(string what)
     {
         var vm = _manager.Inspect(_vm!.Id);
-        var console = ConsoleTailAsync().GetAwaiter().GetResult();
+        var console = await ConsoleTailAsync();
         return new ContainerNotRunningException(
             vm.Id,
             $"The VM stopped during its {what}. Last console lines:\n{console}",

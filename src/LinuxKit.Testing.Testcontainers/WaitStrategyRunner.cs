@@ -21,7 +21,7 @@ internal static class WaitStrategyRunner
         IContainer container,
         IReadOnlyList<WaitStrategy> strategies,
         Func<bool> isRunning,
-        Func<string, Exception> died,
+        Func<string, Task<Exception>> died,
         CancellationToken cancellationToken)
     {
         for (var i = 0; i < strategies.Count; i++)
@@ -54,7 +54,7 @@ internal static class WaitStrategyRunner
             // The VM ended. A one-shot strategy may be met by what the VM left behind (its
             // console), so it gets one last look; anything else has failed for good.
             if (strategy.Mode == WaitStrategyMode.OneShot && await LastLookAsync(container, strategy, cancellationToken)) continue;
-            throw died(what);
+            throw await died(what);
         }
     }
 

@@ -217,7 +217,8 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         RequireAbsolute(guestPath);
         var octal = Convert.ToString((int)mode & 0xFFF, 8);
         var owner = string.Create(CultureInfo.InvariantCulture, $"{ownerId}:{groupId}");
-        var result = await OverSshAsync(id, session => session.WriteFileAsync(guestPath, content, octal, owner, cancellationToken), cancellationToken);
+        long? length = content.CanSeek ? content.Length - content.Position : null;
+        var result = await OverSshAsync(id, session => session.WriteFileAsync(guestPath, content, length, octal, owner, cancellationToken), cancellationToken);
         if (result.ExitCode != 0)
             throw new LinuxKitException($"Cannot write '{guestPath}' in VM {id} (exit code {result.ExitCode}): {result.Stderr.Trim()}");
     }

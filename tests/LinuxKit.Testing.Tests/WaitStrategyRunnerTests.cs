@@ -19,7 +19,7 @@ public class WaitStrategyRunnerTests
         [.. Wait.ForUnixContainer().AddCustomWaitStrategy(check, configure ?? (s => s.WithInterval(TimeSpan.FromMilliseconds(10)))).Build().Skip(1)];
 
     private static Task RunAsync(List<WaitStrategy> strategies, Func<bool> isRunning, CancellationToken token = default) =>
-        WaitStrategyRunner.RunAsync(null!, strategies, isRunning, what => new InvalidOperationException("died during " + what), token);
+        WaitStrategyRunner.RunAsync(null!, strategies, isRunning, what => Task.FromResult<Exception>(new InvalidOperationException("died during " + what)), token);
 
     [Fact]
     public async Task A_check_is_repeated_until_it_succeeds()

@@ -119,12 +119,15 @@ internal sealed class SshSession : IDisposable
     /// LinuxKit images do not have. The file appears whole or not at all (written beside it,
     /// then renamed); missing parent folders are created.
     /// </summary>
-    public async Task<ExecResult> WriteFileAsync(string guestPath, Stream content, string octalMode, string owner, CancellationToken cancellationToken)
+    public async Task<ExecResult> WriteFileAsync(string guestPath, Stream content, long? length, string octalMode, string owner, CancellationToken cancellationToken)
     {
         var path = ShellQuoting.Quote(guestPath);
+        // A cancelled copy still ends the guest's stdin like a finished one: the size check keeps
+        // a partial file from being renamed into place.
+        var sizeCheck = length is { } n ? $"[ $(wc -c < \"$t\") -eq {n} ] || {{ echo 'incomplete copy' >&2; exit 5; }}; " : "";
         var script =
             $"set -e; t={path}.linuxkit-$$; trap 'rm -f \"$t\"' EXIT; " +
-            $"mkdir -p -- \"$(dirname -- {path})\"; cat > \"$t\"; " +
+            $"mkdir -p -- \"$(dirname -- {path})\"; cat > \"$t\"; {sizeCheck}" +
             $"chmod {octalMode} \"$t\"; chown {owner} \"$t\"; mv -f -- \"$t\" {path}; trap - EXIT";
         await _channels.WaitAsync(cancellationToken);
         try
