@@ -194,7 +194,10 @@ public class TestcontainersLifecycleTests
     {
         using var state = new TempDirectory("lkt-tc-");
         var events = new List<string>();
-        var container = Small(state.Path).Build();
+        var key = Path.Combine(state.Path, "own_key");
+        LinuxKit.Testing.Ssh.SshKeyPair.Generate(key, "test");
+        var logger = new RecordingLogger();
+        var container = Small(state.Path).WithCpus(2).WithSshKey(key).WithLogger(logger).Build();
         container.Creating += (_, _) => events.Add("Creating");
         container.Created += (_, _) => events.Add("Created");
         container.Starting += (_, _) => events.Add("Starting");
@@ -207,6 +210,9 @@ public class TestcontainersLifecycleTests
         container.Stopped += (_, _) => events.Add("Stopped");
 
         await container.StartAsync();
+        Assert.Equal("2\n", (await container.ExecAsync(["nproc"])).Stdout);
+        Assert.Equal(key, container.SshKeyFile);
+        Assert.Contains(logger.Lines, l => l.Contains("is ready after", StringComparison.Ordinal));
         await container.PauseAsync();
         Assert.Equal(TestcontainersStates.Paused, container.State);
         // A paused guest runs nothing: a command does not complete until it is resumed.
@@ -318,6 +324,18 @@ public class TestcontainersLifecycleTests
 
         Assert.Contains("/no/such/image.iso", e.Message, StringComparison.Ordinal);
         Assert.Equal(TestcontainersStates.Undefined, container.State);
+    }
+
+    private sealed class RecordingLogger : Microsoft.Extensions.Logging.ILogger
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<string> Lines { get; } = new();
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            Lines.Enqueue(formatter(state, exception));
     }
 
     /// <summary>A custom wait strategy that asks the guest to power off, then is satisfied.</summary>
