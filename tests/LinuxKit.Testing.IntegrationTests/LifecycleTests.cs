@@ -54,6 +54,24 @@ public class LifecycleTests
     }
 
     [Fact]
+    public async Task Vm_whose_folder_was_deleted_is_still_stopped_when_its_owner_dies()
+    {
+        await using var scratch = new ScratchManager();
+        using var host = TestEnvironment.StartHost(scratch.State, "run", TestEnvironment.Image("kernel"));
+        var line = await host.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.NotNull(line);
+        var id = line.Split(' ')[0];
+
+        // As a test's temp-folder cleanup does when the test failed before disposing its VM:
+        // the pid file goes with the folder.
+        Directory.Delete(Path.Combine(scratch.State, "vms", id), recursive: true);
+        host.Kill(entireProcessTree: true);
+        await host.WaitForExitAsync();
+
+        await TestEnvironment.AssertNoQemuLeftAsync(scratch.State);
+    }
+
+    [Fact]
     public async Task Vm_of_an_owner_killed_with_sigkill_with_its_process_tree_is_stopped_and_its_overlay_removed()
     {
         await using var scratch = new ScratchManager();

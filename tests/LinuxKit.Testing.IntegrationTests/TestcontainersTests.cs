@@ -197,7 +197,7 @@ public class TestcontainersLifecycleTests
         var key = Path.Combine(state.Path, "own_key");
         LinuxKit.Testing.Ssh.SshKeyPair.Generate(key, "test");
         var logger = new RecordingLogger();
-        var container = Small(state.Path).WithCpus(2).WithSshKey(key).WithLogger(logger).Build();
+        await using var container = Small(state.Path).WithCpus(2).WithSshKey(key).WithLogger(logger).Build();
         container.Creating += (_, _) => events.Add("Creating");
         container.Created += (_, _) => events.Add("Created");
         container.Starting += (_, _) => events.Add("Starting");

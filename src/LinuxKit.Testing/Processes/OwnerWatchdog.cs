@@ -24,7 +24,21 @@ internal sealed class OwnerWatchdog : IDisposable
           trap '' INT HUP TERM
           pidfile=$1; shift
           while read -r _ <&3; do :; done
-          pid=$(cat "$pidfile" 2>/dev/null) || exit 0
+          # The VM's folder may have been deleted under it: then the hypervisor is found by the
+          # pid file its command line names (this watchdog's arguments name it too: skipped).
+          by_cmdline() {
+            if [ -r /proc/self/cmdline ]; then
+              for d in /proc/[0-9]*; do
+                args=$(tr '\000' '\n' < "$d/cmdline" 2>/dev/null) || continue
+                case "$args" in *linuxkit-testing-watchdog*) continue ;; esac
+                if printf '%s\n' "$args" | grep -qxF -- "$pidfile"; then echo "${d#/proc/}"; return; fi
+              done
+            else
+              ps -axo pid=,args= 2>/dev/null | grep -F -- "$pidfile" | grep -vF linuxkit-testing-watchdog | awk '{ print $1; exit }'
+            fi
+          }
+          pid=$(cat "$pidfile" 2>/dev/null) || pid=$(by_cmdline)
+          [ -n "$pid" ] || exit 0
           owned() {
             if [ -r "/proc/$pid/cmdline" ]; then tr '\000' '\n' < "/proc/$pid/cmdline" | grep -qxF -- "$pidfile"
             else ps -o args= -p "$pid" 2>/dev/null | grep -qF -- "$pidfile"; fi

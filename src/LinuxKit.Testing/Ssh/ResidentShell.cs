@@ -15,13 +15,15 @@ namespace LinuxKit.Testing.Ssh;
 internal sealed class ResidentShell : IDisposable
 {
     private readonly SshCommand _command;
+    private readonly Task _execution;
     private readonly Stream _input;
     private readonly string _nonce = Convert.ToHexString(RandomNumberGenerator.GetBytes(8));
     private int _sequence;
 
-    private ResidentShell(SshCommand command, Stream input)
+    private ResidentShell(SshCommand command, Task execution, Stream input)
     {
         _command = command;
+        _execution = execution;
         _input = input;
     }
 
@@ -32,8 +34,8 @@ internal sealed class ResidentShell : IDisposable
         try
         {
             command = client.CreateCommand("exec sh");
-            _ = command.ExecuteAsync(CancellationToken.None);
-            return new ResidentShell(command, command.CreateInputStream());
+            var execution = command.ExecuteAsync(CancellationToken.None);
+            return new ResidentShell(command, execution, command.CreateInputStream());
         }
         catch (Exception e) when (e is SshException or InvalidOperationException)
         {
@@ -50,14 +52,26 @@ internal sealed class ResidentShell : IDisposable
         await _input.FlushAsync(cancellationToken);
 
         var markerBytes = Encoding.ASCII.GetBytes(marker);
-        var (stdout, statusLine) = await ReadUntilMarkerAsync(_command.OutputStream, markerBytes, cancellationToken);
-        var (stderr, _) = await ReadUntilMarkerAsync(_command.ExtendedOutputStream, markerBytes, cancellationToken);
+        var (stdout, statusLine) = await ReadUntilMarkerAsync(_command.OutputStream, markerBytes, cancellationToken) ?? throw await EndedAsync();
+        var (stderr, _) = await ReadUntilMarkerAsync(_command.ExtendedOutputStream, markerBytes, cancellationToken) ?? throw await EndedAsync();
         var exitCode = int.Parse(statusLine.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture);
         return new ExecResult(exitCode, stdout, stderr);
     }
 
-    // Everything before the marker, and the rest of the marker's line.
-    private static async Task<(string Before, string RestOfLine)> ReadUntilMarkerAsync(Stream stream, byte[] marker, CancellationToken cancellationToken)
+    // Why the shell's output ended before the marker. When the exec request itself failed, no
+    // shell ever ran, so the command did not run either and may safely go elsewhere.
+    private async Task<ResidentShellEndedException> EndedAsync()
+    {
+        await Task.WhenAny(_execution, Task.Delay(TimeSpan.FromSeconds(2)));
+        var neverRan = _execution.IsFaulted && _sequence == 1;
+        var why = _execution.IsFaulted ? _execution.Exception!.InnerException?.Message
+            : _execution.IsCompleted ? $"exit status {_command.ExitStatus?.ToString(CultureInfo.InvariantCulture) ?? "none"}"
+            : "the channel closed";
+        return new ResidentShellEndedException($"The resident shell ended while a command ran ({why}).", neverRan);
+    }
+
+    // Everything before the marker, and the rest of the marker's line; null when the stream ended first.
+    private static async Task<(string Before, string RestOfLine)?> ReadUntilMarkerAsync(Stream stream, byte[] marker, CancellationToken cancellationToken)
     {
         var buffer = new MemoryStream();
         var chunk = new byte[8192];
@@ -67,7 +81,7 @@ internal sealed class ResidentShell : IDisposable
             // SSH.NET's channel streams ignore the token once a read waits (a paused or hung
             // guest would hold it forever); the abandoned read ends when the shell is disposed.
             var read = await stream.ReadAsync(chunk, cancellationToken).AsTask().WaitAsync(cancellationToken);
-            if (read == 0) throw new SshException("The resident shell ended while a command ran.");
+            if (read == 0) return null;
             buffer.Write(chunk, 0, read);
             var data = buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
             var at = data[searchFrom..].IndexOf(marker);
@@ -89,4 +103,11 @@ internal sealed class ResidentShell : IDisposable
         try { _input.Dispose(); } catch (Exception e) when (e is SshException or ObjectDisposedException or IOException) { }
         _command.Dispose();
     }
+}
+
+/// <summary>The resident shell's channel ended before a command's end marker.</summary>
+internal sealed class ResidentShellEndedException(string message, bool neverRan) : SshException(message)
+{
+    /// <summary>True when no shell ever ran on the channel (the exec request failed), so the command did not run.</summary>
+    public bool NeverRan { get; } = neverRan;
 }

@@ -84,6 +84,14 @@ internal sealed class SshSession : IDisposable
             {
                 return await _shell.RunAsync(commandLine, cancellationToken);
             }
+            catch (ResidentShellEndedException e) when (e.NeverRan)
+            {
+                // The server turned the shell's channel down: the command never ran, so it runs
+                // on a channel of its own instead; the next command tries a new shell.
+                _shell.Dispose();
+                _shell = null;
+                return await RunOnOwnChannelAsync(commandLine, cancellationToken);
+            }
             catch
             {
                 // Cancelled or broken midway: the shell's state is unknown, so it is not reused.
