@@ -21,6 +21,8 @@ internal sealed class SshSession : IDisposable
         HostKeyFingerprint = hostKeyFingerprint;
     }
 
+    private static readonly TimeSpan ChannelRequestTimeout = TimeSpan.FromSeconds(45);
+
     /// <summary>The SHA-256 fingerprint of the server's host key.</summary>
     public string HostKeyFingerprint { get; }
 
@@ -52,6 +54,10 @@ internal sealed class SshSession : IDisposable
         try
         {
             await client.ConnectAsync(cancellationToken);
+            // From now on the timeout bounds each channel request (open, exec), which a guest
+            // under TCG on a loaded host answers slowly: a burst of parallel execs on two busy
+            // cores was seen to pass 10 s.
+            client.ConnectionInfo.Timeout = ChannelRequestTimeout;
             return new SshSession(client, seen!);
         }
         catch (SshConnectionException) when (pinnedFingerprint is not null && seen is not null && seen != pinnedFingerprint)
