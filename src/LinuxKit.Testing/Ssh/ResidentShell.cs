@@ -27,19 +27,28 @@ internal sealed class ResidentShell : IDisposable
         _input = input;
     }
 
-    /// <summary>Starts the shell; null when the server will not run one.</summary>
-    public static ResidentShell? TryStart(SshClient client)
+    /// <summary>
+    /// Starts the shell through <paramref name="start"/>; null when the server will not run one.
+    /// An exec request left unanswered throws <see cref="SshOperationTimeoutException"/>, so the
+    /// caller can try again.
+    /// </summary>
+    public static async Task<ResidentShell?> TryStartAsync(SshClient client, Func<SshCommand, CancellationToken, Task<Task>> start)
     {
-        SshCommand? command = null;
+        var command = client.CreateCommand("exec sh");
         try
         {
-            command = client.CreateCommand("exec sh");
-            var execution = command.ExecuteAsync(CancellationToken.None);
+            // The shell outlives this call: its execution is not cancelled by the caller's token.
+            var execution = await start(command, CancellationToken.None);
             return new ResidentShell(command, execution, command.CreateInputStream());
+        }
+        catch (SshOperationTimeoutException)
+        {
+            command.Dispose();
+            throw;
         }
         catch (Exception e) when (e is SshException or InvalidOperationException)
         {
-            command?.Dispose();
+            command.Dispose();
             return null;
         }
     }

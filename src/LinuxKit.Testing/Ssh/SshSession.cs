@@ -21,7 +21,7 @@ internal sealed class SshSession : IDisposable
         HostKeyFingerprint = hostKeyFingerprint;
     }
 
-    private static readonly TimeSpan ChannelRequestTimeout = TimeSpan.FromSeconds(45);
+    private static readonly TimeSpan ChannelRequestTimeout = TimeSpan.FromSeconds(15);
 
     /// <summary>The SHA-256 fingerprint of the server's host key.</summary>
     public string HostKeyFingerprint { get; }
@@ -54,9 +54,8 @@ internal sealed class SshSession : IDisposable
         try
         {
             await client.ConnectAsync(cancellationToken);
-            // From now on the timeout bounds each channel request (open, exec), which a guest
-            // under TCG on a loaded host answers slowly: a burst of parallel execs on two busy
-            // cores was seen to pass 10 s.
+            // From now on the timeout bounds each channel request (open, exec): a guest under
+            // TCG on a loaded host answers slowly, and one that never answers must not hang us.
             client.ConnectionInfo.Timeout = ChannelRequestTimeout;
             return new SshSession(client, seen!);
         }
@@ -74,57 +73,65 @@ internal sealed class SshSession : IDisposable
     }
 
     /// <summary>
-    /// Runs a shell command line. Commands go to one long-lived shell on the connection, which
+    /// Runs a shell command line. Commands go to long-lived shells on the connection (at most
+    /// <see cref="MaxParallelChannels"/>, started as parallel callers need them and reused), which
     /// spares each command a channel and a new shell in the guest (under TCG that is most of its
-    /// cost); a caller that finds that shell busy gets a channel of its own, so commands still
-    /// run in parallel.
+    /// cost). A user's command never rides on an exec request: under load dropbear was seen to
+    /// leave an exec request unanswered for good, and a shell that did not start is simply
+    /// started again, which a command that may have run could not be.
     /// </summary>
     public async Task<ExecResult> RunAsync(string commandLine, CancellationToken cancellationToken)
     {
-        if (!_shellLock.Wait(0, CancellationToken.None)) return await RunOnOwnChannelAsync(commandLine, cancellationToken);
+        await _slots.WaitAsync(cancellationToken);
+        ResidentShell? shell = null;
         try
         {
-            _shell ??= ResidentShell.TryStart(_client);
-            if (_shell is null) return await RunOnOwnChannelAsync(commandLine, cancellationToken);
+            if (!_idle.TryPop(out shell)) shell = await StartShellAsync(cancellationToken);
+            if (shell is null) return await RunOnOwnChannelAsync(commandLine, cancellationToken);
+            ExecResult result;
             try
             {
-                return await _shell.RunAsync(commandLine, cancellationToken);
+                result = await shell.RunAsync(commandLine, cancellationToken);
             }
             catch (ResidentShellEndedException e) when (e.NeverRan)
             {
                 // The server turned the shell's channel down: the command never ran, so it runs
                 // on a channel of its own instead; the next command tries a new shell.
-                _shell.Dispose();
-                _shell = null;
                 return await RunOnOwnChannelAsync(commandLine, cancellationToken);
             }
-            catch
-            {
-                // Cancelled or broken midway: the shell's state is unknown, so it is not reused.
-                _shell.Dispose();
-                _shell = null;
-                throw;
-            }
+            _idle.Push(shell);
+            shell = null;
+            return result;
         }
         finally
         {
-            _shellLock.Release();
+            // A shell cancelled or broken midway is in an unknown state: it is not reused.
+            shell?.Dispose();
+            _slots.Release();
+        }
+    }
+
+    private async Task<ResidentShell?> StartShellAsync(CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await ResidentShell.TryStartAsync(_client, StartAsync);
+            }
+            catch (SshOperationTimeoutException) when (attempt < 3)
+            {
+                // The exec request of "sh" went unanswered; nothing of the caller's ran yet.
+                cancellationToken.ThrowIfCancellationRequested();
+            }
         }
     }
 
     private async Task<ExecResult> RunOnOwnChannelAsync(string commandLine, CancellationToken cancellationToken)
     {
-        await _channels.WaitAsync(cancellationToken);
-        try
-        {
-            using var command = _client.CreateCommand(commandLine);
-            await command.ExecuteAsync(cancellationToken);
-            return new ExecResult(command.ExitStatus ?? -1, command.Result, command.Error);
-        }
-        finally
-        {
-            _channels.Release();
-        }
+        using var command = _client.CreateCommand(commandLine);
+        await await StartAsync(command, cancellationToken);
+        return new ExecResult(command.ExitStatus ?? -1, command.Result, command.Error);
     }
 
     /// <summary>
@@ -143,11 +150,11 @@ internal sealed class SshSession : IDisposable
             $"set -e; t={path}.linuxkit-$$; trap 'rm -f \"$t\"' EXIT; " +
             $"mkdir -p -- \"$(dirname -- {path})\"; cat > \"$t\"; {sizeCheck}" +
             $"chmod {octalMode} \"$t\"; chown {owner} \"$t\"; mv -f -- \"$t\" {path}; trap - EXIT";
-        await _channels.WaitAsync(cancellationToken);
+        await _slots.WaitAsync(cancellationToken);
         try
         {
             using var command = _client.CreateCommand(script);
-            var running = command.ExecuteAsync(cancellationToken);
+            var running = await StartAsync(command, cancellationToken);
             await using (var input = command.CreateInputStream())
             {
                 await content.CopyToAsync(input, cancellationToken);
@@ -157,7 +164,7 @@ internal sealed class SshSession : IDisposable
         }
         finally
         {
-            _channels.Release();
+            _slots.Release();
         }
     }
 
@@ -169,11 +176,11 @@ internal sealed class SshSession : IDisposable
     {
         var path = ShellQuoting.Quote(guestPath);
         var script = $"[ -e {path} ] || exit 2; [ ! -d {path} ] || exit 3; exec cat -- {path}";
-        await _channels.WaitAsync(cancellationToken);
+        await _slots.WaitAsync(cancellationToken);
         try
         {
             using var command = _client.CreateCommand(script);
-            var running = command.ExecuteAsync(cancellationToken);
+            var running = await StartAsync(command, cancellationToken);
             using var bytes = new MemoryStream();
             var chunk = new byte[64 * 1024];
             int read;
@@ -185,23 +192,40 @@ internal sealed class SshSession : IDisposable
         }
         finally
         {
-            _channels.Release();
+            _slots.Release();
         }
     }
 
-    // Exec requests beyond a handful at once on one connection were seen to time out under TCG
-    // (SSH.NET waits 10 s for each reply; SSH.NET itself allows 10 channels). Callers past the
-    // limit wait here instead, cancellably; the resident shell is not counted.
+    /// <summary>
+    /// Opens the command's channel and sends its exec request, one request at a time on the
+    /// connection; returns the running command.
+    /// </summary>
+    private async Task<Task> StartAsync(SshCommand command, CancellationToken cancellationToken)
+    {
+        await _requests.WaitAsync(cancellationToken);
+        try
+        {
+            // SSH.NET opens the channel and waits for the exec request's reply before returning.
+            return command.ExecuteAsync(cancellationToken);
+        }
+        finally
+        {
+            _requests.Release();
+        }
+    }
+
+    // More channels than a handful at once on one connection were seen to time out under TCG;
+    // callers past the limit wait here instead, cancellably.
     private const int MaxParallelChannels = 4;
-    private readonly SemaphoreSlim _channels = new(MaxParallelChannels, MaxParallelChannels);
-    private readonly SemaphoreSlim _shellLock = new(1, 1);
-    private ResidentShell? _shell;
+    private readonly SemaphoreSlim _slots = new(MaxParallelChannels, MaxParallelChannels);
+    private readonly SemaphoreSlim _requests = new(1, 1);
+    private readonly System.Collections.Concurrent.ConcurrentStack<ResidentShell> _idle = new();
 
     public void Dispose()
     {
-        _shell?.Dispose();
+        while (_idle.TryPop(out var shell)) shell.Dispose();
         _client.Dispose();
-        _shellLock.Dispose();
-        _channels.Dispose();
+        _slots.Dispose();
+        _requests.Dispose();
     }
 }
