@@ -146,26 +146,9 @@ public sealed class HyperkitBackendTests : IDisposable
     }
 
     // The stand-in vpnkit and vpnkit-expose-port end with the VM (the backend's helper shell).
-    private static async Task AssertNoStandInLeftAsync(string vmDirectory)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        List<string> left;
-        while ((left = StandInsFor(vmDirectory)).Count > 0 && DateTime.UtcNow < deadline) await Task.Delay(200);
-        Assert.True(left.Count == 0, "left running: " + string.Join("; ", left));
-    }
-
-    private static List<string> StandInsFor(string vmDirectory)
-    {
-        var found = new List<string>();
-        foreach (var proc in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(proc), out _)) continue;
-            string cmdline;
-            try { cmdline = File.ReadAllText(Path.Combine(proc, "cmdline")).Replace('\0', ' '); }
-            catch (IOException) { continue; }
-            catch (UnauthorizedAccessException) { continue; }
-            if (cmdline.Contains("HyperkitStandIn", StringComparison.Ordinal) && cmdline.Contains(vmDirectory, StringComparison.Ordinal)) found.Add(cmdline);
-        }
-        return found;
-    }
+    private static Task AssertNoStandInLeftAsync(string vmDirectory) =>
+        TestEnvironment.AssertNoneLeftAsync(
+            "Stand-ins",
+            () => TestEnvironment.ProcessesWhose(cmdline => cmdline.Contains("HyperkitStandIn", StringComparison.Ordinal) && cmdline.Contains(vmDirectory, StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(10));
 }

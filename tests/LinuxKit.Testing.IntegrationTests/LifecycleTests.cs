@@ -12,11 +12,9 @@ public class LifecycleTests
     {
         await using var scratch = new ScratchManager();
         using var host = TestEnvironment.StartHost(scratch.State, "run", "--detach", TestEnvironment.Image("kernel"));
-        var line = await host.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        var (id, pid) = await TestEnvironment.ReadStartedVmAsync(host);
         await host.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
         Assert.True(host.ExitCode == 0, await host.StandardError.ReadToEndAsync());
-        var id = line!.Split(' ')[0];
-        var pid = int.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture);
 
         // The process that started it is gone; the VM is not.
         Assert.True(TestEnvironment.IsRunning(pid));
@@ -39,9 +37,7 @@ public class LifecycleTests
     {
         await using var scratch = new ScratchManager();
         using var host = TestEnvironment.StartHost(scratch.State, ownProcessGroup: true, "run", TestEnvironment.Image("kernel"));
-        var line = await host.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(3));
-        Assert.NotNull(line);
-        var pid = int.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture);
+        var (_, pid) = await TestEnvironment.ReadStartedVmAsync(host);
         Assert.True(TestEnvironment.IsRunning(pid));
 
         // What a CI runner cancelling a job, or Ctrl-C in a terminal, does: one signal to every
@@ -58,9 +54,7 @@ public class LifecycleTests
     {
         await using var scratch = new ScratchManager();
         using var host = TestEnvironment.StartHost(scratch.State, "run", TestEnvironment.Image("kernel"));
-        var line = await host.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(3));
-        Assert.NotNull(line);
-        var id = line.Split(' ')[0];
+        var (id, _) = await TestEnvironment.ReadStartedVmAsync(host);
 
         // As a test's temp-folder cleanup does when the test failed before disposing its VM:
         // the pid file goes with the folder.
@@ -76,10 +70,7 @@ public class LifecycleTests
     {
         await using var scratch = new ScratchManager();
         using var host = TestEnvironment.StartHost(scratch.State, "run", TestEnvironment.Image("qcow2"));
-        var line = await host.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(3));
-        Assert.NotNull(line);
-        var id = line.Split(' ')[0];
-        var pid = int.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture);
+        var (id, pid) = await TestEnvironment.ReadStartedVmAsync(host);
         var overlay = Path.Combine(scratch.State, "vms", id, "disk.qcow2");
         Assert.True(TestEnvironment.IsRunning(pid));
         Assert.True(File.Exists(overlay));

@@ -44,8 +44,8 @@ internal static class TestEnvironment
 
     public static Dictionary<string, string> Hashes(string image) => ImageFiles(image).ToDictionary(f => f, Sha256);
 
-    /// <summary>QEMU processes whose command line mentions <paramref name="stateDirectory"/>.</summary>
-    public static List<int> QemuProcessesUnder(string stateDirectory)
+    /// <summary>Processes whose command line (arguments joined by NUL) matches <paramref name="commandLine"/>.</summary>
+    public static List<int> ProcessesWhose(Func<string, bool> commandLine)
     {
         var found = new List<int>();
         foreach (var proc in Directory.EnumerateDirectories("/proc"))
@@ -55,21 +55,36 @@ internal static class TestEnvironment
             try { cmdline = File.ReadAllText(Path.Combine(proc, "cmdline")); }
             catch (IOException) { continue; }
             catch (UnauthorizedAccessException) { continue; }
-            if (cmdline.StartsWith("qemu-system", StringComparison.Ordinal) || cmdline.Contains("/qemu-system", StringComparison.Ordinal))
-            {
-                if (cmdline.Contains(stateDirectory, StringComparison.Ordinal)) found.Add(pid);
-            }
+            if (commandLine(cmdline)) found.Add(pid);
         }
         return found;
     }
 
-    public static async Task AssertNoQemuLeftAsync(string stateDirectory)
-    {
+    /// <summary>QEMU processes whose command line mentions <paramref name="stateDirectory"/>.</summary>
+    public static List<int> QemuProcessesUnder(string stateDirectory) => ProcessesWhose(cmdline =>
+        (cmdline.StartsWith("qemu-system", StringComparison.Ordinal) || cmdline.Contains("/qemu-system", StringComparison.Ordinal))
+        && cmdline.Contains(stateDirectory, StringComparison.Ordinal));
+
+    public static Task AssertNoQemuLeftAsync(string stateDirectory) =>
         // A stopped VM's QEMU is gone at once; a killed owner's watchdog needs a moment.
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        AssertNoneLeftAsync("QEMU processes", () => QemuProcessesUnder(stateDirectory), TimeSpan.FromSeconds(15));
+
+    /// <summary>Waits up to <paramref name="patience"/> for <paramref name="find"/> to find no process.</summary>
+    public static async Task AssertNoneLeftAsync(string what, Func<List<int>> find, TimeSpan patience)
+    {
+        var deadline = DateTime.UtcNow + patience;
         List<int> left;
-        while ((left = QemuProcessesUnder(stateDirectory)).Count > 0 && DateTime.UtcNow < deadline) await Task.Delay(100);
-        Assert.True(left.Count == 0, $"QEMU processes left running: {string.Join(", ", left)}");
+        while ((left = find()).Count > 0 && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.True(left.Count == 0, $"{what} left running: {string.Join(", ", left)}");
+    }
+
+    /// <summary>The "ID PID" line the TestHost prints once its VM is up.</summary>
+    public static async Task<(string Id, int Pid)> ReadStartedVmAsync(Process host)
+    {
+        var line = await host.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        if (line is null) Assert.Fail("the TestHost ended without starting a VM: " + await host.StandardError.ReadToEndAsync());
+        var parts = line.Split(' ');
+        return (parts[0], int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
     }
 
     public static bool IsRunning(int pid)
