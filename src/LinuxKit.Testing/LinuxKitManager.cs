@@ -342,11 +342,11 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
 
     private IHypervisor CreateHypervisor()
     {
-        var hyperkitFound = ProcessRunner.FindOnPath(_options.Hyperkit.Binary ?? Environment.GetEnvironmentVariable("LINUXKIT_TESTING_HYPERKIT") ?? "hyperkit") is not null;
         var requested = _options.Hypervisor;
         if (requested == HypervisorKind.Auto && Enum.TryParse<HypervisorKind>(Environment.GetEnvironmentVariable("LINUXKIT_TESTING_HYPERVISOR"), ignoreCase: true, out var fromEnvironment))
             requested = fromEnvironment;
-        var (kind, message) = HypervisorSelection.Choose(requested, OperatingSystem.IsMacOS(), RuntimeInformation.OSArchitecture, hyperkitFound);
+        var (kind, message) = HypervisorSelection.Choose(
+            requested, OperatingSystem.IsMacOS(), RuntimeInformation.OSArchitecture, () => HyperkitHypervisor.Locate(_options.Hyperkit) is not null);
         if (message is not null) _logger.LogInformation("{Reason}", message);
         return kind switch
         {

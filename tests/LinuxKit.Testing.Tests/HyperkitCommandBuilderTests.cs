@@ -102,7 +102,7 @@ public class HypervisorSelectionTests
     public void An_explicit_choice_wins_and_auto_takes_hyperkit_only_on_an_intel_mac_that_has_it(
         HypervisorKind requested, bool isMacOS, Architecture architecture, bool hyperkitOnPath, HypervisorKind expected)
     {
-        var (kind, message) = HypervisorSelection.Choose(requested, isMacOS, architecture, hyperkitOnPath);
+        var (kind, message) = HypervisorSelection.Choose(requested, isMacOS, architecture, () => hyperkitOnPath);
 
         Assert.Equal(expected, kind);
         Assert.Null(message);
@@ -111,7 +111,7 @@ public class HypervisorSelectionTests
     [Fact]
     public void Apple_silicon_uses_qemu_with_hvf_and_says_why()
     {
-        var (kind, message) = HypervisorSelection.Choose(HypervisorKind.Auto, isMacOS: true, Architecture.Arm64, hyperkitOnPath: true);
+        var (kind, message) = HypervisorSelection.Choose(HypervisorKind.Auto, isMacOS: true, Architecture.Arm64, hyperkitOnPath: () => true);
 
         Assert.Equal(HypervisorKind.Qemu, kind);
         Assert.Contains("hyperkit does not run", message, StringComparison.Ordinal);
@@ -120,7 +120,7 @@ public class HypervisorSelectionTests
     [Fact]
     public void An_intel_mac_without_hyperkit_uses_qemu_and_says_why()
     {
-        var (kind, message) = HypervisorSelection.Choose(HypervisorKind.Auto, isMacOS: true, Architecture.X64, hyperkitOnPath: false);
+        var (kind, message) = HypervisorSelection.Choose(HypervisorKind.Auto, isMacOS: true, Architecture.X64, hyperkitOnPath: () => false);
 
         Assert.Equal(HypervisorKind.Qemu, kind);
         Assert.Contains("not on PATH", message, StringComparison.Ordinal);

@@ -23,9 +23,14 @@ internal sealed class HyperkitHypervisor : IHypervisor
     {
         _options = options;
         _logger = logger;
-        var requested = options.Binary ?? Environment.GetEnvironmentVariable("LINUXKIT_TESTING_HYPERKIT") ?? "hyperkit";
-        Binary = ProcessRunner.FindOnPath(requested) ?? throw new LinuxKitException($"hyperkit binary '{requested}' was not found. {InstallHint}");
+        Binary = Locate(options) ?? throw new LinuxKitException($"hyperkit binary '{Requested(options)}' was not found. {InstallHint}");
     }
+
+    /// <summary>The hyperkit binary the options name (else LINUXKIT_TESTING_HYPERKIT, else PATH); null when there is none.</summary>
+    public static string? Locate(HyperkitOptions options) => ProcessRunner.FindOnPath(Requested(options));
+
+    private static string Requested(HyperkitOptions options) =>
+        options.Binary ?? Environment.GetEnvironmentVariable("LINUXKIT_TESTING_HYPERKIT") ?? "hyperkit";
 
     public HypervisorKind Kind => HypervisorKind.Hyperkit;
 
