@@ -12,25 +12,11 @@ internal static partial class ExitTrace
     /// <summary>128 + the signal when the hypervisor logged one, 0 when the guest powered off, else null.</summary>
     public static int? Infer(string hypervisorLog, string consoleLog)
     {
-        var log = ReadAll(hypervisorLog);
+        var log = ConsoleLog.Tail(hypervisorLog);
         var signal = SignalMessage().Matches(log).LastOrDefault();
         if (signal is not null) return 128 + int.Parse(signal.Groups[1].Value, CultureInfo.InvariantCulture);
         // Linux's last words on a power-off; QEMU exits 0 after it.
         return ConsoleLog.Tail(consoleLog, 10).Contains("reboot: Power down", StringComparison.Ordinal) ? 0 : null;
-    }
-
-    private static string ReadAll(string path)
-    {
-        try
-        {
-            using var stream = ConsoleLog.Open(path);
-            using var reader = new StreamReader(stream);
-            return reader.ReadToEnd();
-        }
-        catch (IOException)
-        {
-            return "";
-        }
     }
 
     // QEMU: "qemu-system-x86_64: terminating on signal 15 from pid 123 (kill)"
