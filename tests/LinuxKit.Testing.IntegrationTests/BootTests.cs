@@ -103,6 +103,37 @@ public class BootTests
     }
 
     [Fact]
+    public async Task Commands_and_reads_cancelled_on_a_paused_guest_run_to_their_end_there_and_the_next_commands_succeed()
+    {
+        await using var scratch = new ScratchManager();
+        var manager = scratch.Manager;
+        var vm = await manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small);
+        await manager.WriteFileAsync(vm.Id, "/tmp/data", new MemoryStream(new byte[200_000]), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+        // Closing the channel of a cancelled command let its process exit while new channels
+        // started after the resume, which dropbear fails now and then (see SshSession): a few
+        // rounds caught it every time.
+        for (var round = 0; round < 6; round++)
+        {
+            await manager.PauseAsync(vm.Id);
+            using (var shortly = new CancellationTokenSource(TimeSpan.FromMilliseconds(500)))
+            {
+                var exec = manager.ExecAsync(vm.Id, ["touch", $"/tmp/ran-{round}"], shortly.Token);
+                var read = manager.ReadFileAsync(vm.Id, "/tmp/data", shortly.Token);
+                await Assert.ThrowsAnyAsync<OperationCanceledException>(() => exec);
+                await Assert.ThrowsAnyAsync<OperationCanceledException>(() => read);
+            }
+            await manager.ResumeAsync(vm.Id);
+
+            var results = await Task.WhenAll(Enumerable.Range(0, 3).Select(i => manager.ExecAsync(vm.Id, ["echo", $"{round}.{i}"])));
+            Assert.Equal(Enumerable.Range(0, 3).Select(i => $"{round}.{i}\n"), results.Select(r => r.Stdout));
+            Assert.Equal(200_000, (await manager.ReadFileAsync(vm.Id, "/tmp/data")).Length);
+            var ran = await manager.ExecAsync(vm.Id, ["sh", "-c", $"for i in $(seq 50); do [ -e /tmp/ran-{round} ] && exit 0; sleep 0.2; done; exit 1"]);
+            Assert.True(ran.ExitCode == 0, $"the cancelled command of round {round} did not run in the guest");
+        }
+    }
+
+    [Fact]
     public async Task Forwarded_port_reaches_the_guest_on_loopback()
     {
         await using var scratch = new ScratchManager();

@@ -28,17 +28,17 @@ internal sealed class ResidentShell : IDisposable
     }
 
     /// <summary>
-    /// Starts the shell through <paramref name="start"/>; null when the server will not run one.
-    /// An exec request left unanswered throws <see cref="SshOperationTimeoutException"/>, so the
-    /// caller can try again.
+    /// Starts the shell; null when the server will not run one. An exec request left unanswered
+    /// throws <see cref="SshOperationTimeoutException"/>, so the caller can try again. SSH.NET
+    /// has sent the exec request when this returns.
     /// </summary>
-    public static async Task<ResidentShell?> TryStartAsync(SshClient client, Func<SshCommand, CancellationToken, Task<Task>> start)
+    public static ResidentShell? TryStart(SshClient client)
     {
         var command = client.CreateCommand("exec sh");
         try
         {
-            // The shell outlives this call: its execution is not cancelled by the caller's token.
-            var execution = await start(command, CancellationToken.None);
+            // The shell outlives this call: its execution is not cancelled by any caller's token.
+            var execution = command.ExecuteAsync(CancellationToken.None);
             return new ResidentShell(command, execution, command.CreateInputStream());
         }
         catch (SshOperationTimeoutException)
@@ -53,16 +53,22 @@ internal sealed class ResidentShell : IDisposable
         }
     }
 
-    public async Task<ExecResult> RunAsync(string commandLine, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs one command to its end. There is no token on purpose: a caller that stops waiting
+    /// leaves the command to finish here, and the shell is usable again afterwards, because
+    /// closing the channel of a running shell would make its process exit at an unknown moment,
+    /// which dropbear does not survive (see <see cref="SshSession"/>).
+    /// </summary>
+    public async Task<ExecResult> RunAsync(string commandLine)
     {
         var marker = $"__linuxkit_testing_{_nonce}_{++_sequence}__";
         var script = $"( {commandLine}\n) </dev/null; printf '%s %d\\n' {marker} $?; printf '%s\\n' {marker} >&2\n";
-        await _input.WriteAsync(Encoding.UTF8.GetBytes(script), cancellationToken);
-        await _input.FlushAsync(cancellationToken);
+        await _input.WriteAsync(Encoding.UTF8.GetBytes(script));
+        await _input.FlushAsync();
 
         var markerBytes = Encoding.ASCII.GetBytes(marker);
-        var (stdout, statusLine) = await ReadUntilMarkerAsync(_command.OutputStream, markerBytes, cancellationToken) ?? throw await EndedAsync();
-        var (stderr, _) = await ReadUntilMarkerAsync(_command.ExtendedOutputStream, markerBytes, cancellationToken) ?? throw await EndedAsync();
+        var (stdout, statusLine) = await ReadUntilMarkerAsync(_command.OutputStream, markerBytes) ?? throw await EndedAsync();
+        var (stderr, _) = await ReadUntilMarkerAsync(_command.ExtendedOutputStream, markerBytes) ?? throw await EndedAsync();
         var exitCode = int.Parse(statusLine.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture);
         return new ExecResult(exitCode, stdout, stderr);
     }
@@ -74,22 +80,21 @@ internal sealed class ResidentShell : IDisposable
         await Task.WhenAny(_execution, Task.Delay(TimeSpan.FromSeconds(2)));
         var neverRan = _execution.IsFaulted && _sequence == 1;
         var why = _execution.IsFaulted ? _execution.Exception!.InnerException?.Message
-            : _execution.IsCompleted ? $"exit status {_command.ExitStatus?.ToString(CultureInfo.InvariantCulture) ?? "none"}"
+            : _execution.IsCanceled ? "its execution was cancelled"
+            : _execution.IsCompleted ? $"exit status {_command.ExitStatus?.ToString(CultureInfo.InvariantCulture) ?? "none"}, signal {_command.ExitSignal ?? "none"}"
             : "the channel closed";
         return new ResidentShellEndedException($"The resident shell ended while a command ran ({why}).", neverRan);
     }
 
     // Everything before the marker, and the rest of the marker's line; null when the stream ended first.
-    private static async Task<(string Before, string RestOfLine)?> ReadUntilMarkerAsync(Stream stream, byte[] marker, CancellationToken cancellationToken)
+    private static async Task<(string Before, string RestOfLine)?> ReadUntilMarkerAsync(Stream stream, byte[] marker)
     {
         var buffer = new MemoryStream();
         var chunk = new byte[8192];
         var searchFrom = 0;
         while (true)
         {
-            // SSH.NET's channel streams ignore the token once a read waits (a paused or hung
-            // guest would hold it forever); the abandoned read ends when the shell is disposed.
-            var read = await stream.ReadAsync(chunk, cancellationToken).AsTask().WaitAsync(cancellationToken);
+            var read = await stream.ReadAsync(chunk);
             if (read == 0) return null;
             buffer.Write(chunk, 0, read);
             var data = buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
@@ -105,6 +110,24 @@ internal sealed class ResidentShell : IDisposable
             if (newline < 0) continue; // the marker's line is not complete yet
             return (Encoding.UTF8.GetString(data[..at]), Encoding.ASCII.GetString(data.Slice(after, newline)));
         }
+    }
+
+    /// <summary>
+    /// Ends the shell the way it ends on its own: end of input, then its exit; waits for the
+    /// server to close the channel, so the caller knows the process is gone.
+    /// </summary>
+    public async Task CloseAsync(TimeSpan timeout)
+    {
+        try
+        {
+            _input.Dispose();
+            await _execution.WaitAsync(timeout);
+        }
+        catch (Exception e) when (e is SshException or ObjectDisposedException or IOException or TimeoutException or InvalidOperationException or OperationCanceledException)
+        {
+            // Gone already, or the guest stopped answering: disposing is all that is left.
+        }
+        _command.Dispose();
     }
 
     public void Dispose()

@@ -74,63 +74,153 @@ internal sealed class SshSession : IDisposable
 
     /// <summary>
     /// Runs a shell command line. Commands go to long-lived shells on the connection (at most
-    /// <see cref="MaxParallelChannels"/>, started as parallel callers need them and reused), which
-    /// spares each command a channel and a new shell in the guest (under TCG that is most of its
-    /// cost). A user's command never rides on an exec request: under load dropbear was seen to
-    /// leave an exec request unanswered for good, and a shell that did not start is simply
-    /// started again, which a command that may have run could not be.
+    /// <see cref="MaxParallelCommands"/> busy at once, started as parallel callers need them and
+    /// reused), which spares each command a channel and a new shell in the guest (under TCG that
+    /// is most of its cost). A caller that cancels stops waiting; the command runs to its end in
+    /// the guest and its shell then serves the next caller.
     /// </summary>
     public async Task<ExecResult> RunAsync(string commandLine, CancellationToken cancellationToken)
     {
         await _slots.WaitAsync(cancellationToken);
-        ResidentShell? shell = null;
         try
         {
-            if (!_idle.TryPop(out shell)) shell = await StartShellAsync(cancellationToken);
-            if (shell is null) return await RunOnOwnChannelAsync(commandLine, cancellationToken);
-            ExecResult result;
-            try
-            {
-                result = await shell.RunAsync(commandLine, cancellationToken);
-            }
-            catch (ResidentShellEndedException e) when (e.NeverRan)
-            {
-                // The server turned the shell's channel down: the command never ran, so it runs
-                // on a channel of its own instead; the next command tries a new shell.
-                return await RunOnOwnChannelAsync(commandLine, cancellationToken);
-            }
-            _idle.Push(shell);
-            shell = null;
-            return result;
+            if (!_idle.TryPop(out var shell)) shell = await StartShellAsync(cancellationToken);
+            if (shell is null) return await OnChannelOfItsOwnAsync(_ => RunOnChannelAsync(commandLine), cancellationToken);
+            return await RunOnShellAsync(shell, commandLine).WaitAsync(cancellationToken);
         }
         finally
         {
-            // A shell cancelled or broken midway is in an unknown state: it is not reused.
-            shell?.Dispose();
             _slots.Release();
         }
     }
 
+    // Runs on to the end also when its caller stopped waiting, then gives the shell back.
+    private async Task<ExecResult> RunOnShellAsync(ResidentShell shell, string commandLine)
+    {
+        ExecResult result;
+        try
+        {
+            result = await shell.RunAsync(commandLine);
+        }
+        catch (ResidentShellEndedException e) when (e.NeverRan)
+        {
+            // The server turned the shell's channel down: the command never ran, so it runs on
+            // a channel of its own instead; the next command tries a new shell.
+            Discard(shell);
+            return await OnChannelOfItsOwnAsync(_ => RunOnChannelAsync(commandLine), CancellationToken.None);
+        }
+        catch
+        {
+            // The shell's channel ended: its process is gone, so closing it races nothing.
+            Discard(shell);
+            throw;
+        }
+        GiveBack(shell);
+        return result;
+    }
+
     private async Task<ResidentShell?> StartShellAsync(CancellationToken cancellationToken)
+    {
+        await TakeChannelAsync(cancellationToken);
+        try
+        {
+            await _channelStarts.WaitAsync(cancellationToken);
+        }
+        catch
+        {
+            _channels.Release();
+            throw;
+        }
+        // SSH.NET waits for the open and exec replies on the calling thread, without a token.
+        var starting = Task.Run(StartShell, CancellationToken.None);
+        _ = starting.ContinueWith(
+            started =>
+            {
+                _channelStarts.Release();
+                if (!started.IsCompletedSuccessfully || started.Result is null) _channels.Release();
+            },
+            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        try
+        {
+            return await starting.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            _ = starting.ContinueWith(
+                started =>
+                {
+                    if (started.IsCompletedSuccessfully && started.Result is { } shell) GiveBack(shell);
+                },
+                CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            throw;
+        }
+    }
+
+    private ResidentShell? StartShell()
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await ResidentShell.TryStartAsync(_client, StartAsync);
+                return ResidentShell.TryStart(_client);
             }
             catch (SshOperationTimeoutException) when (attempt < 3)
             {
-                // The exec request of "sh" went unanswered; nothing of the caller's ran yet.
-                cancellationToken.ThrowIfCancellationRequested();
+                // The exec request of "sh" went unanswered; nothing of anyone's ran yet.
             }
         }
     }
 
-    private async Task<ExecResult> RunOnOwnChannelAsync(string commandLine, CancellationToken cancellationToken)
+    private void GiveBack(ResidentShell shell)
+    {
+        if (_disposed)
+        {
+            shell.Dispose();
+        }
+        else if (_idle.Count < MaxParallelCommands)
+        {
+            _idle.Push(shell);
+        }
+        else
+        {
+            // A shell that finished an abandoned command while others took over: one too many.
+            // Its process exits when it is closed, so no channel may start until it is gone.
+            _ = Task.Run(async () =>
+            {
+                await _channelStarts.WaitAsync();
+                try
+                {
+                    await shell.CloseAsync(ChannelRequestTimeout);
+                }
+                finally
+                {
+                    _channelStarts.Release();
+                    _channels.Release();
+                }
+            });
+        }
+    }
+
+    private void Discard(ResidentShell shell)
+    {
+        shell.Dispose();
+        _channels.Release();
+    }
+
+    // Waits for room on the connection. Commands whose callers stopped waiting keep their
+    // channels until they end; when such commands hold every channel, waiting would not help.
+    private async Task TakeChannelAsync(CancellationToken cancellationToken)
+    {
+        if (await _channels.WaitAsync(ChannelRequestTimeout, cancellationToken)) return;
+        throw new LinuxKitException(
+            $"All {MaxChannels} SSH channels to the VM are still taken after {ChannelRequestTimeout.TotalSeconds:0} s, " +
+            "by commands whose callers cancelled them but which still run in the guest; end those commands or wait for them.");
+    }
+
+    private async Task<ExecResult> RunOnChannelAsync(string commandLine)
     {
         using var command = _client.CreateCommand(commandLine);
-        await await StartAsync(command, cancellationToken);
+        await command.ExecuteAsync(CancellationToken.None);
         return new ExecResult(command.ExitStatus ?? -1, command.Result, command.Error);
     }
 
@@ -140,7 +230,7 @@ internal sealed class SshSession : IDisposable
     /// LinuxKit images do not have. The file appears whole or not at all (written beside it,
     /// then renamed); missing parent folders are created.
     /// </summary>
-    public async Task<ExecResult> WriteFileAsync(string guestPath, Stream content, long? length, string octalMode, string owner, CancellationToken cancellationToken)
+    public Task<ExecResult> WriteFileAsync(string guestPath, Stream content, long? length, string octalMode, string owner, CancellationToken cancellationToken)
     {
         var path = ShellQuoting.Quote(guestPath);
         // A cancelled copy still ends the guest's stdin like a finished one: the size check keeps
@@ -150,82 +240,108 @@ internal sealed class SshSession : IDisposable
             $"set -e; t={path}.linuxkit-$$; trap 'rm -f \"$t\"' EXIT; " +
             $"mkdir -p -- \"$(dirname -- {path})\"; cat > \"$t\"; {sizeCheck}" +
             $"chmod {octalMode} \"$t\"; chown {owner} \"$t\"; mv -f -- \"$t\" {path}; trap - EXIT";
-        await _slots.WaitAsync(cancellationToken);
-        try
+        return OnChannelOfItsOwnAsync(async abandoned =>
         {
             using var command = _client.CreateCommand(script);
-            var running = await StartAsync(command, cancellationToken);
-            await using (var input = command.CreateInputStream())
+            var running = command.ExecuteAsync(CancellationToken.None);
+            try
             {
-                await content.CopyToAsync(input, cancellationToken);
+                await using var input = command.CreateInputStream();
+                await content.CopyToAsync(input, abandoned);
+            }
+            catch (OperationCanceledException) when (abandoned.IsCancellationRequested)
+            {
+                // Stdin ends here all the same; the guest refuses the short file.
             }
             await running;
             return new ExecResult(command.ExitStatus ?? -1, "", command.Error);
-        }
-        finally
-        {
-            _slots.Release();
-        }
+        }, cancellationToken);
     }
 
     /// <summary>
     /// Reads a guest file's bytes through <c>cat</c>. Exit status 2 means the file does not
     /// exist, 3 that it is a folder.
     /// </summary>
-    public async Task<(int ExitCode, byte[] Content, string Error)> ReadFileAsync(string guestPath, CancellationToken cancellationToken)
+    public Task<(int ExitCode, byte[] Content, string Error)> ReadFileAsync(string guestPath, CancellationToken cancellationToken)
     {
         var path = ShellQuoting.Quote(guestPath);
         var script = $"[ -e {path} ] || exit 2; [ ! -d {path} ] || exit 3; exec cat -- {path}";
-        await _slots.WaitAsync(cancellationToken);
-        try
+        return OnChannelOfItsOwnAsync(async abandoned =>
         {
             using var command = _client.CreateCommand(script);
-            var running = await StartAsync(command, cancellationToken);
+            var running = command.ExecuteAsync(CancellationToken.None);
             using var bytes = new MemoryStream();
             var chunk = new byte[64 * 1024];
             int read;
-            // WaitAsync: SSH.NET's channel streams ignore the token once a read waits.
-            while ((read = await command.OutputStream.ReadAsync(chunk, cancellationToken).AsTask().WaitAsync(cancellationToken)) > 0)
-                bytes.Write(chunk, 0, read);
+            // An abandoned read still drains the file, so that cat ends by itself.
+            while ((read = await command.OutputStream.ReadAsync(chunk, CancellationToken.None)) > 0)
+                if (!abandoned.IsCancellationRequested) bytes.Write(chunk, 0, read);
             await running;
             return (command.ExitStatus ?? -1, bytes.ToArray(), command.Error);
-        }
-        finally
-        {
-            _slots.Release();
-        }
+        }, cancellationToken);
     }
 
     /// <summary>
-    /// Opens the command's channel and sends its exec request, one request at a time on the
-    /// connection; returns the running command.
+    /// Runs <paramref name="work"/> on a channel of its own. Its process will exit, so no other
+    /// channel may be starting meanwhile: the work holds the start lock until its channel has
+    /// closed, also when the caller stops waiting (the work sees that through its token and
+    /// winds down without closing a running channel).
     /// </summary>
-    private async Task<Task> StartAsync(SshCommand command, CancellationToken cancellationToken)
+    private async Task<T> OnChannelOfItsOwnAsync<T>(Func<CancellationToken, Task<T>> work, CancellationToken cancellationToken)
     {
-        await _requests.WaitAsync(cancellationToken);
+        await TakeChannelAsync(cancellationToken);
         try
         {
-            // SSH.NET opens the channel and waits for the exec request's reply before returning.
-            return command.ExecuteAsync(cancellationToken);
+            await _channelStarts.WaitAsync(cancellationToken);
         }
-        finally
+        catch
         {
-            _requests.Release();
+            _channels.Release();
+            throw;
         }
+        // On the thread pool: SSH.NET opens the channel on the calling thread, without a token.
+        var running = Task.Run(() => work(cancellationToken), CancellationToken.None);
+        _ = running.ContinueWith(
+            _ =>
+            {
+                _channelStarts.Release();
+                _channels.Release();
+            },
+            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return await running.WaitAsync(cancellationToken);
     }
+
+    // Why channel starts are guarded (seen with dropbear 2022.83, the SSH server of minimal
+    // images): a session channel that is open but has not run its command yet counts as
+    // finished in dropbear's close check, and any child exiting on the connection runs that
+    // check. So when another channel's process exits between our channel open and exec request,
+    // dropbear closes the new channel; SSH.NET then opens it again under the same number and
+    // mixes the two (the command's output ends at once, or dropbear drops the connection with
+    // "Unknown channel"; earlier, the exec reply never came). Hence: a channel is started only
+    // while no other channel's process can exit. Resident shells exit only when closed under
+    // the start lock (a cancelled command is left to finish), and channels of their own hold the
+    // start lock until they close.
+    private readonly SemaphoreSlim _channelStarts = new(1, 1);
 
     // More channels than a handful at once on one connection were seen to time out under TCG;
     // callers past the limit wait here instead, cancellably.
-    private const int MaxParallelChannels = 4;
-    private readonly SemaphoreSlim _slots = new(MaxParallelChannels, MaxParallelChannels);
-    private readonly SemaphoreSlim _requests = new(1, 1);
+    private const int MaxParallelCommands = 4;
+    private readonly SemaphoreSlim _slots = new(MaxParallelCommands, MaxParallelCommands);
+
+    // Every open channel holds one: busy and idle shells, shells still running a command their
+    // caller gave up on, channels of their own. Below SSH.NET's own limit of ten sessions, at
+    // which it would wait for a free one without a timeout.
+    private const int MaxChannels = 8;
+    private readonly SemaphoreSlim _channels = new(MaxChannels, MaxChannels);
+
     private readonly System.Collections.Concurrent.ConcurrentStack<ResidentShell> _idle = new();
+    private volatile bool _disposed;
 
     public void Dispose()
     {
+        _disposed = true;
         while (_idle.TryPop(out var shell)) shell.Dispose();
+        // Shells and channels still running end with the connection.
         _client.Dispose();
-        _slots.Dispose();
-        _requests.Dispose();
     }
 }
