@@ -127,9 +127,14 @@ public class TestcontainersWaitedForVmTests(WaitedForVm vm) : IClassFixture<Wait
         await Task.Delay(300);
         var marker = $"marker-{Guid.NewGuid():N}";
         await Container.ExecAsync(["sh", "-c", $"echo {marker} > /dev/console"]);
-        await Task.Delay(300); // the console is sampled every 0.1 s
-
+        // The guest's serial port drains after the command returns; on a busy host that can
+        // take longer than any fixed pause.
         var (all, stderr) = await Container.GetLogsAsync(timestampsEnabled: false);
+        for (var deadline = DateTime.UtcNow.AddSeconds(30); !all.Contains(marker, StringComparison.Ordinal) && DateTime.UtcNow < deadline;)
+        {
+            await Task.Delay(100);
+            (all, stderr) = await Container.GetLogsAsync(timestampsEnabled: false);
+        }
         var (sinceBefore, _) = await Container.GetLogsAsync(since: before, timestampsEnabled: false);
         var (untilBefore, _) = await Container.GetLogsAsync(until: before, timestampsEnabled: false);
         var (stamped, _) = await Container.GetLogsAsync(since: before);
