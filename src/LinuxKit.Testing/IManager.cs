@@ -21,6 +21,9 @@ public interface IManager
     /// </summary>
     Task<Stream> LogsAsync(string id, bool follow, CancellationToken cancellationToken = default);
 
-    /// <summary>Runs a command in the VM over SSH; each argument reaches the program as given.</summary>
+    /// <summary>
+    /// Runs a command in the VM over SSH; each argument reaches the program as given. Cancelling
+    /// returns at once; the command itself is not killed but runs to its end in the guest.
+    /// </summary>
     Task<ExecResult> ExecAsync(string id, IReadOnlyList<string> command, CancellationToken cancellationToken = default);
 }

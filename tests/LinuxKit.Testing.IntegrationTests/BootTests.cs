@@ -134,6 +134,29 @@ public class BootTests
     }
 
     [Fact]
+    public async Task Cancelled_commands_that_never_end_keep_their_channels_and_the_next_command_says_so_instead_of_hanging()
+    {
+        await using var scratch = new ScratchManager();
+        var manager = scratch.Manager;
+        var vm = await manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small);
+
+        for (var i = 0; i < 8; i++)
+        {
+            using var shortly = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => manager.ExecAsync(vm.Id, ["sleep", "600"], shortly.Token));
+        }
+
+        var e = await Assert.ThrowsAsync<LinuxKitException>(() => manager.ExecAsync(vm.Id, ["true"]));
+        Assert.Contains("cancelled them but which still run in the guest", e.Message, StringComparison.Ordinal);
+
+        // Once those commands end (killed here over a second manager's connection), their
+        // shells serve again.
+        await using (var second = new LinuxKitManager(new LinuxKitManagerOptions { StateDirectory = scratch.State }))
+            Assert.Equal(0, (await second.ExecAsync(vm.Id, ["sh", "-c", "kill $(pidof sleep)"])).ExitCode);
+        Assert.Equal("back\n", (await manager.ExecAsync(vm.Id, ["echo", "back"])).Stdout);
+    }
+
+    [Fact]
     public async Task Forwarded_port_reaches_the_guest_on_loopback()
     {
         await using var scratch = new ScratchManager();
