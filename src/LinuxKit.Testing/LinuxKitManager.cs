@@ -217,8 +217,26 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         RequireAbsolute(guestPath);
         var octal = Convert.ToString((int)mode & 0xFFF, 8);
         var owner = string.Create(CultureInfo.InvariantCulture, $"{ownerId}:{groupId}");
-        long? length = content.CanSeek ? content.Length - content.Position : null;
-        var result = await OverSshAsync(id, session => session.WriteFileAsync(guestPath, content, length, octal, owner, cancellationToken), cancellationToken);
+        // The guest renames the file into place only at the expected size, so a copy that breaks
+        // off never lands; a stream of unknown length is spooled to learn its size.
+        FileStream? spooled = null;
+        ExecResult result;
+        try
+        {
+            if (!content.CanSeek)
+            {
+                spooled = new FileStream(Path.Combine(Path.GetTempPath(), $"linuxkit-copy-{Guid.NewGuid():N}"), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 81920, FileOptions.DeleteOnClose);
+                await content.CopyToAsync(spooled, cancellationToken);
+                spooled.Position = 0;
+            }
+            var source = spooled ?? content;
+            var length = source.Length - source.Position;
+            result = await OverSshAsync(id, session => session.WriteFileAsync(guestPath, source, length, octal, owner, cancellationToken), cancellationToken);
+        }
+        finally
+        {
+            if (spooled is not null) await spooled.DisposeAsync();
+        }
         if (result.ExitCode != 0)
             throw new LinuxKitException($"Cannot write '{guestPath}' in VM {id} (exit code {result.ExitCode}): {result.Stderr.Trim()}");
     }

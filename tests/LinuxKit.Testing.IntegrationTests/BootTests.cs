@@ -131,6 +131,35 @@ public class BootTests
             var ran = await manager.ExecAsync(vm.Id, ["sh", "-c", $"for i in $(seq 50); do [ -e /tmp/ran-{round} ] && exit 0; sleep 0.2; done; exit 1"]);
             Assert.True(ran.ExitCode == 0, $"the cancelled command of round {round} did not run in the guest");
         }
+
+        // A copy whose source breaks off (a stream of unknown length) lands nothing either.
+        await Assert.ThrowsAsync<IOException>(() => manager.WriteFileAsync(vm.Id, "/tmp/partial", new BreakingStream(5_000), UnixFileMode.UserRead));
+        Assert.Equal(1, (await manager.ExecAsync(vm.Id, ["test", "-e", "/tmp/partial"])).ExitCode);
+    }
+
+    // Not seekable; gives some bytes, then fails like a dropped network stream.
+    private sealed class BreakingStream(int bytesBeforeFailing) : Stream
+    {
+        private int _left = bytesBeforeFailing;
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            if (_left == 0) throw new IOException("the source broke off");
+            var n = Math.Min(count, _left);
+            Array.Clear(buffer, offset, n);
+            _left -= n;
+            return n;
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     [Fact]

@@ -121,16 +121,7 @@ internal sealed class SshSession : IDisposable
 
     private async Task<ResidentShell?> StartShellAsync(CancellationToken cancellationToken)
     {
-        await TakeChannelAsync(cancellationToken);
-        try
-        {
-            await _channelStarts.WaitAsync(cancellationToken);
-        }
-        catch
-        {
-            _channels.Release();
-            throw;
-        }
+        await TakeChannelAndStartLockAsync(cancellationToken);
         // SSH.NET waits for the open and exec replies on the calling thread, without a token.
         var starting = Task.Run(StartShell, CancellationToken.None);
         _ = starting.ContinueWith(
@@ -207,6 +198,21 @@ internal sealed class SshSession : IDisposable
         _channels.Release();
     }
 
+    // A channel's place and the start lock, both or neither.
+    private async Task TakeChannelAndStartLockAsync(CancellationToken cancellationToken)
+    {
+        await TakeChannelAsync(cancellationToken);
+        try
+        {
+            await _channelStarts.WaitAsync(cancellationToken);
+        }
+        catch
+        {
+            _channels.Release();
+            throw;
+        }
+    }
+
     // Waits for room on the connection. Commands whose callers stopped waiting keep their
     // channels until they end; when such commands hold every channel, waiting would not help.
     private async Task TakeChannelAsync(CancellationToken cancellationToken)
@@ -230,12 +236,12 @@ internal sealed class SshSession : IDisposable
     /// LinuxKit images do not have. The file appears whole or not at all (written beside it,
     /// then renamed); missing parent folders are created.
     /// </summary>
-    public Task<ExecResult> WriteFileAsync(string guestPath, Stream content, long? length, string octalMode, string owner, CancellationToken cancellationToken)
+    public Task<ExecResult> WriteFileAsync(string guestPath, Stream content, long length, string octalMode, string owner, CancellationToken cancellationToken)
     {
         var path = ShellQuoting.Quote(guestPath);
         // A cancelled copy still ends the guest's stdin like a finished one: the size check keeps
         // a partial file from being renamed into place.
-        var sizeCheck = length is { } n ? $"[ $(wc -c < \"$t\") -eq {n} ] || {{ echo 'incomplete copy' >&2; exit 5; }}; " : "";
+        var sizeCheck = $"[ $(wc -c < \"$t\") -eq {length} ] || {{ echo 'incomplete copy' >&2; exit 5; }}; ";
         var script =
             $"set -e; t={path}.linuxkit-$$; trap 'rm -f \"$t\"' EXIT; " +
             $"mkdir -p -- \"$(dirname -- {path})\"; cat > \"$t\"; {sizeCheck}" +
@@ -252,6 +258,12 @@ internal sealed class SshSession : IDisposable
             catch (OperationCanceledException) when (abandoned.IsCancellationRequested)
             {
                 // Stdin ends here all the same; the guest refuses the short file.
+            }
+            finally
+            {
+                // Also when reading the content failed: the channel is left to close only
+                // after its process ended (see _channelStarts).
+                await running.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
             await running;
             return new ExecResult(command.ExitStatus ?? -1, "", command.Error);
@@ -289,16 +301,7 @@ internal sealed class SshSession : IDisposable
     /// </summary>
     private async Task<T> OnChannelOfItsOwnAsync<T>(Func<CancellationToken, Task<T>> work, CancellationToken cancellationToken)
     {
-        await TakeChannelAsync(cancellationToken);
-        try
-        {
-            await _channelStarts.WaitAsync(cancellationToken);
-        }
-        catch
-        {
-            _channels.Release();
-            throw;
-        }
+        await TakeChannelAndStartLockAsync(cancellationToken);
         // On the thread pool: SSH.NET opens the channel on the calling thread, without a token.
         var running = Task.Run(() => work(cancellationToken), CancellationToken.None);
         _ = running.ContinueWith(
