@@ -57,7 +57,7 @@ internal sealed class ResidentShell : IDisposable
     /// Runs one command to its end. There is no token on purpose: a caller that stops waiting
     /// leaves the command to finish here, and the shell is usable again afterwards, because
     /// closing the channel of a running shell would make its process exit at an unknown moment,
-    /// which dropbear does not survive (see <see cref="SshSession"/>).
+    /// which breaks any channel dropbear is starting at that moment (see <see cref="SshSession"/>).
     /// </summary>
     public async Task<ExecResult> RunAsync(string commandLine)
     {
