@@ -111,8 +111,9 @@ public class BootTests
         await manager.WriteFileAsync(vm.Id, "/tmp/data", new MemoryStream(new byte[200_000]), UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
         // Closing the channel of a cancelled command let its process exit while new channels
-        // started after the resume, which dropbear fails now and then (see SshSession): a few
-        // rounds caught it every time.
+        // started after the resume, which dropbear failed in about one round of ten (see
+        // SshSession); several rounds give that race its chances. The old code failed here
+        // sooner: its cancelled read waited for SSH.NET's open on the paused guest.
         for (var round = 0; round < 6; round++)
         {
             await manager.PauseAsync(vm.Id);
