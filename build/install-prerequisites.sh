@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(
   qemu-system-x86 qemu-utils   # the hypervisor and qemu-img (overlays, conversions)
   openssh-client               # the benchmark's baseline polls with the ssh client
-  busybox-static dropbear-bin  # the test image's userland and SSH server
+  busybox-static dropbear-bin  # the test images' userland and SSH servers (OpenSSH: ssh-keygen
+  libwrap0                     #   from openssh-client; sshd is unpacked and links libwrap)
   kmod cpio                    # depmod and the initrd archive
   xorriso isolinux syslinux syslinux-common mtools fdisk  # iso-bios and raw-bios outputs
 )

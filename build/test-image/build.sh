@@ -5,12 +5,16 @@
 #   NAME-bios.img                                raw-bios (syslinux on a FAT16 partition)
 #   NAME.qcow2                                   qcow2-bios
 #   NAME.vmdk                                    vmdk
-# Two images share one userland (busybox + dropbear, following LinuxKit's metadata
-# convention: the "config" file of a metadata CD-ROM becomes /run/config, and root's SSH keys
-# come from /run/config/ssh/authorized_keys):
-#   linuxkit-ssh     Debian's cloud kernel (LZ4: boots in ~4 s under TCG), every format above.
-#   linuxkit-ssh-9p  Debian's generic kernel, kernel+initrd only. The cloud kernel has no 9p,
-#                    so volumes need this one; its XZ kernel costs ~3 s more to unpack.
+# The images share one busybox userland (rootfs/) that follows LinuxKit's metadata convention:
+# the "config" file of a metadata CD-ROM becomes /run/config, and root's SSH keys come from
+# /run/config/ssh/authorized_keys. A flavour folder adds the SSH server:
+#   linuxkit-ssh     dropbear/, Debian's cloud kernel (LZ4: boots in ~4 s under TCG), every
+#                    format above.
+#   linuxkit-ssh-9p  dropbear/, Debian's generic kernel, kernel+initrd only. The cloud kernel
+#                    has no 9p, so volumes need this one; its XZ kernel costs ~3 s more.
+#   linuxkit-sshd    openssh/, the cloud kernel, kernel+initrd: like LinuxKit's sshd example,
+#                    OpenSSH's sshd (a process forked per connection), host keys made at boot
+#                    with ssh-keygen -A, and no ACPI handler.
 # The real `linuxkit build` needs Docker and a registry, which the SDK's CI does not have.
 #
 # Usage: build.sh [OUTPUT-DIR]   (default: <repo>/.cache/images). Prints the main image prefix.
@@ -40,12 +44,13 @@ resolve() { # meta-package -> "package version" of the kernel it currently depen
 }
 cloud_kernel=$(resolve linux-image-cloud-amd64)
 generic_kernel=$(resolve linux-image-amd64)
+openssh_server="openssh-server $(apt-cache policy openssh-server | awk '/Candidate:/ {print $2}')"
 
 inputs_hash=$( {
   cat "$0"
-  (cd "$here/rootfs" && find . -type f | LC_ALL=C sort | xargs sha256sum)
-  echo "$cloud_kernel $generic_kernel"
-  dpkg-query -W busybox-static dropbear-bin isolinux syslinux-common
+  (cd "$here" && find rootfs dropbear openssh -type f | LC_ALL=C sort | xargs sha256sum)
+  echo "$cloud_kernel $generic_kernel $openssh_server"
+  dpkg-query -W busybox-static dropbear-bin openssh-client isolinux syslinux-common
 } | sha256sum | cut -c1-16)
 
 if [ -f "$out/.inputs" ] && [ "$(cat "$out/.inputs")" = "$inputs_hash" ]; then
@@ -62,38 +67,62 @@ echo "Building the test images in $out" >&2
 # The guest's modules: modprobe in rcS resolves their order through modules.dep.
 modules="virtio_pci virtio_net virtio_blk virtio_scsi sr_mod isofs button evdev"
 
-build_userland() { # -> $work/userland
-  local root=$work/userland bin lib applet
-  mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,lib,lib64,proc,sys,dev,run,tmp,root,media,etc/dropbear}
+# copy_binary ROOT FILE [AS]: a binary and the libraries it links, into ROOT (at AS, else FILE)
+copy_binary() {
+  local root=$1 bin=$2 as=${3:-$2} lib
+  mkdir -p "$root$(dirname "$as")"
+  cp "$bin" "$root$as"
+  for lib in $(ldd "$bin" | awk '/=>/ {print $3} $1 ~ /^\// {print $1}'); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+}
+
+build_userland() { # FLAVOUR (dropbear|openssh) -> $work/userland-FLAVOUR
+  local flavour=$1 root=$work/userland-$1 applet
+  mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,lib,lib64,proc,sys,dev,run,tmp,root,media,etc}
   chmod 1777 "$root/tmp"; chmod 700 "$root/root"
   cp /bin/busybox "$root/bin/busybox"
   for applet in $("$root/bin/busybox" --list-full); do
     [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
   done
   ln -sf /bin/busybox "$root/init"
-  for bin in /usr/sbin/dropbear /usr/bin/dropbearkey; do
-    cp "$bin" "$root$bin"
-    for lib in $(ldd "$bin" | awk '/=>/ {print $3} $1 ~ /^\// {print $1}'); do
-      mkdir -p "$root$(dirname "$lib")"
-      cp -L "$lib" "$root$lib"
-    done
-  done
+  case $flavour in
+    dropbear)
+      mkdir -p "$root/etc/dropbear"
+      copy_binary "$root" /usr/sbin/dropbear
+      copy_binary "$root" /usr/bin/dropbearkey ;;
+    openssh)
+      # sshd from its package, unpacked (installing it would start an SSH server on the host);
+      # ssh-keygen from the host's openssh-client, the same OpenSSH version.
+      local deb=$work/openssh-server
+      mkdir -p "$deb"
+      (cd "$deb" && apt-get download -q openssh-server >/dev/null 2>&1) || {
+        echo "build.sh: apt-get download openssh-server failed" >&2; exit 1; }
+      dpkg -x "$deb"/openssh-server_*.deb "$deb/x"
+      copy_binary "$root" "$deb/x/usr/sbin/sshd" /usr/sbin/sshd
+      copy_binary "$root" /usr/bin/ssh-keygen
+      mkdir -p "$root/etc/ssh" "$root/var/empty" ;;
+  esac
   cp -r "$here/rootfs/." "$root/"
+  cp -r "$here/$flavour/." "$root/"
 }
 
-# build_kernel_initrd PACKAGE VERSION PREFIX MODULES...: NAME-kernel, -initrd.img, -cmdline
+# build_kernel_initrd FLAVOUR PACKAGE VERSION PREFIX MODULES...: NAME-kernel, -initrd.img, -cmdline
 build_kernel_initrd() {
-  local pkg=$1 ver=$2 prefix=$3; shift 3
-  local k=$work/$pkg root=$work/root-$pkg kver modsrc m f rel dep
-  mkdir -p "$k"
-  (cd "$k" && apt-get download -q "$pkg=$ver" >/dev/null 2>&1) || {
-    echo "build.sh: apt-get download $pkg=$ver failed" >&2; exit 1; }
-  dpkg -x "$k"/linux-image-*.deb "$k/x"
+  local flavour=$1 pkg=$2 ver=$3 prefix=$4; shift 4
+  local k=$work/$pkg root=$work/root-$(basename "$prefix") kver modsrc m f rel dep
+  if [ ! -d "$k/x" ]; then
+    mkdir -p "$k"
+    (cd "$k" && apt-get download -q "$pkg=$ver" >/dev/null 2>&1) || {
+      echo "build.sh: apt-get download $pkg=$ver failed" >&2; exit 1; }
+    dpkg -x "$k"/linux-image-*.deb "$k/x"
+    depmod -b "$k/x" "$(ls "$k/x/lib/modules")"   # the package ships no modules.dep; its postinst makes it
+  fi
   kver=$(ls "$k/x/lib/modules")
   modsrc=$k/x/lib/modules/$kver
-  depmod -b "$k/x" "$kver"   # the package ships no modules.dep; its postinst makes it
 
-  cp -a "$work/userland" "$root"
+  cp -a "$work/userland-$flavour" "$root"
   declare -A seen=()
   local queue=()
   for m in "$@"; do
@@ -152,13 +181,16 @@ build_disks() { # PREFIX -> PREFIX-bios.img (MBR, a bootable FAT16 partition at 
   qemu-img convert -q -f raw -O vmdk "$prefix-bios.img" "$prefix.vmdk"
 }
 
-build_userland
+build_userland dropbear
+build_userland openssh
 # shellcheck disable=SC2086
-build_kernel_initrd $cloud_kernel "$out/linuxkit-ssh" $modules
+build_kernel_initrd dropbear $cloud_kernel "$out/linuxkit-ssh" $modules
 build_iso "$out/linuxkit-ssh"
 build_disks "$out/linuxkit-ssh"
 # shellcheck disable=SC2086
-build_kernel_initrd $generic_kernel "$out/linuxkit-ssh-9p" $modules 9pnet_virtio 9p
+build_kernel_initrd dropbear $generic_kernel "$out/linuxkit-ssh-9p" $modules 9pnet_virtio 9p
+# shellcheck disable=SC2086
+build_kernel_initrd openssh $cloud_kernel "$out/linuxkit-sshd" $modules
 
 echo "$inputs_hash" > "$out/.inputs"
 echo "$out/linuxkit-ssh"

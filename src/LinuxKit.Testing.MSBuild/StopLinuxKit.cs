@@ -14,6 +14,12 @@ public sealed class StopLinuxKit : LinuxKitTask
     /// <summary>The VM's name, instead of its id.</summary>
     public string? Name { get; set; }
 
+    /// <summary>
+    /// True to ask the guest to power off and wait for it (up to 10 s, then signals); by default
+    /// the VM is stopped as it was started (at once, unless its options said otherwise).
+    /// </summary>
+    public bool Graceful { get; set; }
+
     /// <inheritdoc />
     protected override async Task<bool> ExecuteAsync(CancellationToken cancellationToken)
     {
@@ -31,7 +37,8 @@ public sealed class StopLinuxKit : LinuxKitTask
             Log.LogWarning(null, "LKT004", null, null, 0, 0, 0, 0, "VM '{0}' is already {1}.", vm, known.Status);
             return true;
         }
-        await manager.StopAsync(known.Id, cancellationToken);
+        if (Graceful) await manager.StopAsync(known.Id, StopMode.Graceful, cancellationToken);
+        else await manager.StopAsync(known.Id, cancellationToken);
         Log.LogMessage(MessageImportance.Normal, "LinuxKit: VM {0} stopped", known.Id);
         // A reused MSBuild node must not hand a stopped VM to the next build's tests.
         if (Environment.GetEnvironmentVariable(Fixtures.SharedVm.VmIdVariable) == known.Id)

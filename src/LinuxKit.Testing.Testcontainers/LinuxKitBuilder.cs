@@ -84,6 +84,14 @@ public sealed class LinuxKitBuilder
     /// <summary>How long <c>StartAsync</c> may take in all: boot to SSH and every wait strategy (default 5 minutes).</summary>
     public LinuxKitBuilder WithStartupTimeout(TimeSpan timeout) => new(Configuration with { StartupTimeout = timeout });
 
+    /// <summary>
+    /// Stops the VM with an ACPI power-off request and waits for the guest to power off (exit
+    /// code 0), as <c>docker stop</c> waits for a container; by default the VM is ended at once
+    /// (exit code 137), since its disk is a throwaway overlay.
+    /// </summary>
+    public LinuxKitBuilder WithGracefulStop(bool graceful = true) =>
+        new(Configuration with { StopMode = graceful ? StopMode.Graceful : StopMode.Fast });
+
     /// <summary>Keeps the VM's state (logs, keys, disk overlay) under this folder instead of the default.</summary>
     public LinuxKitBuilder WithStateDirectory(string path) => new(Configuration with { StateDirectory = path });
 

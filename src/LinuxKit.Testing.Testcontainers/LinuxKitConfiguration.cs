@@ -47,6 +47,9 @@ public sealed record LinuxKitConfiguration
     /// <summary>How long <c>StartAsync</c> may take in all: boot to SSH and every wait strategy.</summary>
     public TimeSpan StartupTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>How <c>StopAsync</c> and disposal end the VM: at once (the default) or after a power-off request.</summary>
+    public StopMode StopMode { get; init; } = StopMode.Fast;
+
     /// <summary>The state directory; null uses LINUXKIT_TESTING_HOME or the default.</summary>
     public string? StateDirectory { get; init; }
 }

@@ -176,9 +176,10 @@ public sealed class LinuxKitContainer : IContainer
     }
 
     /// <summary>
-    /// Waits until the VM has stopped and returns how it ended: 0 when the guest powered off
-    /// (by itself or on <see cref="StopAsync"/>), 143 or 137 when it had to be terminated or
-    /// killed, -1 when it ended without a trace (crashed, or killed from outside).
+    /// Waits until the VM has stopped and returns how it ended: 0 when the guest powered off (by
+    /// itself, or on <see cref="StopAsync"/> with <see cref="LinuxKitBuilder.WithGracefulStop"/>),
+    /// 137 when <see cref="StopAsync"/> ended it at once (the default) or it had to be killed, 143
+    /// when it had to be terminated, -1 when it ended without a trace (crashed, or killed from outside).
     /// </summary>
     public async Task<long> GetExitCodeAsync(CancellationToken ct = default)
     {
@@ -409,6 +410,7 @@ public sealed class LinuxKitContainer : IContainer
         Volumes = configuration.BindMounts.ToDictionary(m => m.HostPath, m => m.GuestPath),
         SshKey = configuration.SshKey,
         BootTimeout = configuration.StartupTimeout,
+        StopMode = configuration.StopMode,
     };
 
     private async Task BootAsync(CancellationToken cancellationToken)

@@ -44,10 +44,10 @@ public sealed record Container
     public DateTimeOffset? StoppedAt { get; init; }
 
     /// <summary>
-    /// How the VM ended: 0 when the guest powered off (by itself or on
-    /// <see cref="IManager.StopAsync"/>), 128 + the signal when the hypervisor had to be
-    /// terminated (143) or killed (137); null while it runs or when it ended without a trace
-    /// (killed from outside with SIGKILL, crashed).
+    /// How the VM ended: 0 when the guest powered off (by itself, or on a
+    /// <see cref="StopMode.Graceful"/> stop); 137 when a <see cref="StopMode.Fast"/> stop ended it
+    /// at once or it had to be killed, 143 when it had to be terminated; null while it runs or
+    /// when it ended without a trace (killed from outside with SIGKILL, crashed).
     /// </summary>
     public int? ExitCode { get; init; }
 

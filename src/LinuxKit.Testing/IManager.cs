@@ -9,7 +9,10 @@ public interface IManager
     /// <param name="cancellationToken">Cancels the boot; the VM is then stopped.</param>
     Task<Container> RunAsync(string image, RunOptions options, CancellationToken cancellationToken = default);
 
-    /// <summary>Powers a VM off (ACPI, then SIGTERM, then SIGKILL) and removes its runtime files.</summary>
+    /// <summary>
+    /// Stops a VM the way its <see cref="RunOptions.StopMode"/> says (by default at once) and
+    /// removes its runtime files.
+    /// </summary>
     Task StopAsync(string id, CancellationToken cancellationToken = default);
 
     /// <summary>Every VM in the state directory; VMs whose hypervisor died show as stopped.</summary>

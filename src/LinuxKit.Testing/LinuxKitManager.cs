@@ -26,6 +26,7 @@ namespace LinuxKit.Testing;
 public sealed class LinuxKitManager : IManager, IAsyncDisposable
 {
     private static readonly TimeSpan SshConnectTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan VolumeFlushBudget = TimeSpan.FromSeconds(2);
 
     private readonly LinuxKitManagerOptions _options;
     private readonly ILogger _logger;
@@ -130,17 +131,19 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             _store.Save(record);
 
             var started = process.Value;
-            var session = await SshReadiness.WaitAsync(
+            var ready = await SshReadiness.WaitAsync(
                 new SshEndpoint("127.0.0.1", record.SshPort, record.SshUser, record.SshKeyFile),
                 hypervisorExited: () => !started.IsAlive(),
                 consoleTail: () => ConsoleLog.Tail(record.ConsoleLog),
                 options.BootTimeout,
                 description,
                 cancellationToken);
-            _sessions[id] = Task.FromResult(session);
-            record = record with { Status = ContainerStatus.Running, HostKeyFingerprint = session.HostKeyFingerprint };
+            _sessions[id] = Task.FromResult(ready.Session);
+            record = record with { Status = ContainerStatus.Running, HostKeyFingerprint = ready.Session.HostKeyFingerprint };
             _store.Save(record);
-            _logger.LogInformation("{Vm} is ready after {Seconds:0.0} s (ssh {User}@127.0.0.1 -p {Port})", description, clock.Elapsed.TotalSeconds, record.SshUser, record.SshPort);
+            _logger.LogInformation(
+                "{Vm} is ready after {Seconds:0.0} s, {Connections} SSH connections ({Banner}; ssh {User}@127.0.0.1 -p {Port})",
+                description, clock.Elapsed.TotalSeconds, ready.Connections, ready.Banner, record.SshUser, record.SshPort);
             return record.ToContainer();
         }
         catch (Exception e)
@@ -157,7 +160,18 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var record = Find(id);
-        await StopRecordAsync(record, cancellationToken);
+        await StopRecordAsync(record, record.StopMode, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Stops a VM as <paramref name="mode"/> says, whatever its <see cref="RunOptions.StopMode"/>, and removes its runtime files.</summary>
+    /// <param name="id">The VM's id or name.</param>
+    /// <param name="mode">At once, or after a power-off request.</param>
+    /// <param name="cancellationToken">Cancels the waits; signals already sent stay sent.</param>
+    public async Task StopAsync(string id, StopMode mode, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var record = Find(id);
+        await StopRecordAsync(record, mode, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -340,7 +354,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             {
                 if (_store.Load(o.Key) is { } record)
                 {
-                    await StopRecordAsync(record, CancellationToken.None);
+                    await StopRecordAsync(record, record.StopMode, CancellationToken.None);
                     _store.Delete(o.Key);
                 }
             }
@@ -413,6 +427,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             SshUser = options.SshUser,
             SshKeyFile = options.SshKey is null ? Path.Combine(dir, "id_ecdsa") : Path.GetFullPath(options.SshKey),
             Detached = options.Detach,
+            StopMode = options.StopMode,
             ConsoleLog = Path.Combine(dir, "console.log"),
             ControlSocket = socket,
             PidFile = Path.Combine(dir, "hypervisor.pid"),
@@ -445,28 +460,15 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         }
     }
 
-    private async Task StopRecordAsync(VmRecord record, CancellationToken cancellationToken)
+    private async Task StopRecordAsync(VmRecord record, StopMode mode, CancellationToken cancellationToken)
     {
         var process = Identity(record);
         var exitCode = record.ExitCode;
         if (process.IsAlive())
         {
-            _logger.LogInformation("Stopping VM {Id}", record.Id);
-            exitCode = 0;
-            var poweredOff = await HypervisorFor(record).RequestPowerOffAsync(record.ControlSocket, process, cancellationToken)
-                && await process.WaitForExitAsync(_options.StopTimeout, cancellationToken);
-            if (!poweredOff)
-            {
-                _logger.LogWarning("VM {Id} did not power off within {Seconds} s; terminating it", record.Id, _options.StopTimeout.TotalSeconds);
-                exitCode = 128 + (int)UnixSignal.Term;
-                process.Signal(UnixSignal.Term);
-                if (!await process.WaitForExitAsync(TimeSpan.FromSeconds(5), cancellationToken))
-                {
-                    exitCode = 128 + (int)UnixSignal.Kill;
-                    process.Signal(UnixSignal.Kill);
-                    await process.WaitForExitAsync(TimeSpan.FromSeconds(5), cancellationToken);
-                }
-            }
+            _logger.LogInformation("Stopping VM {Id} ({Mode})", record.Id, mode);
+            if (mode == StopMode.Fast && record.Volumes.Count > 0) await FlushVolumesAsync(record).ConfigureAwait(false);
+            exitCode = await HypervisorFor(record).StopAsync(record.ControlSocket, process, mode, _options.StopTimeout, cancellationToken).ConfigureAwait(false);
         }
         else if (record.Status is ContainerStatus.Running or ContainerStatus.Starting)
         {
@@ -479,6 +481,21 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         var stopped = record with { Status = ContainerStatus.Stopped, StoppedAt = record.StoppedAt ?? DateTimeOffset.UtcNow, ExitCode = exitCode };
         await _store.LockedAsync(() => _store.Save(stopped), cancellationToken);
         _logger.LogInformation("VM {Id} stopped", record.Id);
+    }
+
+    // What the guest wrote to a host folder may still sit in its page cache; a fast stop would
+    // lose it. Best effort within a fixed budget: a hung guest must not hold the stop.
+    private async Task FlushVolumesAsync(VmRecord record)
+    {
+        using var budget = new CancellationTokenSource(VolumeFlushBudget);
+        try
+        {
+            await OverSshAsync(record.Id, session => session.RunAsync("sync", budget.Token), budget.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is LinuxKitException or SshException or IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
+        {
+            _logger.LogWarning("Could not flush VM {Id}'s volumes before stopping it: {Reason}", record.Id, e.Message);
+        }
     }
 
     private static void RemoveRuntimeFiles(VmRecord record)

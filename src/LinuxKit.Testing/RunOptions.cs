@@ -49,6 +49,12 @@ public sealed record RunOptions
     /// </summary>
     public Stream? ConsoleOutput { get; init; }
 
+    /// <summary>
+    /// How the VM is stopped when nothing else is asked for: <see cref="StopMode.Fast"/> (the
+    /// default) ends it at once, <see cref="StopMode.Graceful"/> asks the guest to power off first.
+    /// </summary>
+    public StopMode StopMode { get; init; } = StopMode.Fast;
+
     /// <summary>How long the VM may take to answer over SSH (default 2 minutes).</summary>
     public TimeSpan BootTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
@@ -74,6 +80,8 @@ public sealed record RunOptions
             throw new LinuxKitException("RunOptions.Ports (with SshPort) name the same host port twice.");
         if (string.IsNullOrWhiteSpace(SshUser))
             throw new LinuxKitException("RunOptions.SshUser is empty.");
+        if (!Enum.IsDefined(StopMode))
+            throw new LinuxKitException($"RunOptions.StopMode is {(int)StopMode}: use StopMode.Fast or StopMode.Graceful.");
         if (BootTimeout <= TimeSpan.Zero)
             throw new LinuxKitException($"RunOptions.BootTimeout is {BootTimeout}: give a positive time.");
         foreach (var (host, guest) in Volumes)

@@ -73,12 +73,13 @@ public class BootTests
         Assert.Equal(before, TestEnvironment.Hashes(image));
     }
 
-    [Fact]
-    public async Task Commands_are_isolated_from_each_other_and_may_run_in_parallel()
+    [Theory]
+    [MemberData(nameof(TestEnvironment.Guests), MemberType = typeof(TestEnvironment))]
+    public async Task Commands_are_isolated_from_each_other_and_may_run_in_parallel(string guest)
     {
         await using var scratch = new ScratchManager();
         var manager = scratch.Manager;
-        var vm = await manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small);
+        var vm = await manager.RunAsync(TestEnvironment.GuestImage(guest), ScratchManager.Small);
 
         // Shell builtins reach the guest's shell as they are: none may change the next command.
         var home = (await manager.ExecAsync(vm.Id, ["pwd"])).Stdout;
@@ -102,12 +103,13 @@ public class BootTests
         }
     }
 
-    [Fact]
-    public async Task Commands_and_reads_cancelled_on_a_paused_guest_run_to_their_end_there_and_the_next_commands_succeed()
+    [Theory]
+    [MemberData(nameof(TestEnvironment.Guests), MemberType = typeof(TestEnvironment))]
+    public async Task Commands_and_reads_cancelled_on_a_paused_guest_run_to_their_end_there_and_the_next_commands_succeed(string guest)
     {
         await using var scratch = new ScratchManager();
         var manager = scratch.Manager;
-        var vm = await manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small);
+        var vm = await manager.RunAsync(TestEnvironment.GuestImage(guest), ScratchManager.Small);
         await manager.WriteFileAsync(vm.Id, "/tmp/data", new MemoryStream(new byte[200_000]), UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
         // Closing the channel of a cancelled command let its process exit while new channels
@@ -163,12 +165,13 @@ public class BootTests
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
-    [Fact]
-    public async Task Cancelled_commands_that_never_end_keep_their_channels_and_the_next_command_says_so_instead_of_hanging()
+    [Theory]
+    [MemberData(nameof(TestEnvironment.Guests), MemberType = typeof(TestEnvironment))]
+    public async Task Cancelled_commands_that_never_end_keep_their_channels_and_the_next_command_says_so_instead_of_hanging(string guest)
     {
         await using var scratch = new ScratchManager();
         var manager = scratch.Manager;
-        var vm = await manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small);
+        var vm = await manager.RunAsync(TestEnvironment.GuestImage(guest), ScratchManager.Small);
 
         for (var i = 0; i < 8; i++)
         {

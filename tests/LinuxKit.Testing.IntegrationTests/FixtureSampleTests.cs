@@ -41,13 +41,16 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
     }
 
     [Theory]
-    [InlineData("XunitSample", 2, 4)]   // two class fixtures (3 tests and 1 test)
-    [InlineData("XunitV3Sample", 1, 3)] // one assembly fixture for two classes
-    [InlineData("NUnitSample", 3, 5)]   // two parallel fixtures and one namespace SetUpFixture
-    public async Task Each_fixture_boots_one_vm_for_all_its_tests_and_stops_it(string sample, int boots, int tests)
+    [InlineData("XunitSample", 2, 4, "dropbear")]   // two class fixtures (3 tests and 1 test)
+    [InlineData("XunitSample", 2, 4, "openssh")]
+    [InlineData("XunitV3Sample", 1, 3, "dropbear")] // one assembly fixture for two classes
+    [InlineData("XunitV3Sample", 1, 3, "openssh")]
+    [InlineData("NUnitSample", 3, 5, "dropbear")]   // two parallel fixtures and one namespace SetUpFixture
+    [InlineData("NUnitSample", 3, 5, "openssh")]
+    public async Task Each_fixture_boots_one_vm_for_all_its_tests_and_stops_it(string sample, int boots, int tests, string guest)
     {
         using var state = new TempDirectory("lkt-fixture-");
-        var (exitCode, output, _) = await DotnetTestSampleAsync(sample, TestEnvironment.Image("kernel"), state.Path);
+        var (exitCode, output, _) = await DotnetTestSampleAsync(sample, TestEnvironment.GuestImage(guest), state.Path);
         Assert.True(exitCode == 0, output);
         Assert.Equal(boots, ReadyLine().Count(output));
         Assert.Matches($@"Passed:\s+{tests}\b", output);
@@ -87,12 +90,13 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
         await scratch.Manager.StopAsync(vm.Id);
     }
 
-    [Fact]
-    public async Task Dotnet_test_with_LinuxKitImage_boots_one_vm_for_the_run_and_stops_it()
+    [Theory]
+    [MemberData(nameof(TestEnvironment.Guests), MemberType = typeof(TestEnvironment))]
+    public async Task Dotnet_test_with_LinuxKitImage_boots_one_vm_for_the_run_and_stops_it(string guest)
     {
         using var state = new TempDirectory("lkt-fixture-");
-        var (exitCode, output, _) = await DotnetTestSampleAsync(
-            "XunitV3Sample", TestEnvironment.Image("kernel"), state.Path, properties: $"-p:LinuxKitImage={TestEnvironment.Image("kernel")}");
+        var image = TestEnvironment.GuestImage(guest);
+        var (exitCode, output, _) = await DotnetTestSampleAsync("XunitV3Sample", image, state.Path, properties: $"-p:LinuxKitImage={image}");
         Assert.True(exitCode == 0, output);
         Assert.Contains("started by the build (LINUXKIT_VM_ID)", output, StringComparison.Ordinal);
         Assert.Equal(0, ReadyLine().Count(output)); // the fixture booted nothing itself

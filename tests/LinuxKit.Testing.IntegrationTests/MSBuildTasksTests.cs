@@ -8,21 +8,25 @@ namespace LinuxKit.Testing.IntegrationTests;
 public class MSBuildTasksTests(LocalPackageFeed feed) : IClassFixture<LocalPackageFeed>
 {
     private Task<(int ExitCode, string Output)> BuildSampleAsync(string state, params string[] properties) =>
+        BuildSampleAsync(state, TestEnvironment.GuestImage("dropbear"), properties);
+
+    private Task<(int ExitCode, string Output)> BuildSampleAsync(string state, string image, params string[] properties) =>
         TestEnvironment.RunDotnetAsync(
             new[]
             {
                 "build", Path.Combine(FixtureSampleTests.Repo, "samples", "MSBuildSample"), "-nodeReuse:false",
                 $"-p:LinuxKitPackageVersion={feed.Version}", $"-p:RestoreAdditionalProjectSources={feed.Path}",
-                $"-p:LinuxKitImage={TestEnvironment.Image("kernel")}",
+                $"-p:LinuxKitImage={image}",
             }.Concat(properties),
             new Dictionary<string, string?> { ["LINUXKIT_TESTING_HOME"] = state },
             TimeSpan.FromMinutes(5));
 
-    [Fact]
-    public async Task Build_starts_a_vm_runs_a_command_in_it_and_stops_it()
+    [Theory]
+    [MemberData(nameof(TestEnvironment.Guests), MemberType = typeof(TestEnvironment))]
+    public async Task Build_starts_a_vm_runs_a_command_in_it_and_stops_it(string guest)
     {
         using var state = new TempDirectory("lkt-msbuild-");
-        var (exitCode, output) = await BuildSampleAsync(state.Path);
+        var (exitCode, output) = await BuildSampleAsync(state.Path, TestEnvironment.GuestImage(guest));
         Assert.True(exitCode == 0, output);
         Assert.Matches(@"VM [0-9a-f]{8} runs Linux; forwarded \d+ to 22", output);
         await TestEnvironment.AssertNoQemuLeftAsync(state.Path);

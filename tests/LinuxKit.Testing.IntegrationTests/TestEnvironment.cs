@@ -17,7 +17,23 @@ internal static class TestEnvironment
         "qcow2" => Path.Combine(Images.Value, "linuxkit-ssh.qcow2"),
         "vmdk" => Path.Combine(Images.Value, "linuxkit-ssh.vmdk"),
         "9p" => Path.Combine(Images.Value, "linuxkit-ssh-9p"),
+        "sshd" => Path.Combine(Images.Value, "linuxkit-sshd"),
         _ => throw new ArgumentOutOfRangeException(nameof(format)),
+    };
+
+    /// <summary>
+    /// The SSH servers every SSH test runs against: dropbear (answers without forking) and
+    /// OpenSSH as LinuxKit's sshd package runs it (a process forked per connection before the
+    /// banner, host keys made at boot, MaxStartups and MaxSessions, no ACPI handler).
+    /// </summary>
+    public static TheoryData<string> Guests => new() { "dropbear", "openssh" };
+
+    /// <summary>The kernel+initrd test image whose SSH server is <paramref name="guest"/>.</summary>
+    public static string GuestImage(string guest) => guest switch
+    {
+        "dropbear" => Image("kernel"),
+        "openssh" => Image("sshd"),
+        _ => throw new ArgumentOutOfRangeException(nameof(guest)),
     };
 
     private static string FindImages()
@@ -156,6 +172,18 @@ public sealed class ScratchManager : IAsyncDisposable
         await Manager.DisposeAsync();
         await TestEnvironment.AssertNoQemuLeftAsync(State);
         Directory.Delete(State, recursive: true);
+    }
+}
+
+/// <summary>A state directory for a manager a test builds itself; checked for QEMU and removed on dispose.</summary>
+public sealed class ScratchState : IAsyncDisposable
+{
+    public string Path { get; } = Directory.CreateTempSubdirectory("lkt-it-").FullName;
+
+    public async ValueTask DisposeAsync()
+    {
+        await TestEnvironment.AssertNoQemuLeftAsync(Path);
+        Directory.Delete(Path, recursive: true);
     }
 }
 

@@ -10,10 +10,10 @@ namespace LinuxKit.Testing.IntegrationTests;
 
 /// <summary>
 /// One VM started through every listed Testcontainers wait strategy, shared by the tests that
-/// only look at it. The image's web server starts two seconds after SSH answers, so the port
-/// and HTTP strategies really wait.
+/// only look at it; one per SSH server (the subclasses). The image's web server starts two
+/// seconds after SSH answers, so the port and HTTP strategies really wait.
 /// </summary>
-public sealed class WaitedForVm : IAsyncLifetime
+public abstract class WaitedForVm(string guest) : IAsyncLifetime
 {
     public string State { get; } = Directory.CreateTempSubdirectory("lkt-tc-").FullName;
 
@@ -24,7 +24,7 @@ public sealed class WaitedForVm : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Container = new LinuxKitBuilder()
-            .WithImage(TestEnvironment.Image("kernel"))
+            .WithImage(TestEnvironment.GuestImage(guest))
             .WithName("waited-for")
             .WithMemory(256)
             .WithPortBinding(80, assignRandomHostPort: true)
@@ -49,8 +49,19 @@ public sealed class WaitedForVm : IAsyncLifetime
     }
 }
 
+public sealed class WaitedForDropbearVm() : WaitedForVm("dropbear");
+
+public sealed class WaitedForOpenSshVm() : WaitedForVm("openssh");
+
 [Trait("Category", "Integration")]
-public class TestcontainersWaitedForVmTests(WaitedForVm vm) : IClassFixture<WaitedForVm>
+public sealed class TestcontainersWaitedForDropbearVmTests(WaitedForDropbearVm vm) : TestcontainersWaitedForVmTests<WaitedForDropbearVm>(vm);
+
+[Trait("Category", "Integration")]
+public sealed class TestcontainersWaitedForOpenSshVmTests(WaitedForOpenSshVm vm) : TestcontainersWaitedForVmTests<WaitedForOpenSshVm>(vm);
+
+/// <summary>The tests on a waited-for VM, run once per SSH server by the subclasses above.</summary>
+public abstract class TestcontainersWaitedForVmTests<TVm>(TVm vm) : IClassFixture<TVm>
+    where TVm : WaitedForVm
 {
     private LinuxKitContainer Container => vm.Container;
 
@@ -189,20 +200,23 @@ public class TestcontainersWaitedForVmTests(WaitedForVm vm) : IClassFixture<Wait
 [Trait("Category", "Integration")]
 public class TestcontainersLifecycleTests
 {
-    private static LinuxKitBuilder Small(string state) => new LinuxKitBuilder()
-        .WithImage(TestEnvironment.Image("kernel"))
+    private static LinuxKitBuilder Small(string state, string guest = "dropbear") => new LinuxKitBuilder()
+        .WithImage(TestEnvironment.GuestImage(guest))
         .WithMemory(256)
         .WithStateDirectory(state);
 
-    [Fact]
-    public async Task Lifecycle_raises_its_events_in_order_pauses_resumes_stops_with_exit_code_0_and_leaves_nothing()
+    [Theory]
+    [InlineData("dropbear", false)]
+    [InlineData("openssh", false)]
+    [InlineData("dropbear", true)]
+    public async Task Lifecycle_raises_its_events_in_order_pauses_resumes_stops_and_leaves_nothing(string guest, bool graceful)
     {
         using var state = new TempDirectory("lkt-tc-");
         var events = new List<string>();
         var key = Path.Combine(state.Path, "own_key");
         LinuxKit.Testing.Ssh.SshKeyPair.Generate(key, "test");
         var logger = new RecordingLogger();
-        await using var container = Small(state.Path).WithCpus(2).WithSshKey(key).WithLogger(logger).Build();
+        await using var container = Small(state.Path, guest).WithCpus(2).WithSshKey(key).WithLogger(logger).WithGracefulStop(graceful).Build();
         container.Creating += (_, _) => events.Add("Creating");
         container.Created += (_, _) => events.Add("Created");
         container.Starting += (_, _) => events.Add("Starting");
@@ -230,10 +244,11 @@ public class TestcontainersLifecycleTests
 
         await container.StopAsync();
         Assert.Equal(TestcontainersStates.Exited, container.State);
-        Assert.Equal(0, await container.GetExitCodeAsync());
+        // Ended at once (a killed container's code), or powered off when asked to stop gracefully.
+        Assert.Equal(graceful ? 0 : 137, await container.GetExitCodeAsync());
         Assert.True(container.StoppedTime >= container.StartedTime);
         var (logs, _) = await container.GetLogsAsync(timestampsEnabled: false);
-        Assert.Contains("reboot: Power down", logs, StringComparison.Ordinal);
+        Assert.Equal(graceful, logs.Contains("reboot: Power down", StringComparison.Ordinal));
 
         await container.DisposeAsync();
         Assert.Equal(
@@ -329,18 +344,6 @@ public class TestcontainersLifecycleTests
 
         Assert.Contains("/no/such/image.iso", e.Message, StringComparison.Ordinal);
         Assert.Equal(TestcontainersStates.Undefined, container.State);
-    }
-
-    private sealed class RecordingLogger : Microsoft.Extensions.Logging.ILogger
-    {
-        public System.Collections.Concurrent.ConcurrentQueue<string> Lines { get; } = new();
-
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
-
-        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            Lines.Enqueue(formatter(state, exception));
     }
 
     /// <summary>A custom wait strategy that asks the guest to power off, then is satisfied.</summary>

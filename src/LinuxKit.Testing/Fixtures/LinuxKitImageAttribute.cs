@@ -20,6 +20,12 @@ public sealed class LinuxKitImageAttribute(string image) : Attribute
     /// <summary>Boot timeout in seconds (default 120).</summary>
     public int BootTimeoutSeconds { get; set; } = 120;
 
+    /// <summary>
+    /// True to stop the VM with an ACPI power-off request and wait for the guest
+    /// (<see cref="StopMode.Graceful"/>); by default it is ended at once (<see cref="StopMode.Fast"/>).
+    /// </summary>
+    public bool GracefulStop { get; set; }
+
     /// <summary>Guest ports to forward to free host ports (see <see cref="SharedVm.Ports"/>).</summary>
     public int[] GuestPorts { get; set; } = [];
 }

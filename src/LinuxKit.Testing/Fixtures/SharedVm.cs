@@ -107,6 +107,7 @@ public class SharedVm : IAsyncDisposable
                 Memory = attribute.Memory,
                 Cpus = attribute.Cpus,
                 BootTimeout = TimeSpan.FromSeconds(attribute.BootTimeoutSeconds),
+                StopMode = attribute.GracefulStop ? StopMode.Graceful : StopMode.Fast,
                 Ports = [.. Options.Ports, .. attribute.GuestPorts.Select(p => new PortMapping(0, p))],
             };
             return;

@@ -20,8 +20,13 @@ internal interface IHypervisor
     /// <summary>Starts the VM and returns its process once the hypervisor runs (the guest is still booting).</summary>
     Task<ProcessIdentity> StartAsync(VmSpec spec, CancellationToken cancellationToken);
 
-    /// <summary>Asks the guest to power off (ACPI power button); false when the request could not be sent.</summary>
-    Task<bool> RequestPowerOffAsync(string controlSocket, ProcessIdentity process, CancellationToken cancellationToken);
+    /// <summary>
+    /// Ends the VM, the whole escalation (see <see cref="StopEscalation"/>): <see cref="StopMode.Fast"/>
+    /// ends it at once, <see cref="StopMode.Graceful"/> asks the guest to power off and waits up to
+    /// <paramref name="gracePeriod"/>. Returns the exit code: 0 after a power-off, 128 + the signal
+    /// otherwise (137 for a fast stop).
+    /// </summary>
+    Task<int> StopAsync(string controlSocket, ProcessIdentity process, StopMode mode, TimeSpan gracePeriod, CancellationToken cancellationToken);
 
     /// <summary>Freezes the guest's CPUs.</summary>
     Task PauseAsync(string controlSocket, CancellationToken cancellationToken);

@@ -1,40 +1,34 @@
-using System.Net;
 using System.Net.Sockets;
 using Renci.SshNet.Common;
 
 namespace LinuxKit.Testing.Ssh;
 
+/// <summary>A session that ran a command on a booted VM, and how many connections it took to get there.</summary>
+internal sealed record ReadySession(SshSession Session, string Banner, int Connections);
+
 /// <summary>
-/// Waits until a booting VM runs a command over SSH, in two steps: TCP probes wait for the SSH
-/// server's banner, then one SSH handshake runs a command (a crowd of handshakes would compete
-/// with the booting guest for its CPU).
+/// Waits until a booting VM runs a command over SSH: first its SSH server's banner (see
+/// <see cref="SshBannerWait"/>), then one SSH handshake at a time that runs <c>true</c>.
 /// </summary>
 /// <remarks>
-/// Under QEMU user networking the host side accepts a connection at once and queues the SYN
-/// for the guest until the guest's network is up; then every queued connection reaches the
-/// guest together, even those the host side closed long ago. A burst like that right after
-/// boot makes SSH servers turn clients away (dropbear and OpenSSH limit unauthenticated
-/// connections), and a client connecting just then is turned away. So while the guest has not
-/// answered at all, one probe at a time waits up to 1 s (QEMU delivers the queued ones a few
-/// at a time, and few exist); once any answer shows the guest's network is up (a refusal: the
-/// server is not listening yet), probes run every 100 ms, 0.4 s each, at most four at once,
-/// and notice the server within a fraction of a second of it listening.
+/// The wait ends at once when the VM dies or the caller cancels, and at the boot timeout; the
+/// error then says how far the guest got: nothing answered, a banner came but no handshake
+/// worked, or the handshake worked but the key was refused. Handshakes are retried with a
+/// backoff (0.5 s to 4 s), so that a guest that installs its keys late, or an SSH server that
+/// restarts, still lets the boot succeed without a stream of connections.
 /// </remarks>
 internal static class SshReadiness
 {
-    private static readonly TimeSpan QuietProbeTimeout = TimeSpan.FromSeconds(1);
-    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(0.4);
-    private static readonly TimeSpan Cadence = TimeSpan.FromMilliseconds(100);
-    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
-    private const int MaxProbesInFlight = 4;
-
-    private enum ProbeOutcome { Banner, Refused, NoAnswer }
+    private static readonly TimeSpan HypervisorCheck = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan FirstHandshakeRetry = TimeSpan.FromSeconds(0.5);
+    private static readonly TimeSpan MaxHandshakeRetry = TimeSpan.FromSeconds(4);
+    private static readonly TimeSpan MaxHandshakeTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// Returns the first session that ran <c>true</c>. Throws <see cref="LinuxKitBootException"/>
     /// as soon as <paramref name="hypervisorExited"/> says the VM died, or when the timeout passes.
     /// </summary>
-    public static async Task<SshSession> WaitAsync(
+    public static async Task<ReadySession> WaitAsync(
         SshEndpoint endpoint,
         Func<bool> hypervisorExited,
         Func<string> consoleTail,
@@ -43,105 +37,95 @@ internal static class SshReadiness
         CancellationToken cancellationToken)
     {
         var deadline = DateTime.UtcNow + timeout;
-        Exception? lastError = null;
-        while (true)
-        {
-            var remaining = deadline - DateTime.UtcNow;
-            var bannerSeen = await WaitForBannerAsync(endpoint.Port, hypervisorExited, remaining, cancellationToken);
-            if (hypervisorExited())
-                throw new LinuxKitBootException($"{vmDescription} stopped while booting, before its SSH server answered.", consoleTail());
-            if (!bannerSeen)
-            {
-                throw new LinuxKitBootException(
-                    $"{vmDescription} did not answer over SSH on 127.0.0.1:{endpoint.Port} within {timeout.TotalSeconds:0} s " +
-                    $"(last error: {lastError?.Message ?? "no SSH banner"}). Raise the boot timeout, or check that the image starts an SSH server that accepts keys from /run/config/ssh/authorized_keys.",
-                    consoleTail(), exitCode: null, lastError);
-            }
-            var (session, error) = await AttemptAsync(endpoint, cancellationToken);
-            if (session is not null) return session;
-            lastError = error;
-            await Task.Delay(Cadence, cancellationToken);
-        }
-    }
-
-    // True once some probe read "SSH-" from the guest; false when the time is up or the VM died.
-    private static async Task<bool> WaitForBannerAsync(int port, Func<bool> hypervisorExited, TimeSpan timeout, CancellationToken cancellationToken)
-    {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var deadline = DateTime.UtcNow + timeout;
-        var probes = new List<Task<ProbeOutcome>>();
-        var networkUp = false;
+        stop.CancelAfter(timeout);
+        var watching = WatchHypervisorAsync(hypervisorExited, stop);
         try
         {
-            while (DateTime.UtcNow < deadline && !hypervisorExited())
+            var banner = await SshBannerWait.WaitAsync(endpoint.Port, stop.Token).ConfigureAwait(false);
+            var connections = banner.Connections;
+            Exception? lastError = null;
+            var retry = FirstHandshakeRetry;
+            while (banner.Banner is not null && !stop.IsCancellationRequested)
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                if (networkUp ? probes.Count < MaxProbesInFlight : probes.Count == 0)
-                    probes.Add(ProbeAsync(port, networkUp ? ProbeTimeout : QuietProbeTimeout, stop.Token));
-                await Task.WhenAny([.. probes, Task.Delay(Cadence, cancellationToken)]);
-                foreach (var done in probes.Where(p => p.IsCompleted).ToList())
+                connections++;
+                var remaining = deadline - DateTime.UtcNow;
+                var (session, error) = await AttemptAsync(endpoint, remaining < MaxHandshakeTimeout ? remaining : MaxHandshakeTimeout, stop.Token).ConfigureAwait(false);
+                if (session is not null) return new ReadySession(session, banner.Banner, connections);
+                lastError = error ?? lastError;
+                try
                 {
-                    probes.Remove(done);
-                    if (done.Result == ProbeOutcome.Banner) return true;
-                    if (done.Result == ProbeOutcome.Refused) networkUp = true;
+                    await Task.Delay(retry, stop.Token).ConfigureAwait(false);
                 }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                retry = retry * 2 < MaxHandshakeRetry ? retry * 2 : MaxHandshakeRetry;
             }
+
             cancellationToken.ThrowIfCancellationRequested();
-            return false;
+            if (hypervisorExited())
+                throw new LinuxKitBootException($"{vmDescription} stopped while booting, before it ran a command over SSH.", consoleTail());
+            throw new LinuxKitBootException(
+                $"{vmDescription} did not run a command over SSH on 127.0.0.1:{endpoint.Port} within {timeout.TotalSeconds:0} s: " +
+                Diagnose(banner, lastError, endpoint) + $" ({connections} connections tried.)",
+                consoleTail(), exitCode: null, lastError);
         }
         finally
         {
-            await stop.CancelAsync();
+            await stop.CancelAsync().ConfigureAwait(false);
+            await watching.ConfigureAwait(false);
         }
     }
 
-    private static async Task<ProbeOutcome> ProbeAsync(int port, TimeSpan probeTimeout, CancellationToken cancellationToken)
+    private static string Diagnose(BannerWaitResult banner, Exception? lastError, SshEndpoint endpoint)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(probeTimeout);
-        using var client = new TcpClient();
+        if (banner.Banner is null && !banner.NetworkAnswered)
+            return "nothing answered on the port: the guest's network never came up (no connection was answered or refused by the guest). " +
+                   "Check the console below: did the kernel boot, and does the image bring up eth0 (DHCP)?";
+        if (banner.Banner is null && banner.SilentConnection)
+            return "a server accepted the connection but sent no SSH banner before the time ran out: the guest is up and its SSH server is very slow. Raise the boot timeout.";
+        if (banner.Banner is null)
+            return "the guest's network answered, but no SSH server listened on its port 22. " +
+                   "Check that the image starts an SSH server (LinuxKit's sshd package) and that it did not fail (see the console below).";
+        if (lastError is SshAuthenticationException)
+            return $"the SSH handshake with '{banner.Banner}' worked, but the server refused the key {endpoint.PrivateKeyPath} for user '{endpoint.User}' ({lastError.Message}). " +
+                   "Check that the image installs the keys from /run/config/ssh/authorized_keys (LinuxKit's metadata package) for that user, or pass a key it accepts (RunOptions.SshKey, RunOptions.SshUser).";
+        return $"an SSH server answered ('{banner.Banner}'), but the SSH handshake failed: {lastError?.Message ?? "no attempt finished in time"}.";
+    }
+
+    // Cancels the wait as soon as the hypervisor is gone: nothing the guest could still send matters then.
+    private static async Task WatchHypervisorAsync(Func<bool> hypervisorExited, CancellationTokenSource stop)
+    {
         try
         {
-            await client.ConnectAsync(IPAddress.Loopback, port, timeout.Token);
-            var stream = client.GetStream();
-            var banner = new byte[4];
-            var read = 0;
-            while (read < banner.Length)
-            {
-                var n = await stream.ReadAsync(banner.AsMemory(read), timeout.Token);
-                if (n == 0) return ProbeOutcome.Refused; // the guest answered: nothing listens yet
-                read += n;
-            }
-            return "SSH-"u8.SequenceEqual(banner) ? ProbeOutcome.Banner : ProbeOutcome.Refused;
+            while (!hypervisorExited()) await Task.Delay(HypervisorCheck, stop.Token).ConfigureAwait(false);
+            await stop.CancelAsync().ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
-            return ProbeOutcome.NoAnswer;
-        }
-        catch (Exception e) when (e is SocketException or IOException)
-        {
-            return ProbeOutcome.Refused;
+            // The wait ended first.
         }
     }
 
-    private static async Task<(SshSession? Session, Exception? Error)> AttemptAsync(SshEndpoint endpoint, CancellationToken cancellationToken)
+    private static async Task<(SshSession? Session, Exception? Error)> AttemptAsync(SshEndpoint endpoint, TimeSpan timeout, CancellationToken stop)
     {
         SshSession? session = null;
         try
         {
-            session = await SshSession.ConnectAsync(endpoint, pinnedFingerprint: null, HandshakeTimeout, cancellationToken);
-            using var commandTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            commandTimeout.CancelAfter(HandshakeTimeout);
-            var result = await session.RunAsync("true", commandTimeout.Token);
+            session = await SshSession.ConnectAsync(endpoint, pinnedFingerprint: null, timeout, stop).ConfigureAwait(false);
+            using var commandTimeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
+            commandTimeout.CancelAfter(timeout);
+            var result = await session.RunAsync("true", commandTimeout.Token).ConfigureAwait(false);
             if (result.ExitCode == 0) return (session, null);
             session.Dispose();
             return (null, new LinuxKitException($"'true' exited with {result.ExitCode}: {result.Stderr}"));
         }
-        catch (Exception e) when (e is SshException or SocketException or IOException or TimeoutException or ObjectDisposedException or InvalidOperationException
-                                      || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        catch (Exception e) when (e is SshException or SocketException or IOException or TimeoutException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
         {
             session?.Dispose();
-            return (null, e);
+            return (null, e is OperationCanceledException ? null : e);
         }
     }
 }

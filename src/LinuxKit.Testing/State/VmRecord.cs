@@ -30,6 +30,9 @@ internal sealed record VmRecord
     public required string SshKeyFile { get; init; }
     public string? HostKeyFingerprint { get; init; }
     public bool Detached { get; init; }
+
+    /// <summary>How a stop that names no mode ends this VM (records from before this field: Fast).</summary>
+    public StopMode StopMode { get; init; }
     public required string ConsoleLog { get; init; }
     public required string ControlSocket { get; init; }
     public required string PidFile { get; init; }

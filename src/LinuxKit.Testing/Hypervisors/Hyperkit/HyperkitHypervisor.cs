@@ -110,8 +110,12 @@ internal sealed class HyperkitHypervisor : IHypervisor
     }
 
     // hyperkit turns SIGTERM into an ACPI power button press.
-    public Task<bool> RequestPowerOffAsync(string controlSocket, ProcessIdentity process, CancellationToken cancellationToken) =>
-        Task.FromResult(process.Signal(UnixSignal.Term));
+    // hyperkit turns SIGTERM into an ACPI power button press; SIGKILL ends it at once (its disk
+    // is a copy in the VM's folder, and the VPNKit helpers end with it).
+    public Task<int> StopAsync(string controlSocket, ProcessIdentity process, StopMode mode, TimeSpan gracePeriod, CancellationToken cancellationToken) =>
+        mode == StopMode.Fast
+            ? StopEscalation.RunAsync(_ => Task.FromResult(process.Signal(UnixSignal.Kill)), 128 + (int)UnixSignal.Kill, TimeSpan.FromSeconds(2), process, _logger, cancellationToken)
+            : StopEscalation.RunAsync(_ => Task.FromResult(process.Signal(UnixSignal.Term)), 0, gracePeriod, process, _logger, cancellationToken);
 
     public Task PauseAsync(string controlSocket, CancellationToken cancellationToken) =>
         throw new NotSupportedException("Hyperkit cannot pause a VM (it has no such control); use QEMU (LinuxKitManagerOptions.Hypervisor = Qemu) to pause VMs.");

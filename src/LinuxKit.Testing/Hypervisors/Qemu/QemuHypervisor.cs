@@ -68,18 +68,45 @@ internal sealed class QemuHypervisor : IHypervisor
             ?? throw new LinuxKitException($"QEMU started VM {spec.Id} as PID {pid}, which exited at once. See {spec.HypervisorLog} and {spec.ConsoleLog}.");
     }
 
-    public async Task<bool> RequestPowerOffAsync(string controlSocket, ProcessIdentity process, CancellationToken cancellationToken)
+    // QEMU ends at once on 'quit' (its overlay is thrown away after); 'system_powerdown' is
+    // the ACPI power button, which the guest may ignore.
+    private static readonly TimeSpan QuitWait = TimeSpan.FromSeconds(2);
+
+    public Task<int> StopAsync(string controlSocket, ProcessIdentity process, StopMode mode, TimeSpan gracePeriod, CancellationToken cancellationToken) =>
+        mode == StopMode.Fast
+            ? StopEscalation.RunAsync(token => SendAsync(controlSocket, "quit", token), 128 + (int)UnixSignal.Kill, QuitWait, process, _logger, cancellationToken)
+            : StopEscalation.RunAsync(token => SendAsync(controlSocket, "system_powerdown", token), 0, gracePeriod, process, _logger, cancellationToken);
+
+    // False when the command could not be delivered. QEMU may close the socket before it answers
+    // 'quit': once the command was written, that counts as delivered.
+    private async Task<bool> SendAsync(string controlSocket, string command, CancellationToken cancellationToken)
     {
+        QmpClient qmp;
         try
         {
-            await using var qmp = await QmpClient.ConnectAsync(controlSocket, cancellationToken);
-            await qmp.ExecuteAsync("system_powerdown", cancellationToken);
-            return true;
+            qmp = await QmpClient.ConnectAsync(controlSocket, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or LinuxKitException)
         {
-            _logger.LogDebug(e, "QMP power-down through {Socket} failed", controlSocket);
+            _logger.LogDebug(e, "QMP '{Command}' through {Socket} failed", command, controlSocket);
             return false;
+        }
+        await using (qmp.ConfigureAwait(false))
+        {
+            try
+            {
+                await qmp.ExecuteAsync(command, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (command == "quit" && e is IOException or System.Net.Sockets.SocketException or LinuxKitException)
+            {
+                // The socket closed under the answer: QEMU is quitting.
+            }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or LinuxKitException)
+            {
+                _logger.LogDebug(e, "QMP '{Command}' through {Socket} failed", command, controlSocket);
+                return false;
+            }
+            return true;
         }
     }
 

@@ -1,0 +1,158 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using LinuxKit.Testing.Ssh;
+
+namespace LinuxKit.Testing.Tests;
+
+/// <summary>
+/// The banner wait against a loopback server that plays a booting guest behind QEMU's user
+/// network: connections accepted and left silent (the guest's network is not up), then closed
+/// at once (up, nothing listens), then answered slowly (OpenSSH forking before its banner).
+/// </summary>
+public sealed class SshBannerWaitTests
+{
+    private sealed class BootingGuest : IAsyncDisposable
+    {
+        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+        private readonly CancellationTokenSource _stop = new();
+        private readonly DateTime _start = DateTime.UtcNow;
+        private readonly Task _serving;
+        private int _open;
+        private int _connections;
+        private int _maxOpen;
+
+        public BootingGuest(TimeSpan networkUpAt, TimeSpan serverUpAt, TimeSpan bannerDelay)
+        {
+            _listener.Start();
+            _serving = ServeAsync(networkUpAt, serverUpAt, bannerDelay);
+        }
+
+        public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+        public int Connections => Volatile.Read(ref _connections);
+
+        public int MaxOpenAtOnce => Volatile.Read(ref _maxOpen);
+
+        private async Task ServeAsync(TimeSpan networkUpAt, TimeSpan serverUpAt, TimeSpan bannerDelay)
+        {
+            try
+            {
+                while (true)
+                {
+                    var client = await _listener.AcceptTcpClientAsync(_stop.Token);
+                    Interlocked.Increment(ref _connections);
+                    var open = Interlocked.Increment(ref _open);
+                    int max;
+                    while (open > (max = Volatile.Read(ref _maxOpen)) && Interlocked.CompareExchange(ref _maxOpen, open, max) != max) { }
+                    _ = HandleAsync(client, DateTime.UtcNow - _start, networkUpAt, serverUpAt, bannerDelay);
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+            }
+        }
+
+        private async Task HandleAsync(TcpClient client, TimeSpan at, TimeSpan networkUpAt, TimeSpan serverUpAt, TimeSpan bannerDelay)
+        {
+            using (client)
+            {
+                try
+                {
+                    var stream = client.GetStream();
+                    if (at < networkUpAt)
+                    {
+                        // Silent until the prober gives up (its end of stream) or the test ends.
+                        _ = await stream.ReadAsync(new byte[1], _stop.Token);
+                    }
+                    else if (at >= serverUpAt)
+                    {
+                        await Task.Delay(bannerDelay, _stop.Token);
+                        await stream.WriteAsync(Encoding.ASCII.GetBytes("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"), _stop.Token);
+                        _ = await stream.ReadAsync(new byte[1], _stop.Token);
+                    }
+                    // else: the guest is up and nothing listens: closed at once.
+                }
+                catch (Exception e) when (e is OperationCanceledException or IOException or SocketException)
+                {
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref _open);
+                }
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            _listener.Stop();
+            await _serving;
+            _stop.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task A_ten_second_boot_takes_at_most_20_connections_one_at_a_time_and_waits_for_a_slow_banner()
+    {
+        // Network up at 3 s, the SSH server at 8.5 s, forking 1.5 s before each banner: a
+        // probe that gave up on the banner after a fraction of a second would never see it.
+        await using var guest = new BootingGuest(TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(8.5), TimeSpan.FromSeconds(1.5));
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+
+        var result = await SshBannerWait.WaitAsync(guest.Port, limit.Token);
+
+        Assert.Equal("SSH-2.0-OpenSSH_9.2p1 Debian-2", result.Banner);
+        Assert.True(result.NetworkAnswered);
+        Assert.Equal(guest.Connections, result.Connections);
+        Assert.InRange(result.Connections, 3, 20);
+        Assert.Equal(1, guest.MaxOpenAtOnce);
+    }
+
+    [Fact]
+    public async Task A_guest_whose_network_never_answers_is_reported_so_when_the_wait_is_stopped()
+    {
+        await using var guest = new BootingGuest(TimeSpan.MaxValue, TimeSpan.MaxValue, TimeSpan.Zero);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2.5));
+
+        var result = await SshBannerWait.WaitAsync(guest.Port, stop.Token);
+
+        Assert.Null(result.Banner);
+        Assert.False(result.NetworkAnswered);
+        Assert.False(result.SilentConnection);
+        Assert.Equal(1, guest.MaxOpenAtOnce);
+    }
+
+    [Fact]
+    public async Task A_server_that_accepts_but_never_sends_a_banner_is_reported_as_a_silent_connection()
+    {
+        // Up and refusing for 0.5 s, then a server that never sends its banner.
+        await using var guest = new BootingGuest(TimeSpan.Zero, TimeSpan.FromSeconds(0.5), TimeSpan.FromHours(1));
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+
+        var result = await SshBannerWait.WaitAsync(guest.Port, stop.Token);
+
+        Assert.Null(result.Banner);
+        Assert.True(result.NetworkAnswered);
+        Assert.True(result.SilentConnection);
+        Assert.Equal(1, guest.MaxOpenAtOnce);
+    }
+
+    [Fact]
+    public async Task A_port_where_nothing_listens_on_the_host_is_retried_until_stopped()
+    {
+        int port;
+        using (var probe = new TcpListener(IPAddress.Loopback, 0))
+        {
+            probe.Start();
+            port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        }
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1.5));
+
+        var result = await SshBannerWait.WaitAsync(port, stop.Token);
+
+        Assert.Null(result.Banner);
+        Assert.False(result.NetworkAnswered);
+        Assert.InRange(result.Connections, 2, 10); // backing off, not spinning
+    }
+}
