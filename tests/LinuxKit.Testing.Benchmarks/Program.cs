@@ -1,9 +1,14 @@
 // Measures the manager against plain tools in the same run, and prints ratios:
 //   boot:   plain QEMU (the same flags) polled with the ssh client until a command runs,
-//           against RunAsync until ready;                     target RunAsync/plain <= 1.0
+//           against RunAsync until ready, on the dropbear and the OpenSSH image;
+//                                                             target RunAsync/plain <= 1.0
+//   stop:   StopAsync, fast (the default) against graceful (an ACPI request, the only way
+//           before fast stops), on both images;               target fast median <= 0.5 s
 //   exec:   20 ssh client calls against 20 ExecAsync calls;   target ssh/ExecAsync >= 10
 //   memory: managed heap of the manager with 4 VMs up;        target < 50 MB
-// Usage: Benchmarks IMAGE-PREFIX [ROUNDS]
+//   xUnit:  one `dotnet test` of ten class fixtures on the OpenSSH image, graceful stops
+//           against fast ones
+// Usage: Benchmarks DROPBEAR-IMAGE OPENSSH-IMAGE [ROUNDS]
 using System.Diagnostics;
 using System.Globalization;
 using LinuxKit.Testing;
@@ -15,13 +20,13 @@ using LinuxKit.Testing.Processes;
 using LinuxKit.Testing.Ssh;
 using Microsoft.Extensions.Logging.Abstractions;
 
-if (args.Length < 1)
+if (args.Length < 2)
 {
-    Console.Error.WriteLine("usage: Benchmarks IMAGE [ROUNDS]");
+    Console.Error.WriteLine("usage: Benchmarks DROPBEAR-IMAGE OPENSSH-IMAGE [ROUNDS]");
     return 2;
 }
-var image = LinuxKitImage.Resolve(args[0]);
-var rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3;
+var images = new[] { ("dropbear", args[0]), ("OpenSSH", args[1]) };
+var rounds = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3;
 var state = Directory.CreateTempSubdirectory("lkt-bench-").FullName;
 var options = new LinuxKitManagerOptions { StateDirectory = state };
 var qemu = new QemuHypervisor(null, Accelerator.Auto, NullLogger.Instance);
@@ -36,17 +41,34 @@ try
         await warm.StopAsync(vm.Id);
     }
 
-    var plain = new List<double>();
-    var managed = new List<double>();
-    for (var round = 0; round < rounds; round++)
+    var summary = new List<string>();
+    foreach (var (server, path) in images)
     {
-        plain.Add(await PlainBootAsync());
-        await using var manager = new LinuxKitManager(options);
-        var clock = Stopwatch.StartNew();
-        var vm = await manager.RunAsync(args[0], runOptions);
-        managed.Add(clock.Elapsed.TotalSeconds);
-        await manager.StopAsync(vm.Id);
-        Console.WriteLine($"round {round + 1}: plain QEMU + ssh poll {plain[^1]:0.00} s, RunAsync {managed[^1]:0.00} s");
+        var image = LinuxKitImage.Resolve(path);
+        var plain = new List<double>();
+        var managed = new List<double>();
+        var fastStops = new List<double>();
+        var gracefulStops = new List<double>();
+        for (var round = 0; round < rounds; round++)
+        {
+            plain.Add(await PlainBootAsync(image));
+            await using var manager = new LinuxKitManager(options);
+            var clock = Stopwatch.StartNew();
+            var vm = await manager.RunAsync(path, runOptions);
+            managed.Add(clock.Elapsed.TotalSeconds);
+            clock.Restart();
+            await manager.StopAsync(vm.Id);
+            fastStops.Add(clock.Elapsed.TotalSeconds);
+            vm = await manager.RunAsync(path, runOptions);
+            clock.Restart();
+            await manager.StopAsync(vm.Id, StopMode.Graceful);
+            gracefulStops.Add(clock.Elapsed.TotalSeconds);
+            Console.WriteLine(
+                $"{server} round {round + 1}: plain QEMU + ssh poll {plain[^1]:0.00} s, RunAsync {managed[^1]:0.00} s; " +
+                $"stop fast {fastStops[^1]:0.00} s, graceful {gracefulStops[^1]:0.00} s");
+        }
+        summary.Add($"{server}: boot to first command (median of {rounds}): plain QEMU + ssh poll {Median(plain):0.00} s, RunAsync {Median(managed):0.00} s, ratio RunAsync/plain = {Median(managed) / Median(plain):0.00} (target <= 1.0)");
+        summary.Add($"{server}: stop (median of {rounds}): fast {Median(fastStops):0.00} s (target <= 0.5 s), graceful {Median(gracefulStops):0.00} s, ratio fast/graceful = {Median(fastStops) / Median(gracefulStops):0.000}");
     }
 
     // Alternating rounds on one VM, after warm-up, so that both tools see the same guest.
@@ -86,12 +108,14 @@ try
         foreach (var vm in vms) await manager.StopAsync(vm.Id);
     }
 
-    var plainMedian = Median(plain);
-    var managedMedian = Median(managed);
+    var graceful = await TenFixturesAsync(args[1], StopMode.Graceful);
+    var fast = await TenFixturesAsync(args[1], StopMode.Fast);
+
     Console.WriteLine();
-    Console.WriteLine($"boot to first command (median of {rounds}): plain QEMU + ssh poll {plainMedian:0.00} s, RunAsync {managedMedian:0.00} s, ratio RunAsync/plain = {managedMedian / plainMedian:0.00} (target <= 1.0)");
+    foreach (var line in summary) Console.WriteLine(line);
     Console.WriteLine($"20 commands (median of {rounds}): ssh client {sshClient:0.00} s ({sshClient / 20 * 1000:0} ms each), ExecAsync {execAsync:0.00} s ({execAsync / 20 * 1000:0} ms each), ratio ssh/ExecAsync = {sshClient / execAsync:0.0} (target >= 10)");
     Console.WriteLine($"managed heap with 4 VMs up: {heap / 1048576.0:0.0} MB (target < 50 MB)");
+    Console.WriteLine($"xUnit, 10 class fixtures on the OpenSSH image: graceful stops {graceful:0.0} s, fast stops {fast:0.0} s, ratio fast/graceful = {fast / graceful:0.00}");
     return 0;
 }
 finally
@@ -101,7 +125,7 @@ finally
 
 // QEMU with the manager's own flags, started by hand, and the ssh client in a loop until a
 // command runs: what a script would do without the SDK.
-async Task<double> PlainBootAsync()
+async Task<double> PlainBootAsync(LinuxKitImage image)
 {
     var dir = Directory.CreateTempSubdirectory("lkt-plain-").FullName;
     try
@@ -142,6 +166,26 @@ async Task<double> PlainBootAsync()
     {
         Directory.Delete(dir, recursive: true);
     }
+}
+
+// One `dotnet test` of ten class fixtures (built beforehand by benchmark.sh), its wall time.
+static async Task<double> TenFixturesAsync(string image, StopMode stop)
+{
+    var project = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "LinuxKit.Testing.Benchmarks.TenFixtures");
+    var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+    foreach (var a in new[] { "test", project, "--configuration", "Release", "--no-build" }) info.ArgumentList.Add(a);
+    info.Environment["LINUXKIT_IMAGE"] = image;
+    info.Environment["LINUXKIT_BENCH_STOP"] = stop.ToString();
+    var clock = Stopwatch.StartNew();
+    using var dotnet = Process.Start(info)!;
+    var output = dotnet.StandardOutput.ReadToEndAsync();
+    var errors = dotnet.StandardError.ReadToEndAsync();
+    await dotnet.WaitForExitAsync();
+    var took = clock.Elapsed.TotalSeconds;
+    if (dotnet.ExitCode != 0)
+        throw new InvalidOperationException($"the ten-fixture run ({stop}) failed, so its time is void:\n{await output}{await errors}");
+    Console.WriteLine($"xUnit run with 10 class fixtures, {stop} stops: {took:0.0} s");
+    return took;
 }
 
 static async Task<int> SshClientAsync(string key, int port, string command)

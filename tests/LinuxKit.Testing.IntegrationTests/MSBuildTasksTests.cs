@@ -8,9 +8,9 @@ namespace LinuxKit.Testing.IntegrationTests;
 public class MSBuildTasksTests(LocalPackageFeed feed) : IClassFixture<LocalPackageFeed>
 {
     private Task<(int ExitCode, string Output)> BuildSampleAsync(string state, params string[] properties) =>
-        BuildSampleAsync(state, TestEnvironment.GuestImage("dropbear"), properties);
+        BuildSampleOnAsync(TestEnvironment.GuestImage("dropbear"), state, properties);
 
-    private Task<(int ExitCode, string Output)> BuildSampleAsync(string state, string image, params string[] properties) =>
+    private Task<(int ExitCode, string Output)> BuildSampleOnAsync(string image, string state, params string[] properties) =>
         TestEnvironment.RunDotnetAsync(
             new[]
             {
@@ -26,7 +26,7 @@ public class MSBuildTasksTests(LocalPackageFeed feed) : IClassFixture<LocalPacka
     public async Task Build_starts_a_vm_runs_a_command_in_it_and_stops_it(string guest)
     {
         using var state = new TempDirectory("lkt-msbuild-");
-        var (exitCode, output) = await BuildSampleAsync(state.Path, TestEnvironment.GuestImage(guest));
+        var (exitCode, output) = await BuildSampleOnAsync(TestEnvironment.GuestImage(guest), state.Path);
         Assert.True(exitCode == 0, output);
         Assert.Matches(@"VM [0-9a-f]{8} runs Linux; forwarded \d+ to 22", output);
         await TestEnvironment.AssertNoQemuLeftAsync(state.Path);

@@ -15,6 +15,8 @@ namespace LinuxKit.Testing.IntegrationTests;
 /// </summary>
 public abstract class WaitedForVm(string guest) : IAsyncLifetime
 {
+    public string Image { get; } = TestEnvironment.GuestImage(guest);
+
     public string State { get; } = Directory.CreateTempSubdirectory("lkt-tc-").FullName;
 
     public MemoryStream Console { get; } = new();
@@ -24,7 +26,7 @@ public abstract class WaitedForVm(string guest) : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Container = new LinuxKitBuilder()
-            .WithImage(TestEnvironment.GuestImage(guest))
+            .WithImage(Image)
             .WithName("waited-for")
             .WithMemory(256)
             .WithPortBinding(80, assignRandomHostPort: true)
@@ -187,7 +189,7 @@ public abstract class TestcontainersWaitedForVmTests<TVm>(TVm vm) : IClassFixtur
         Assert.Equal("52:54:00:12:34:56", Container.MacAddress); // and its first NIC this MAC
         Assert.Equal("waited-for", Container.Name);
         Assert.NotEmpty(Container.Id);
-        Assert.Equal(TestEnvironment.Image("kernel"), Container.Image.FullName);
+        Assert.Equal(vm.Image, Container.Image.FullName);
         Assert.InRange(Container.CreatedTime, DateTime.UtcNow.AddMinutes(-10), Container.StartedTime);
         Assert.Equal(default, Container.StoppedTime);
 

@@ -19,6 +19,10 @@ internal sealed class SshSession : IDisposable
     {
         _client = client;
         HostKeyFingerprint = hostKeyFingerprint;
+        // Only dropbear needs channel starts one at a time (see _channelStarts); for any other
+        // server the lock admits as many starts as there are channels, so it never waits.
+        var oneAtATime = client.ConnectionInfo.ServerVersion?.Contains("dropbear", StringComparison.OrdinalIgnoreCase) ?? true;
+        _channelStarts = oneAtATime ? new SemaphoreSlim(1, 1) : new SemaphoreSlim(MaxChannels, MaxChannels);
     }
 
     private static readonly TimeSpan ChannelRequestTimeout = TimeSpan.FromSeconds(15);
@@ -323,8 +327,8 @@ internal sealed class SshSession : IDisposable
     // "Unknown channel"; earlier, the exec reply never came). Hence: a channel is started only
     // while no other channel's process can exit. Resident shells exit only when closed under
     // the start lock (a cancelled command is left to finish), and channels of their own hold the
-    // start lock until they close.
-    private readonly SemaphoreSlim _channelStarts = new(1, 1);
+    // start lock until they close. OpenSSH has no such race: there the lock never waits.
+    private readonly SemaphoreSlim _channelStarts;
 
     // More channels than a handful at once on one connection were seen to time out under TCG;
     // callers past the limit wait here instead, cancellably.
@@ -333,7 +337,8 @@ internal sealed class SshSession : IDisposable
 
     // Every open channel holds one: busy and idle shells, shells still running a command their
     // caller gave up on, channels of their own. Below SSH.NET's own limit of ten sessions, at
-    // which it would wait for a free one without a timeout.
+    // which it would wait for a free one without a timeout, and below OpenSSH's MaxSessions
+    // (10 by default), past which sshd refuses a channel.
     private const int MaxChannels = 8;
     private readonly SemaphoreSlim _channels = new(MaxChannels, MaxChannels);
 
