@@ -446,7 +446,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             p.Signal(UnixSignal.Kill);
             await p.WaitForExitAsync(TimeSpan.FromSeconds(10), CancellationToken.None);
         }
-        if (_sessions.TryRemove(record.Id, out var session) && session.IsCompletedSuccessfully) session.Result.Dispose();
+        CloseSession(record.Id);
         if (_owned.TryRemove(record.Id, out var watchdog)) watchdog?.Dispose();
         if (_watchers.TryRemove(record.Id, out var watcher)) await watcher.DisposeAsync();
         RemoveRuntimeFiles(record);
@@ -468,13 +468,16 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         {
             _logger.LogInformation("Stopping VM {Id} ({Mode})", record.Id, mode);
             if (mode == StopMode.Fast && record.Volumes.Count > 0) await FlushVolumesAsync(record).ConfigureAwait(false);
+            // The connection is closed while the guest still answers: after a fast stop its
+            // socket is dead, and closing channels on it fails.
+            CloseSession(record.Id);
             exitCode = await HypervisorFor(record).StopAsync(record.ControlSocket, process, mode, _options.StopTimeout, cancellationToken).ConfigureAwait(false);
         }
         else if (record.Status is ContainerStatus.Running or ContainerStatus.Starting)
         {
             exitCode = ExitTrace.Infer(record.HypervisorLog, record.ConsoleLog);
         }
-        if (_sessions.TryRemove(record.Id, out var session) && session.IsCompletedSuccessfully) session.Result.Dispose();
+        CloseSession(record.Id);
         if (_owned.TryGetValue(record.Id, out var watchdog)) watchdog?.Dispose();
         if (_watchers.TryRemove(record.Id, out var watcher)) await watcher.DisposeAsync();
         RemoveRuntimeFiles(record);
@@ -496,6 +499,11 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         {
             _logger.LogWarning("Could not flush VM {Id}'s volumes before stopping it: {Reason}", record.Id, e.Message);
         }
+    }
+
+    private void CloseSession(string id)
+    {
+        if (_sessions.TryRemove(id, out var session) && session.IsCompletedSuccessfully) session.Result.Dispose();
     }
 
     private static void RemoveRuntimeFiles(VmRecord record)

@@ -132,7 +132,8 @@ internal sealed class ResidentShell : IDisposable
 
     public void Dispose()
     {
-        try { _input.Dispose(); } catch (Exception e) when (e is SshException or ObjectDisposedException or IOException) { }
+        // The connection may be dead already (the VM was stopped): nothing is left to tell the shell.
+        try { _input.Dispose(); } catch (Exception e) when (e is SshException or ObjectDisposedException or IOException or System.Net.Sockets.SocketException) { }
         _command.Dispose();
     }
 }

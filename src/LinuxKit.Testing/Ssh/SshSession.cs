@@ -349,7 +349,14 @@ internal sealed class SshSession : IDisposable
     {
         _disposed = true;
         while (_idle.TryPop(out var shell)) shell.Dispose();
-        // Shells and channels still running end with the connection.
-        _client.Dispose();
+        // Shells and channels still running end with the connection. A connection whose VM is
+        // gone cannot say goodbye; that is no error.
+        try
+        {
+            _client.Dispose();
+        }
+        catch (Exception e) when (e is SshException or System.Net.Sockets.SocketException or IOException or ObjectDisposedException)
+        {
+        }
     }
 }
