@@ -5,8 +5,8 @@ using Xunit.Abstractions;
 
 namespace LinuxKit.Testing.Benchmarks.TenFixtures;
 
-// Each class below gets its own VM, as ten test classes with IClassFixture<LinuxKitVm> would.
-// The image comes from LINUXKIT_IMAGE; how the VMs stop, from LINUXKIT_BENCH_STOP.
+// Ten test classes, each with a VM of its own, as ten classes with IClassFixture<LinuxKitVm>
+// would have. The image comes from LINUXKIT_IMAGE; how the VMs stop, from LINUXKIT_BENCH_STOP.
 public class BenchVm(IMessageSink sink) : LinuxKitVm(sink)
 {
     protected override void Configure() => Options = Options with
@@ -16,62 +16,19 @@ public class BenchVm(IMessageSink sink) : LinuxKitVm(sink)
     };
 }
 
-public class Fixture01Tests(BenchVm vm) : IClassFixture<BenchVm>
+public abstract class GuestTests(BenchVm vm) : IClassFixture<BenchVm>
 {
     [Fact]
     public async Task Guest_answers() => Assert.Equal("Linux\n", (await vm.ExecAsync("uname", "-s")).Stdout);
 }
 
-public class Fixture02Tests(BenchVm vm) : IClassFixture<BenchVm>
-{
-    [Fact]
-    public async Task Guest_answers() => Assert.Equal("Linux\n", (await vm.ExecAsync("uname", "-s")).Stdout);
-}
-
-public class Fixture03Tests(BenchVm vm) : IClassFixture<BenchVm>
-{
-    [Fact]
-    public async Task Guest_answers() => Assert.Equal("Linux\n", (await vm.ExecAsync("uname", "-s")).Stdout);
-}
-
-public class Fixture04Tests(BenchVm vm) : IClassFixture<BenchVm>
-{
-    [Fact]
-    public async Task Guest_answers() => Assert.Equal("Linux\n", (await vm.ExecAsync("uname", "-s")).Stdout);
-}
-
-public class Fixture05Tests(BenchVm vm) : IClassFixture<BenchVm>
-{
-    [Fact]
-    public async Task Guest_answers() => Assert.Equal("Linux\n", (await vm.ExecAsync("uname", "-s")).Stdout);
-}
-
-public class Fixture06Tests(BenchVm vm) : IClassFixture<BenchVm>
-{
-    [Fact]
-    public async Task Guest_answers() => Assert.Equal("Linux\n", (await vm.ExecAsync("uname", "-s")).Stdout);
-}
-
-public class Fixture07Tests(BenchVm vm) : IClassFixture<BenchVm>
-{
-    [Fact]
-    public async Task Guest_answers() => Assert.Equal("Linux\n", (await vm.ExecAsync("uname", "-s")).Stdout);
-}
-
-public class Fixture08Tests(BenchVm vm) : IClassFixture<BenchVm>
-{
-    [Fact]
-    public async Task Guest_answers() => Assert.Equal("Linux\n", (await vm.ExecAsync("uname", "-s")).Stdout);
-}
-
-public class Fixture09Tests(BenchVm vm) : IClassFixture<BenchVm>
-{
-    [Fact]
-    public async Task Guest_answers() => Assert.Equal("Linux\n", (await vm.ExecAsync("uname", "-s")).Stdout);
-}
-
-public class Fixture10Tests(BenchVm vm) : IClassFixture<BenchVm>
-{
-    [Fact]
-    public async Task Guest_answers() => Assert.Equal("Linux\n", (await vm.ExecAsync("uname", "-s")).Stdout);
-}
+public class Fixture01Tests(BenchVm vm) : GuestTests(vm);
+public class Fixture02Tests(BenchVm vm) : GuestTests(vm);
+public class Fixture03Tests(BenchVm vm) : GuestTests(vm);
+public class Fixture04Tests(BenchVm vm) : GuestTests(vm);
+public class Fixture05Tests(BenchVm vm) : GuestTests(vm);
+public class Fixture06Tests(BenchVm vm) : GuestTests(vm);
+public class Fixture07Tests(BenchVm vm) : GuestTests(vm);
+public class Fixture08Tests(BenchVm vm) : GuestTests(vm);
+public class Fixture09Tests(BenchVm vm) : GuestTests(vm);
+public class Fixture10Tests(BenchVm vm) : GuestTests(vm);
