@@ -105,11 +105,11 @@ public sealed class StartLinuxKit : LinuxKitTask
         Log.LogMessage(MessageImportance.Normal, "LinuxKit: VM {0} ready after {1} s (ssh {2}@127.0.0.1 -p {3} -i {4})", vm.Id, Seconds(clock), vm.SshUser, vm.SshPort, vm.SshKeyFile);
         if (ExportEnvironment)
         {
-            Environment.SetEnvironmentVariable(SharedVm.VmIdVariable, vm.Id);
-            Environment.SetEnvironmentVariable(SharedVm.StateDirectoryVariable, manager.StateDirectory);
-            Environment.SetEnvironmentVariable(SharedVm.SshPortVariable, vm.SshPort.ToString(CultureInfo.InvariantCulture));
-            Environment.SetEnvironmentVariable(SharedVm.SshKeyVariable, vm.SshKeyFile);
-            Environment.SetEnvironmentVariable(SharedVm.SshUserVariable, vm.SshUser);
+            Environment.SetEnvironmentVariable(LinuxKitEnvironment.VmId, vm.Id);
+            Environment.SetEnvironmentVariable(LinuxKitEnvironment.StateDirectory, manager.StateDirectory);
+            Environment.SetEnvironmentVariable(LinuxKitEnvironment.VmSshPort, vm.SshPort.ToString(CultureInfo.InvariantCulture));
+            Environment.SetEnvironmentVariable(LinuxKitEnvironment.VmSshKey, vm.SshKeyFile);
+            Environment.SetEnvironmentVariable(LinuxKitEnvironment.VmSshUser, vm.SshUser);
         }
         return true;
     }

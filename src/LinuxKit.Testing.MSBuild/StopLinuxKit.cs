@@ -41,10 +41,9 @@ public sealed class StopLinuxKit : LinuxKitTask
         else await manager.StopAsync(known.Id, cancellationToken);
         Log.LogMessage(MessageImportance.Normal, "LinuxKit: VM {0} stopped", known.Id);
         // A reused MSBuild node must not hand a stopped VM to the next build's tests.
-        if (Environment.GetEnvironmentVariable(Fixtures.SharedVm.VmIdVariable) == known.Id)
+        if (Environment.GetEnvironmentVariable(LinuxKitEnvironment.VmId) == known.Id)
         {
-            foreach (var name in new[] { Fixtures.SharedVm.VmIdVariable, Fixtures.SharedVm.SshPortVariable, Fixtures.SharedVm.SshKeyVariable, Fixtures.SharedVm.SshUserVariable })
-                Environment.SetEnvironmentVariable(name, null);
+            foreach (var name in LinuxKitEnvironment.HandOff) Environment.SetEnvironmentVariable(name, null);
         }
         return true;
     }

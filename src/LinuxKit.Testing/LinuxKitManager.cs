@@ -62,11 +62,11 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         var clock = Stopwatch.StartNew();
 
         var id = await _store.LockedAsync(() => ClaimId(options.Name), cancellationToken);
-        var dir = _store.VmDirectory(id);
+        var files = _store.Files(id);
         var description = options.Name is null ? $"VM {id}" : $"VM {id} ({options.Name})";
         _logger.LogInformation("Booting {Vm} from {Image} ({Format})", description, resolved.Path, resolved.Format);
 
-        var record = NewRecord(id, dir, image, resolved, options, hypervisor.Kind);
+        var record = NewRecord(files, image, resolved, options, hypervisor.Kind);
         ProcessIdentity? process = null;
         var reservations = new List<PortReservation>();
         try
@@ -75,12 +75,11 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
                 ? SshKeyPair.Generate(record.SshKeyFile, $"linuxkit-testing-{id}")
                 : SshKeyPair.PublicKeyOf(options.SshKey);
             var shares = options.Volumes.Select((v, i) => new VolumeShare($"vol{i}", Path.GetFullPath(v.Key), v.Value)).ToList();
-            var metadataIso = Path.Combine(dir, "metadata.iso");
             await File.WriteAllBytesAsync(
-                metadataIso,
+                files.MetadataIso,
                 MetadataIso.Build(LinuxKitMetadata.Build(sshKeyLine, shares.Select(s => (s.Tag, s.GuestPath)).ToList()), DateTime.UtcNow),
                 cancellationToken);
-            var bootDisk = await hypervisor.PrepareBootDiskAsync(resolved, dir, cancellationToken);
+            var bootDisk = await hypervisor.PrepareBootDiskAsync(resolved, files, cancellationToken);
             if (bootDisk is not null) record = record with { RuntimeFiles = [bootDisk] };
 
             var sshReservation = options.SshPort == 0 ? _ports.ReserveFree() : _ports.ReserveExact(options.SshPort, "SSH");
@@ -107,20 +106,16 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
                 Id = id,
                 Image = resolved,
                 BootDisk = bootDisk,
-                MetadataIso = metadataIso,
                 MemoryMb = options.Memory,
                 Cpus = options.Cpus,
                 SshPort = sshReservation.Port,
                 Ports = forwards,
                 Volumes = shares,
-                ConsoleLog = record.ConsoleLog,
-                ControlSocket = record.ControlSocket,
-                PidFile = record.PidFile,
-                HypervisorLog = record.HypervisorLog,
+                Files = files,
             };
             // The watchdog starts before the hypervisor: there is no moment in which this
             // process could die and leave a VM that nothing will stop.
-            if (!options.Detach) _owned[id] = OwnerWatchdog.Start(spec.PidFile, record.RuntimeFiles);
+            if (!options.Detach) _owned[id] = OwnerWatchdog.Start(spec.Files.PidFile, record.RuntimeFiles);
             else _owned[id] = null;
 
             _watchers[id] = ConsoleWatcher.Start(record.ConsoleLog, options.ConsoleOutput);
@@ -144,6 +139,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             _logger.LogInformation(
                 "{Vm} is ready after {Seconds:0.0} s, {Connections} SSH connections ({Banner}; ssh {User}@127.0.0.1 -p {Port})",
                 description, clock.Elapsed.TotalSeconds, ready.Connections, ready.Banner, record.SshUser, record.SshPort);
+            _logger.LogDebug("{Vm} readiness: {Timeline}", description, ready.Timeline);
             return record.ToContainer();
         }
         catch (Exception e)
@@ -375,7 +371,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
     private IHypervisor CreateHypervisor()
     {
         var requested = _options.Hypervisor;
-        if (requested == HypervisorKind.Auto && Enum.TryParse<HypervisorKind>(Environment.GetEnvironmentVariable("LINUXKIT_TESTING_HYPERVISOR"), ignoreCase: true, out var fromEnvironment))
+        if (requested == HypervisorKind.Auto && LinuxKitEnvironment.Read<HypervisorKind>(LinuxKitEnvironment.Hypervisor) is { } fromEnvironment)
             requested = fromEnvironment;
         var (kind, message) = HypervisorSelection.Choose(
             requested, OperatingSystem.IsMacOS(), RuntimeInformation.OSArchitecture, () => HyperkitHypervisor.Locate(_options.Hyperkit) is not null);
@@ -408,15 +404,11 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         return id;
     }
 
-    private static VmRecord NewRecord(string id, string dir, string image, LinuxKitImage resolved, RunOptions options, HypervisorKind kind)
+    private static VmRecord NewRecord(VmFiles files, string image, LinuxKitImage resolved, RunOptions options, HypervisorKind kind)
     {
-        // Unix socket paths are limited to about 100 bytes; a deep state directory gets its
-        // control socket in the temp folder instead.
-        var socket = Path.Combine(dir, "control.sock");
-        if (socket.Length > 100) socket = Path.Combine(Path.GetTempPath(), $"linuxkit-{id}.sock");
         return new VmRecord
         {
-            Id = id,
+            Id = files.Id,
             Name = options.Name,
             Image = image,
             Format = resolved.Format,
@@ -425,13 +417,13 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             Memory = options.Memory,
             Cpus = options.Cpus,
             SshUser = options.SshUser,
-            SshKeyFile = options.SshKey is null ? Path.Combine(dir, "id_ecdsa") : Path.GetFullPath(options.SshKey),
+            SshKeyFile = options.SshKey is null ? files.SshKey : Path.GetFullPath(options.SshKey),
             Detached = options.Detach,
             StopMode = options.StopMode,
-            ConsoleLog = Path.Combine(dir, "console.log"),
-            ControlSocket = socket,
-            PidFile = Path.Combine(dir, "hypervisor.pid"),
-            HypervisorLog = Path.Combine(dir, "hypervisor.log"),
+            ConsoleLog = files.ConsoleLog,
+            ControlSocket = files.ControlSocket,
+            PidFile = files.PidFile,
+            HypervisorLog = files.HypervisorLog,
             StartedAt = DateTimeOffset.UtcNow,
         };
     }

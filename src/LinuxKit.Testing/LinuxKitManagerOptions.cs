@@ -38,8 +38,7 @@ public sealed record LinuxKitManagerOptions
     internal string ResolveStateDirectory()
     {
         if (!string.IsNullOrEmpty(StateDirectory)) return StateDirectory;
-        var fromEnvironment = Environment.GetEnvironmentVariable("LINUXKIT_TESTING_HOME");
-        if (!string.IsNullOrEmpty(fromEnvironment)) return fromEnvironment;
+        if (LinuxKitEnvironment.Read(LinuxKitEnvironment.StateDirectory) is { } fromEnvironment) return fromEnvironment;
         var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
         if (OperatingSystem.IsMacOS()) return Path.Combine(home, "Library", "Application Support", "LinuxKit.Testing");
         var stateHome = Environment.GetEnvironmentVariable("XDG_STATE_HOME");

@@ -1,3 +1,4 @@
+using LinuxKit.Testing.State;
 using System.Runtime.InteropServices;
 using LinuxKit.Testing.Hypervisors;
 using LinuxKit.Testing.Hypervisors.Hyperkit;
@@ -16,17 +17,13 @@ public class HyperkitCommandBuilderTests
         Id = "0123abcd",
         Image = image,
         BootDisk = bootDisk,
-        MetadataIso = Dir + "/metadata.iso",
         MemoryMb = 512,
         Cpus = 2,
         SshPort = 40022,
-        ConsoleLog = Dir + "/console.log",
-        ControlSocket = Dir + "/control.sock",
-        PidFile = Dir + "/hypervisor.pid",
-        HypervisorLog = Dir + "/hypervisor.log",
+        Files = new VmFiles("0123abcd", Dir),
     };
 
-    private static readonly HyperkitLayout VpnKit = new(Dir, HyperkitNetworking.VpnKit, "/firmware/UEFI.fd");
+    private static readonly HyperkitLayout VpnKit = new(new VmFiles("0123abcd", Dir), HyperkitNetworking.VpnKit, "/firmware/UEFI.fd");
 
     public static TheoryData<string> Formats => ["kernel", "iso", "qcow2", "vmdk", "raw"];
 
@@ -72,7 +69,7 @@ public class HyperkitCommandBuilderTests
     [Fact]
     public void A_path_with_a_comma_is_refused_naming_it()
     {
-        var spec = SpecFor("kernel") with { MetadataIso = "/state/a,b/metadata.iso" };
+        var spec = SpecFor("kernel") with { Files = new VmFiles("0123abcd", "/state/a,b") };
 
         var e = Assert.Throws<LinuxKitException>(() => HyperkitCommandBuilder.Build(spec, VpnKit));
 

@@ -1,3 +1,4 @@
+using LinuxKit.Testing.State;
 using LinuxKit.Testing.Hypervisors;
 using LinuxKit.Testing.Hypervisors.Qemu;
 using LinuxKit.Testing.Images;
@@ -13,14 +14,10 @@ public class QemuCommandBuilderTests
         Id = "0123abcd",
         Image = image,
         BootDisk = bootDisk,
-        MetadataIso = "/state/vms/0123abcd/metadata.iso",
         MemoryMb = 512,
         Cpus = 2,
         SshPort = 40022,
-        ConsoleLog = "/state/vms/0123abcd/console.log",
-        ControlSocket = "/state/vms/0123abcd/control.sock",
-        PidFile = "/state/vms/0123abcd/hypervisor.pid",
-        HypervisorLog = "/state/vms/0123abcd/hypervisor.log",
+        Files = new VmFiles("0123abcd", "/state/vms/0123abcd"),
     };
 
     public static TheoryData<string> Formats => ["kernel", "iso", "qcow2", "vmdk", "raw"];
@@ -75,7 +72,7 @@ public class QemuCommandBuilderTests
     {
         var spec = Spec(new LinuxKitImage { Format = ImageFormat.Iso, Path = "/images/a,b.iso" }) with
         {
-            MetadataIso = "/state,x/metadata.iso",
+            Files = new VmFiles("0123abcd", "/state,x"),
             Volumes = [new VolumeShare("vol0", "/data,1", "/data")],
         };
         var args = QemuCommandBuilder.Build(spec, Accelerator.Tcg);

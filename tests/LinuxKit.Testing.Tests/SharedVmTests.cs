@@ -9,11 +9,11 @@ public class SharedVmTests
     {
         await using var vm = new SharedVm();
         vm.ApplyDefaults(typeof(SharedVmTests).Assembly);
-        if (Environment.GetEnvironmentVariable(SharedVm.ImageVariable) is not null || Environment.GetEnvironmentVariable(SharedVm.VmIdVariable) is not null)
+        if (Environment.GetEnvironmentVariable(LinuxKitEnvironment.Image) is not null || Environment.GetEnvironmentVariable(LinuxKitEnvironment.VmId) is not null)
             return; // a developer's own hand-off is set: nothing to prove here
         var e = await Assert.ThrowsAsync<LinuxKitException>(() => vm.StartAsync());
         Assert.Contains("[assembly: LinuxKitImage(", e.Message, StringComparison.Ordinal);
-        Assert.Contains(SharedVm.ImageVariable, e.Message, StringComparison.Ordinal);
+        Assert.Contains(LinuxKitEnvironment.Image, e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -19,24 +19,6 @@ namespace LinuxKit.Testing.Fixtures;
 /// </remarks>
 public class SharedVm : IAsyncDisposable
 {
-    /// <summary>Set by the MSBuild hand-off: the id of a running VM to use instead of booting one.</summary>
-    public const string VmIdVariable = "LINUXKIT_VM_ID";
-
-    /// <summary>An image to boot when nothing else configures one.</summary>
-    public const string ImageVariable = "LINUXKIT_IMAGE";
-
-    /// <summary>Set by the MSBuild hand-off: the state directory that holds the handed-off VM.</summary>
-    public const string StateDirectoryVariable = "LINUXKIT_TESTING_HOME";
-
-    /// <summary>Set by the MSBuild hand-off: the host port of the VM's SSH server.</summary>
-    public const string SshPortVariable = "LINUXKIT_VM_SSH_PORT";
-
-    /// <summary>Set by the MSBuild hand-off: the private key that logs in to the VM.</summary>
-    public const string SshKeyVariable = "LINUXKIT_VM_SSH_KEY";
-
-    /// <summary>Set by the MSBuild hand-off: the SSH user.</summary>
-    public const string SshUserVariable = "LINUXKIT_VM_SSH_USER";
-
     private readonly LinuxKitManager _manager;
     private readonly Action<string> _diagnostics;
     private Container? _container;
@@ -112,7 +94,7 @@ public class SharedVm : IAsyncDisposable
             };
             return;
         }
-        Image = Environment.GetEnvironmentVariable(ImageVariable);
+        Image = LinuxKitEnvironment.Read(LinuxKitEnvironment.Image);
     }
 
     /// <summary>
@@ -137,14 +119,14 @@ public class SharedVm : IAsyncDisposable
     /// <exception cref="LinuxKitException">Nothing is configured, or the VM did not boot (the message carries the console tail).</exception>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
-        var handedOff = Environment.GetEnvironmentVariable(VmIdVariable);
+        var handedOff = LinuxKitEnvironment.Read(LinuxKitEnvironment.VmId);
         if (!string.IsNullOrEmpty(handedOff))
         {
             var existing = (await _manager.ListAsync(cancellationToken)).FirstOrDefault(c => c.Id == handedOff || c.Name == handedOff)
-                ?? throw new LinuxKitException($"{VmIdVariable} names VM '{handedOff}', which is not in state directory '{_manager.StateDirectory}' (set LINUXKIT_TESTING_HOME to the folder the build step used).");
+                ?? throw new LinuxKitException($"{LinuxKitEnvironment.VmId} names VM '{handedOff}', which is not in state directory '{_manager.StateDirectory}' (set {LinuxKitEnvironment.StateDirectory} to the folder the build step used).");
             if (existing.Status != ContainerStatus.Running)
-                throw new LinuxKitException($"{VmIdVariable} names VM '{handedOff}', which is {existing.Status}.");
-            _diagnostics($"Using VM {existing.Id} started by the build ({VmIdVariable})");
+                throw new LinuxKitException($"{LinuxKitEnvironment.VmId} names VM '{handedOff}', which is {existing.Status}.");
+            _diagnostics($"Using VM {existing.Id} started by the build ({LinuxKitEnvironment.VmId})");
             _container = existing;
             return;
         }
@@ -152,7 +134,7 @@ public class SharedVm : IAsyncDisposable
         {
             throw new LinuxKitException(
                 "No LinuxKit image is configured for the test fixture: add [assembly: LinuxKitImage(\"path/to/image\")], " +
-                $"override the fixture's Configure method, or set {ImageVariable}.");
+                $"override the fixture's Configure method, or set {LinuxKitEnvironment.Image}.");
         }
         _container = await _manager.RunAsync(Image, Options, cancellationToken);
         _booted = true;

@@ -1,5 +1,6 @@
 using LinuxKit.Testing.Images;
 using LinuxKit.Testing.Processes;
+using LinuxKit.Testing.State;
 
 namespace LinuxKit.Testing.Hypervisors;
 
@@ -15,7 +16,7 @@ internal interface IHypervisor
     /// Makes the disk the VM boots from, inside the VM's folder, so the user's image is never
     /// written; null for formats that boot without one (ISO, kernel+initrd).
     /// </summary>
-    Task<string?> PrepareBootDiskAsync(LinuxKitImage image, string vmDirectory, CancellationToken cancellationToken);
+    Task<string?> PrepareBootDiskAsync(LinuxKitImage image, VmFiles files, CancellationToken cancellationToken);
 
     /// <summary>Starts the VM and returns its process once the hypervisor runs (the guest is still booting).</summary>
     Task<ProcessIdentity> StartAsync(VmSpec spec, CancellationToken cancellationToken);

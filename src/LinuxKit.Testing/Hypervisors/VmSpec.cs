@@ -1,4 +1,5 @@
 using LinuxKit.Testing.Images;
+using LinuxKit.Testing.State;
 
 namespace LinuxKit.Testing.Hypervisors;
 
@@ -16,14 +17,12 @@ internal sealed record VmSpec
 
     /// <summary>The disk the VM boots (an overlay or a converted copy); null for ISO and kernel+initrd.</summary>
     public string? BootDisk { get; init; }
-    public required string MetadataIso { get; init; }
     public required int MemoryMb { get; init; }
     public required int Cpus { get; init; }
     public required int SshPort { get; init; }
     public IReadOnlyList<PortForward> Ports { get; init; } = [];
     public IReadOnlyList<VolumeShare> Volumes { get; init; } = [];
-    public required string ConsoleLog { get; init; }
-    public required string ControlSocket { get; init; }
-    public required string PidFile { get; init; }
-    public required string HypervisorLog { get; init; }
+
+    /// <summary>The VM's folder and the files in it (console, logs, pid file, sockets, metadata).</summary>
+    public required VmFiles Files { get; init; }
 }

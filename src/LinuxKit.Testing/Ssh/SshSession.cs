@@ -34,9 +34,11 @@ internal sealed class SshSession : IDisposable
 
     /// <summary>
     /// Connects and authenticates. With <paramref name="pinnedFingerprint"/> the server must show
-    /// that host key; without, the key it shows is pinned from now on.
+    /// that host key; without, the key it shows is pinned from now on. <paramref name="serverVersion"/>
+    /// receives the server's banner when one came, also when the connect fails after it.
     /// </summary>
-    public static async Task<SshSession> ConnectAsync(SshEndpoint endpoint, string? pinnedFingerprint, TimeSpan timeout, CancellationToken cancellationToken)
+    public static async Task<SshSession> ConnectAsync(
+        SshEndpoint endpoint, string? pinnedFingerprint, TimeSpan timeout, CancellationToken cancellationToken, System.Runtime.CompilerServices.StrongBox<string?>? serverVersion = null)
     {
         PrivateKeyFile key;
         try
@@ -73,6 +75,10 @@ internal sealed class SshSession : IDisposable
         {
             client.Dispose();
             throw;
+        }
+        finally
+        {
+            if (serverVersion is not null) serverVersion.Value = info.ServerVersion;
         }
     }
 

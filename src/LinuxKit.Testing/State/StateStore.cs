@@ -13,7 +13,6 @@ namespace LinuxKit.Testing.State;
 /// </summary>
 internal sealed class StateStore
 {
-    private const string RecordFile = "vm.json";
     private static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(30);
 
     private static readonly JsonSerializerOptions Json = new()
@@ -40,6 +39,9 @@ internal sealed class StateStore
     private string VmsDirectory => Path.Combine(Root, "vms");
 
     public string VmDirectory(string id) => Path.Combine(VmsDirectory, id);
+
+    /// <summary>The files of a VM's folder.</summary>
+    public VmFiles Files(string id) => new(id, VmDirectory(id));
 
     /// <summary>Holds the store's lock (across processes) while <paramref name="action"/> runs.</summary>
     public async Task<T> LockedAsync<T>(Func<T> action, CancellationToken cancellationToken)
@@ -85,7 +87,7 @@ internal sealed class StateStore
 
     public VmRecord? Load(string id)
     {
-        var path = Path.Combine(VmDirectory(id), RecordFile);
+        var path = Files(id).Record;
         string text;
         try
         {
@@ -120,9 +122,9 @@ internal sealed class StateStore
 
     public void Save(VmRecord record)
     {
-        var dir = VmDirectory(record.Id);
-        Directory.CreateDirectory(dir);
-        var path = Path.Combine(dir, RecordFile);
+        var files = Files(record.Id);
+        Directory.CreateDirectory(files.Directory);
+        var path = files.Record;
         var temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
         File.WriteAllText(temp, JsonSerializer.Serialize(record, Json));
         File.Move(temp, path, overwrite: true); // rename(2): atomic on one file system

@@ -2,24 +2,21 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using LinuxKit.Testing.Images;
+using LinuxKit.Testing.State;
 
 namespace LinuxKit.Testing.Hypervisors.Hyperkit;
 
 /// <summary>Where a Hyperkit VM's sockets live and how it is networked.</summary>
-/// <param name="VmDirectory">The VM's folder in the state directory.</param>
+/// <param name="Files">The VM's folder and files in the state directory.</param>
 /// <param name="Networking">VPNKit or vmnet.</param>
 /// <param name="Firmware">EFI firmware for ISO and disk boots; null for kernel+initrd.</param>
-internal sealed record HyperkitLayout(string VmDirectory, HyperkitNetworking Networking, string? Firmware)
+internal sealed record HyperkitLayout(VmFiles Files, HyperkitNetworking Networking, string? Firmware)
 {
     /// <summary>The guest address VPNKit hands out (fixed: each VM has a VPNKit of its own).</summary>
     public const string GuestAddress = "192.168.65.2";
 
     /// <summary>The vsock port on which LinuxKit's vpnkit-forwarder in the guest takes published traffic.</summary>
     public const int ForwarderVsockPort = 62373;
-
-    public string EthernetSocket => Path.Combine(VmDirectory, "vpnkit_eth.sock");
-
-    public string PortSocket => Path.Combine(VmDirectory, "vpnkit_port.sock");
 }
 
 /// <summary>
@@ -32,7 +29,7 @@ internal static class HyperkitCommandBuilder
     public static IReadOnlyList<string> Build(VmSpec spec, HyperkitLayout layout)
     {
         // hyperkit splits -s and -f values at commas: a comma in a path would be misread.
-        foreach (var path in new[] { spec.Image.Path, spec.Image.Initrd, spec.BootDisk, spec.MetadataIso, spec.PidFile, layout.VmDirectory, layout.Firmware })
+        foreach (var path in new[] { spec.Image.Path, spec.Image.Initrd, spec.BootDisk, spec.Files.MetadataIso, spec.Files.PidFile, layout.Files.Directory, layout.Firmware })
         {
             if (path is not null && path.Contains(',', StringComparison.Ordinal))
                 throw new LinuxKitException($"Hyperkit cannot use '{path}': its options are comma-separated and the path contains a comma. Move or rename it.");
@@ -41,7 +38,7 @@ internal static class HyperkitCommandBuilder
         var args = new List<string>
         {
             "-A", "-u",
-            "-F", spec.PidFile,
+            "-F", spec.Files.PidFile,
             "-c", Invariant(spec.Cpus),
             "-m", Invariant(spec.MemoryMb) + "M",
             "-s", "0:0,hostbridge",
@@ -49,7 +46,7 @@ internal static class HyperkitCommandBuilder
         };
         var slot = 1;
         args.AddRange(layout.Networking == HyperkitNetworking.VpnKit
-            ? ["-s", $"{slot++}:0,virtio-vpnkit,path={layout.EthernetSocket},uuid={VpnKitKey(HyperkitLayout.GuestAddress)}"]
+            ? ["-s", $"{slot++}:0,virtio-vpnkit,path={layout.Files.VpnKitEthernetSocket},uuid={VpnKitKey(HyperkitLayout.GuestAddress)}"]
             : ["-s", $"{slot++}:0,virtio-net"]);
         // A UUID of its own per VM (else every guest has the same product_uuid), stable for the VM.
         args.AddRange(["-U", StableUuid(spec.Id)]);
@@ -63,15 +60,15 @@ internal static class HyperkitCommandBuilder
         if (layout.Networking == HyperkitNetworking.VpnKit)
         {
             // Published ports reach the guest over vsock, through vpnkit-forwarder.
-            args.AddRange(["-s", $"{slot++},virtio-sock,guest_cid=3,path={layout.VmDirectory},guest_forwards={HyperkitLayout.ForwarderVsockPort}"]);
+            args.AddRange(["-s", $"{slot++},virtio-sock,guest_cid=3,path={layout.Files.Directory},guest_forwards={HyperkitLayout.ForwarderVsockPort}"]);
         }
         if (spec.Image.Format == ImageFormat.Iso) args.AddRange(["-s", $"{slot++},ahci-cd,{spec.Image.Path}"]);
-        args.AddRange(["-s", $"{slot++},ahci-cd,{spec.MetadataIso}"]);
+        args.AddRange(["-s", $"{slot++},ahci-cd,{spec.Files.MetadataIso}"]);
         args.AddRange(["-s", $"{slot++},virtio-rnd"]);
         if (layout.Networking == HyperkitNetworking.VpnKit)
         {
             // The guest's vpnkit-forwarder learns which ports to forward through this 9p share.
-            args.AddRange(["-s", $"{slot++},virtio-9p,path={layout.PortSocket},tag=port"]);
+            args.AddRange(["-s", $"{slot++},virtio-9p,path={layout.Files.VpnKitPortSocket},tag=port"]);
         }
 
         // The console goes to hyperkit's stdout, which the backend appends to the console log.
@@ -91,9 +88,9 @@ internal static class HyperkitCommandBuilder
     /// <summary>One VPNKit per VM: ethernet and port-control sockets in the VM's folder.</summary>
     public static IReadOnlyList<string> VpnKit(HyperkitLayout layout) =>
     [
-        "--ethernet", layout.EthernetSocket,
-        "--port", layout.PortSocket,
-        "--vsock-path", Path.Combine(layout.VmDirectory, "connect"),
+        "--ethernet", layout.Files.VpnKitEthernetSocket,
+        "--port", layout.Files.VpnKitPortSocket,
+        "--vsock-path", layout.Files.VsockConnectSocket,
     ];
 
     /// <summary>Publishes 127.0.0.1:<paramref name="forward"/>.HostPort on the guest's port, for as long as the process runs.</summary>
@@ -104,7 +101,7 @@ internal static class HyperkitCommandBuilder
         "-host-port", Invariant(forward.HostPort),
         "-container-ip", HyperkitLayout.GuestAddress,
         "-container-port", Invariant(forward.GuestPort),
-        "-vpnkit", layout.PortSocket,
+        "-vpnkit", layout.Files.VpnKitPortSocket,
     ];
 
     /// <summary>

@@ -1,6 +1,7 @@
 using LinuxKit.Testing.Images;
 using LinuxKit.Testing.Logs;
 using LinuxKit.Testing.Processes;
+using LinuxKit.Testing.State;
 using Microsoft.Extensions.Logging;
 
 namespace LinuxKit.Testing.Hypervisors.Hyperkit;
@@ -30,20 +31,20 @@ internal sealed class HyperkitHypervisor : IHypervisor
     public static string? Locate(HyperkitOptions options) => ProcessRunner.FindOnPath(Requested(options));
 
     private static string Requested(HyperkitOptions options) =>
-        options.Binary ?? Environment.GetEnvironmentVariable("LINUXKIT_TESTING_HYPERKIT") ?? "hyperkit";
+        options.Binary ?? LinuxKitEnvironment.Read(LinuxKitEnvironment.Hyperkit) ?? "hyperkit";
 
     public HypervisorKind Kind => HypervisorKind.Hyperkit;
 
     public string Binary { get; }
 
-    public async Task<string?> PrepareBootDiskAsync(LinuxKitImage image, string vmDirectory, CancellationToken cancellationToken)
+    public async Task<string?> PrepareBootDiskAsync(LinuxKitImage image, VmFiles files, CancellationToken cancellationToken)
     {
         if (image.Format == ImageFormat.KernelInitrd) return null;
         RequireFirmware(image);
         if (image.Format == ImageFormat.Iso) return null;
 
         // hyperkit writes to its disk and reads raw only: the VM gets a raw copy of its own.
-        var disk = Path.Combine(vmDirectory, "disk.img");
+        var disk = files.RawDisk;
         if (image.Format == ImageFormat.Raw)
         {
             await using var source = File.OpenRead(image.Path);
@@ -69,30 +70,30 @@ internal sealed class HyperkitHypervisor : IHypervisor
             throw new LinuxKitException("Hyperkit with vmnet publishes no ports, and this SDK reaches a guest through its published SSH port on 127.0.0.1 (finding the guest's vmnet address is not implemented). Use HyperkitNetworking.VpnKit.");
         RequireFirmware(spec.Image);
 
-        var layout = new HyperkitLayout(Path.GetDirectoryName(spec.PidFile)!, _options.Networking, _options.Firmware);
+        var layout = new HyperkitLayout(spec.Files, _options.Networking, _options.Firmware);
         var vpnKit = Tool(_options.VpnKit, "vpnkit");
         var exposePort = Tool(_options.VpnKitExposePort, "vpnkit-expose-port");
         var helpers = new List<ProcessIdentity>();
         ProcessIdentity? hyperkit = null;
         try
         {
-            helpers.Add(await DetachedProcess.StartAsync(vpnKit, HyperkitCommandBuilder.VpnKit(layout), spec.HypervisorLog, spec.HypervisorLog, cancellationToken));
-            await WaitForAsync(() => File.Exists(layout.EthernetSocket), helpers[0], "vpnkit to open its ethernet socket", spec, cancellationToken);
+            helpers.Add(await DetachedProcess.StartAsync(vpnKit, HyperkitCommandBuilder.VpnKit(layout), spec.Files.HypervisorLog, spec.Files.HypervisorLog, cancellationToken));
+            await WaitForAsync(() => File.Exists(layout.Files.VpnKitEthernetSocket), helpers[0], "vpnkit to open its ethernet socket", spec, cancellationToken);
 
             var args = HyperkitCommandBuilder.Build(spec, layout);
             _logger.LogDebug("Starting VM {Id}: {Binary} {Arguments}", spec.Id, Binary, string.Join(' ', args));
-            hyperkit = await DetachedProcess.StartAsync(Binary, args, spec.ConsoleLog, spec.HypervisorLog, cancellationToken);
+            hyperkit = await DetachedProcess.StartAsync(Binary, args, spec.Files.ConsoleLog, spec.Files.HypervisorLog, cancellationToken);
             var started = hyperkit.Value;
-            await WaitForAsync(() => File.Exists(spec.PidFile), started, "hyperkit to write its pid file", spec, cancellationToken);
+            await WaitForAsync(() => File.Exists(spec.Files.PidFile), started, "hyperkit to write its pid file", spec, cancellationToken);
 
             foreach (var forward in spec.Ports.Prepend(new PortForward(spec.SshPort, 22)))
             {
-                helpers.Add(await DetachedProcess.StartAsync(exposePort, HyperkitCommandBuilder.ExposePort(layout, forward), spec.HypervisorLog, spec.HypervisorLog, cancellationToken));
+                helpers.Add(await DetachedProcess.StartAsync(exposePort, HyperkitCommandBuilder.ExposePort(layout, forward), spec.Files.HypervisorLog, spec.Files.HypervisorLog, cancellationToken));
             }
             // A port that cannot be published (in use) makes vpnkit-expose-port exit at once.
             await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken);
             if (helpers.Skip(1).Any(h => !h.IsAlive()))
-                throw new LinuxKitException($"A port of VM {spec.Id} could not be published (in use?): {ConsoleLog.Tail(spec.HypervisorLog, 10)}");
+                throw new LinuxKitException($"A port of VM {spec.Id} could not be published (in use?): {ConsoleLog.Tail(spec.Files.HypervisorLog, 10)}");
 
             // The helpers end with the VM, however it ends: a small shell waits for hyperkit.
             await DetachedProcess.StartAsync("/bin/sh", [
@@ -109,7 +110,6 @@ internal sealed class HyperkitHypervisor : IHypervisor
         }
     }
 
-    // hyperkit turns SIGTERM into an ACPI power button press.
     // hyperkit turns SIGTERM into an ACPI power button press; SIGKILL ends it at once (its disk
     // is a copy in the VM's folder, and the VPNKit helpers end with it).
     public Task<int> StopAsync(string controlSocket, ProcessIdentity process, StopMode mode, TimeSpan gracePeriod, CancellationToken cancellationToken) =>
@@ -144,9 +144,9 @@ internal sealed class HyperkitHypervisor : IHypervisor
         while (!ready())
         {
             if (!process.IsAlive())
-                throw new LinuxKitException($"VM {spec.Id}: waiting for {what}, the process exited: {ConsoleLog.Tail(spec.HypervisorLog, 20)}");
+                throw new LinuxKitException($"VM {spec.Id}: waiting for {what}, the process exited: {ConsoleLog.Tail(spec.Files.HypervisorLog, 20)}");
             if (DateTime.UtcNow > deadline)
-                throw new LinuxKitException($"VM {spec.Id}: waited {StartupLimit.TotalSeconds:0} s for {what}: {ConsoleLog.Tail(spec.HypervisorLog, 20)}");
+                throw new LinuxKitException($"VM {spec.Id}: waited {StartupLimit.TotalSeconds:0} s for {what}: {ConsoleLog.Tail(spec.Files.HypervisorLog, 20)}");
             await Task.Delay(50, cancellationToken);
         }
     }

@@ -31,13 +31,13 @@ internal static class QemuCommandBuilder
             "-m", Invariant(spec.MemoryMb),
             "-display", "none",
             // Not -nographic with -serial stdio: QEMU refuses two stdio character devices.
-            "-chardev", $"file,id=console,path={Escape(spec.ConsoleLog)}",
+            "-chardev", $"file,id=console,path={Escape(spec.Files.ConsoleLog)}",
             "-serial", "chardev:console",
-            "-qmp", $"unix:{Escape(spec.ControlSocket)},server=on,wait=off",
+            "-qmp", $"unix:{Escape(spec.Files.ControlSocket)},server=on,wait=off",
             // -daemonize: QEMU returns once it is set up (ports bound, files open) or failed, and
             // runs in its own session, so Ctrl-C in the caller does not reach it. -D keeps its
             // later error messages instead of sending them to /dev/null.
-            "-daemonize", "-pidfile", spec.PidFile, "-D", spec.HypervisorLog,
+            "-daemonize", "-pidfile", spec.Files.PidFile, "-D", spec.Files.HypervisorLog,
         ]);
 
         var forwards = new List<string> { HostForward(spec.SshPort, 22) };
@@ -47,7 +47,7 @@ internal static class QemuCommandBuilder
         // The metadata CD-ROM sits on virtio-scsi: Debian's cloud kernel has no AHCI driver.
         args.AddRange([
             "-device", "virtio-scsi-pci,id=scsi0",
-            "-drive", $"if=none,id=metadata,file={Escape(spec.MetadataIso)},format=raw,media=cdrom,readonly=on",
+            "-drive", $"if=none,id=metadata,file={Escape(spec.Files.MetadataIso)},format=raw,media=cdrom,readonly=on",
             "-device", "scsi-cd,drive=metadata,bus=scsi0.0",
         ]);
 

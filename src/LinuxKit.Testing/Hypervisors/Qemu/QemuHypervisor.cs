@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using LinuxKit.Testing.Images;
 using LinuxKit.Testing.Processes;
+using LinuxKit.Testing.State;
 using Microsoft.Extensions.Logging;
 
 namespace LinuxKit.Testing.Hypervisors.Qemu;
@@ -23,7 +24,7 @@ internal sealed class QemuHypervisor : IHypervisor
     {
         _requestedAccelerator = accelerator;
         _logger = logger;
-        var requested = binary ?? Environment.GetEnvironmentVariable("LINUXKIT_TESTING_QEMU") ?? "qemu-system-x86_64";
+        var requested = binary ?? LinuxKitEnvironment.Read(LinuxKitEnvironment.Qemu) ?? "qemu-system-x86_64";
         Binary = ProcessRunner.FindOnPath(requested)
             ?? throw new LinuxKitException($"QEMU binary '{requested}' was not found. {InstallHint}");
         var besideBinary = Path.Combine(Path.GetDirectoryName(Binary)!, "qemu-img");
@@ -37,10 +38,10 @@ internal sealed class QemuHypervisor : IHypervisor
 
     public string QemuImg { get; }
 
-    public async Task<string?> PrepareBootDiskAsync(LinuxKitImage image, string vmDirectory, CancellationToken cancellationToken)
+    public async Task<string?> PrepareBootDiskAsync(LinuxKitImage image, VmFiles files, CancellationToken cancellationToken)
     {
         if (image.Format is not (ImageFormat.Qcow2 or ImageFormat.Vmdk or ImageFormat.Raw)) return null;
-        var overlay = Path.Combine(vmDirectory, "disk.qcow2");
+        var overlay = files.Overlay;
         await DiskOverlay.CreateAsync(QemuImg, image, overlay, cancellationToken);
         return overlay;
     }
@@ -62,10 +63,10 @@ internal sealed class QemuHypervisor : IHypervisor
             throw new LinuxKitException(
                 $"QEMU could not start VM {spec.Id} (exit code {outcome.ExitCode}): {reason}{hint}");
         }
-        var pidText = await File.ReadAllTextAsync(spec.PidFile, CancellationToken.None);
+        var pidText = await File.ReadAllTextAsync(spec.Files.PidFile, CancellationToken.None);
         var pid = int.Parse(pidText.Trim(), CultureInfo.InvariantCulture);
         return ProcessIdentity.Of(pid)
-            ?? throw new LinuxKitException($"QEMU started VM {spec.Id} as PID {pid}, which exited at once. See {spec.HypervisorLog} and {spec.ConsoleLog}.");
+            ?? throw new LinuxKitException($"QEMU started VM {spec.Id} as PID {pid}, which exited at once. See {spec.Files.HypervisorLog} and {spec.Files.ConsoleLog}.");
     }
 
     // QEMU ends at once on 'quit' (its overlay is thrown away after); 'system_powerdown' is
@@ -130,7 +131,7 @@ internal sealed class QemuHypervisor : IHypervisor
     private Task<Accelerator> ResolveAcceleratorAsync(CancellationToken cancellationToken)
     {
         var requested = _requestedAccelerator;
-        if (requested == Accelerator.Auto && Enum.TryParse<Accelerator>(Environment.GetEnvironmentVariable("LINUXKIT_TESTING_ACCEL"), ignoreCase: true, out var fromEnvironment))
+        if (requested == Accelerator.Auto && LinuxKitEnvironment.Read<Accelerator>(LinuxKitEnvironment.Accelerator) is { } fromEnvironment)
             requested = fromEnvironment;
         if (requested != Accelerator.Auto) return Task.FromResult(requested);
         // Detected once per process and binary: the probe costs a QEMU start.

@@ -1,0 +1,197 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace LinuxKit.Testing.Ssh;
+
+/// <summary>What one attempt at a booting guest's SSH port came to.</summary>
+internal enum AttemptOutcome
+{
+    /// <summary>The connection stayed open and silent until the attempt's time ran out.</summary>
+    Silent,
+
+    /// <summary>The guest answered and closed the connection: its network is up, nothing listens yet.</summary>
+    Refused,
+
+    /// <summary>Nothing accepts on the host side (a hypervisor still starting its port forwarder).</summary>
+    NotListening,
+
+    /// <summary>An SSH server sent its banner, but the handshake or the command failed.</summary>
+    Answered,
+
+    /// <summary>The handshake worked and the command ran.</summary>
+    Ready,
+}
+
+/// <summary>One attempt's outcome, the banner if one came, what it made, and why it failed.</summary>
+internal readonly record struct Attempt<T>(AttemptOutcome Outcome, string? Banner = null, T? Value = default, Exception? Error = null);
+
+/// <summary>How a readiness wait ended.</summary>
+/// <param name="Value">What the successful handshake made; default when none succeeded.</param>
+/// <param name="Banner">The server's banner, if one ever came.</param>
+/// <param name="NetworkAnswered">True once the guest answered a connection at all.</param>
+/// <param name="SilentConnection">True when the last connection was open and silent when the wait ended.</param>
+/// <param name="Connections">How many connections the wait made.</param>
+/// <param name="LastError">Why the last handshake that got a banner failed.</param>
+internal sealed record ReadinessResult<T>(T? Value, string? Banner, bool NetworkAnswered, bool SilentConnection, int Connections, Exception? LastError);
+
+/// <summary>
+/// When to connect to a booting guest's SSH port, with one connection open at a time.
+/// </summary>
+/// <remarks>
+/// Under QEMU user networking the host side accepts a connection at once, so a connect proves
+/// nothing. Until the guest's network is up its SYN waits in QEMU, and connections QEMU queued
+/// reach the guest together when it comes up, where a burst makes SSH servers turn clients
+/// away. So until the guest answers anything, a bare TCP probe waits a short while (1 s, longer
+/// as the boot drags on) and is replaced. Once the guest answered, each attempt is the SSH
+/// handshake itself (one fork in OpenSSH per attempt, not one for a probe and one for the
+/// handshake), and an open connection is waited on for as long as the deadline allows: OpenSSH
+/// forks a process per connection before its banner, well over a second on a busy guest, and
+/// attempts that give up early and come back feed its MaxStartups throttling. Refusals are
+/// cheap for the guest (its kernel answers) and are retried after 0.25 s growing to 0.5 s (at
+/// most two connections a second); failed handshakes after 0.5 s growing to 4 s.
+/// </remarks>
+internal static class ReadinessSchedule
+{
+    private static readonly TimeSpan FirstRefusalDelay = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan MaxRefusalDelay = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan FirstFailureDelay = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan MaxFailureDelay = TimeSpan.FromSeconds(4);
+    private static readonly TimeSpan MinSilentProbe = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan MaxSilentProbe = TimeSpan.FromSeconds(4);
+    private const int MaxBannerLength = 255; // RFC 4253: the identification line, CR LF included
+
+    /// <summary>
+    /// Attempts until <paramref name="handshake"/> is ready or <paramref name="stop"/> is
+    /// cancelled (the deadline passed, the VM died or the caller cancelled); never throws for those.
+    /// </summary>
+    /// <param name="port">The host port forwarded to the guest's SSH port.</param>
+    /// <param name="handshake">One SSH attempt, given how long it may wait; it must end when the token is cancelled.</param>
+    /// <param name="deadline">When the wait ends (also passed to the attempts as their patience).</param>
+    /// <param name="stop">Ends the wait.</param>
+    /// <param name="note">Told each attempt's outcome, for the boot's diagnostics.</param>
+    public static async Task<ReadinessResult<T>> RunAsync<T>(
+        int port,
+        Func<TimeSpan, CancellationToken, Task<Attempt<T>>> handshake,
+        DateTime deadline,
+        CancellationToken stop,
+        Action<string>? note = null)
+    {
+        var started = DateTime.UtcNow;
+        var networkAnswered = false;
+        var connections = 0;
+        string? banner = null;
+        Exception? lastError = null;
+        var refusalDelay = FirstRefusalDelay;
+        var failureDelay = FirstFailureDelay;
+        while (!stop.IsCancellationRequested)
+        {
+            connections++;
+            TimeSpan delay;
+            if (!networkAnswered)
+            {
+                // A guest whose server listens as soon as its network is up must get a banner out
+                // even when forking takes longer than a second: patience grows with the boot.
+                var patience = Clamp((DateTime.UtcNow - started) / 4, MinSilentProbe, MaxSilentProbe);
+                var (outcome, probeBanner) = await ProbeAsync(port, patience, stop).ConfigureAwait(false);
+                note?.Invoke($"probe {connections}: {outcome}");
+                if (outcome == AttemptOutcome.Silent) continue; // the network is not up yet: a fresh probe at once
+                if (outcome == AttemptOutcome.NotListening)
+                {
+                    delay = refusalDelay;
+                }
+                else
+                {
+                    networkAnswered = true;
+                    banner ??= probeBanner;
+                    if (probeBanner is not null) continue; // a server is up: the handshake at once
+                    delay = refusalDelay;
+                }
+                refusalDelay = Grow(refusalDelay, FirstRefusalDelay, MaxRefusalDelay);
+            }
+            else
+            {
+                var attempt = await handshake(deadline - DateTime.UtcNow, stop).ConfigureAwait(false);
+                note?.Invoke($"handshake {connections}: {attempt.Outcome}{(attempt.Error is null ? "" : $" ({attempt.Error.GetType().Name})")}");
+                banner = attempt.Banner ?? banner;
+                switch (attempt.Outcome)
+                {
+                    case AttemptOutcome.Ready:
+                        return new ReadinessResult<T>(attempt.Value, banner, true, false, connections, null);
+                    case AttemptOutcome.Silent:
+                        return new ReadinessResult<T>(default, banner, true, SilentConnection: true, connections, lastError);
+                    case AttemptOutcome.Answered:
+                        lastError = attempt.Error ?? lastError;
+                        delay = failureDelay;
+                        failureDelay = Grow(failureDelay, FirstFailureDelay, MaxFailureDelay);
+                        break;
+                    default:
+                        delay = refusalDelay;
+                        refusalDelay = Grow(refusalDelay, FirstRefusalDelay, MaxRefusalDelay);
+                        break;
+                }
+            }
+            try
+            {
+                await Task.Delay(delay, stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+        return new ReadinessResult<T>(default, banner, networkAnswered, SilentConnection: false, connections, lastError);
+    }
+
+    private static TimeSpan Grow(TimeSpan delay, TimeSpan min, TimeSpan max) => Clamp(delay * 1.5, min, max);
+
+    private static TimeSpan Clamp(TimeSpan value, TimeSpan min, TimeSpan max) => value < min ? min : value > max ? max : value;
+
+    /// <summary>
+    /// One bare TCP connection, until the guest's network answers: its banner (Answered), a
+    /// refusal (reset or end of stream; or something that is not SSH answered), or silence until
+    /// the patience or the stop ran out.
+    /// </summary>
+    internal static async Task<(AttemptOutcome Outcome, string? Banner)> ProbeAsync(int port, TimeSpan? patience, CancellationToken stop)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        if (patience is { } p) limit.CancelAfter(p);
+        using var client = new TcpClient();
+        try
+        {
+            await client.ConnectAsync(IPAddress.Loopback, port, limit.Token).ConfigureAwait(false);
+        }
+        catch (SocketException)
+        {
+            return (AttemptOutcome.NotListening, null);
+        }
+        catch (OperationCanceledException)
+        {
+            return (AttemptOutcome.Silent, null);
+        }
+        try
+        {
+            var stream = client.GetStream();
+            var line = new List<byte>();
+            var buffer = new byte[MaxBannerLength];
+            while (true)
+            {
+                var n = await stream.ReadAsync(buffer, limit.Token).ConfigureAwait(false);
+                if (n == 0) return (AttemptOutcome.Refused, null);
+                line.AddRange(buffer.AsSpan(0, n));
+                if (line.Count >= 4 && !line.Take(4).SequenceEqual("SSH-"u8.ToArray()))
+                    return (AttemptOutcome.Refused, null);
+                var end = line.IndexOf((byte)'\n');
+                if (end >= 0 || line.Count >= MaxBannerLength)
+                    return (AttemptOutcome.Answered, System.Text.Encoding.ASCII.GetString([.. line.Take(end >= 0 ? end : line.Count)]).TrimEnd('\r'));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return (AttemptOutcome.Silent, null);
+        }
+        catch (Exception e) when (e is SocketException or IOException)
+        {
+            return (AttemptOutcome.Refused, null);
+        }
+    }
+}

@@ -1,0 +1,60 @@
+namespace LinuxKit.Testing.State;
+
+/// <summary>
+/// The files of one VM's folder in the state directory, named in this one place: the store,
+/// the manager and both hypervisors take their paths from here.
+/// </summary>
+/// <param name="Id">The VM's id (also its folder's name).</param>
+/// <param name="Directory">The VM's folder.</param>
+internal sealed record VmFiles(string Id, string Directory)
+{
+    // Unix socket paths are limited to about 100 bytes (108 with the terminating NUL on Linux,
+    // 104 on macOS).
+    private const int MaxSocketPath = 100;
+
+    /// <summary>The VM's record (see <see cref="VmRecord"/>).</summary>
+    public string Record => Path.Combine(Directory, "vm.json");
+
+    /// <summary>The serial console, as the hypervisor writes it.</summary>
+    public string ConsoleLog => Path.Combine(Directory, "console.log");
+
+    /// <summary>The hypervisor's own messages after it started.</summary>
+    public string HypervisorLog => Path.Combine(Directory, "hypervisor.log");
+
+    /// <summary>The hypervisor's PID, written by the hypervisor.</summary>
+    public string PidFile => Path.Combine(Directory, "hypervisor.pid");
+
+    /// <summary>The private key made for the VM when the caller gave none.</summary>
+    public string SshKey => Path.Combine(Directory, "id_ecdsa");
+
+    /// <summary>LinuxKit's metadata CD-ROM, holding the authorized key and the volume mounts.</summary>
+    public string MetadataIso => Path.Combine(Directory, "metadata.iso");
+
+    /// <summary>The qcow2 overlay QEMU boots a disk image through.</summary>
+    public string Overlay => Path.Combine(Directory, "disk.qcow2");
+
+    /// <summary>The raw copy hyperkit boots a disk image from.</summary>
+    public string RawDisk => Path.Combine(Directory, "disk.img");
+
+    /// <summary>VPNKit's Ethernet socket, which hyperkit connects the guest's NIC to.</summary>
+    public string VpnKitEthernetSocket => Path.Combine(Directory, "vpnkit_eth.sock");
+
+    /// <summary>VPNKit's port-forwarding control socket.</summary>
+    public string VpnKitPortSocket => Path.Combine(Directory, "vpnkit_port.sock");
+
+    /// <summary>Where hyperkit's virtio-sock device makes the guest's vsock ports reachable.</summary>
+    public string VsockConnectSocket => Path.Combine(Directory, "connect");
+
+    /// <summary>
+    /// The hypervisor's control socket (QMP), in the folder unless its path would be too long for
+    /// a Unix socket: then in the temp folder, still named for the VM.
+    /// </summary>
+    public string ControlSocket
+    {
+        get
+        {
+            var inFolder = Path.Combine(Directory, "control.sock");
+            return inFolder.Length <= MaxSocketPath ? inFolder : Path.Combine(Path.GetTempPath(), $"linuxkit-{Id}.sock");
+        }
+    }
+}
