@@ -1,10 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using LinuxKit.Testing.Hypervisors;
-using LinuxKit.Testing.Hypervisors.Hyperkit;
-using LinuxKit.Testing.Hypervisors.Qemu;
 using LinuxKit.Testing.Images;
 using LinuxKit.Testing.Logs;
 using LinuxKit.Testing.Networking;
@@ -40,12 +37,21 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
 
     /// <summary>Creates a manager; nothing is started until <see cref="RunAsync"/>.</summary>
     public LinuxKitManager(LinuxKitManagerOptions? options = null)
+        : this(options ?? new LinuxKitManagerOptions(), hypervisorFactory: null)
     {
-        _options = options ?? new LinuxKitManagerOptions();
+    }
+
+    /// <summary>
+    /// A manager over a given hypervisor factory (tests give a fake); null picks the hypervisor
+    /// the options, the environment and the host call for.
+    /// </summary>
+    internal LinuxKitManager(LinuxKitManagerOptions options, Func<IHypervisor>? hypervisorFactory)
+    {
+        _options = options;
         _logger = _options.Logger ?? NullLogger.Instance;
         _store = new StateStore(_options.ResolveStateDirectory());
         // Created on first use, so that listing or stopping works where QEMU is not installed.
-        _hypervisor = new Lazy<IHypervisor>(CreateHypervisor);
+        _hypervisor = new Lazy<IHypervisor>(hypervisorFactory ?? (() => HypervisorFactory.Create(_options, _logger)));
     }
 
     /// <summary>The state directory this manager uses.</summary>
@@ -366,21 +372,6 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         _sessions.Clear();
         _watchers.Clear();
         _owned.Clear();
-    }
-
-    private IHypervisor CreateHypervisor()
-    {
-        var requested = _options.Hypervisor;
-        if (requested == HypervisorKind.Auto && LinuxKitEnvironment.Read<HypervisorKind>(LinuxKitEnvironment.Hypervisor) is { } fromEnvironment)
-            requested = fromEnvironment;
-        var (kind, message) = HypervisorSelection.Choose(
-            requested, OperatingSystem.IsMacOS(), RuntimeInformation.OSArchitecture, () => HyperkitHypervisor.Locate(_options.Hyperkit) is not null);
-        if (message is not null) _logger.LogInformation("{Reason}", message);
-        return kind switch
-        {
-            HypervisorKind.Hyperkit => new HyperkitHypervisor(_options.Hyperkit, _logger),
-            _ => new QemuHypervisor(_options.QemuPath, _options.Accelerator, _logger),
-        };
     }
 
     private IHypervisor HypervisorFor(VmRecord record) =>

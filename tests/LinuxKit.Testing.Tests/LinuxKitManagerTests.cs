@@ -1,0 +1,175 @@
+using System.Diagnostics;
+using LinuxKit.Testing.Hypervisors;
+using LinuxKit.Testing.Images;
+using LinuxKit.Testing.Processes;
+using LinuxKit.Testing.State;
+
+namespace LinuxKit.Testing.Tests;
+
+/// <summary>
+/// The manager's own logic (stop modes, refreshing records whose process is gone, names) over a
+/// fake hypervisor, with records planted in a scratch state directory and `sleep` processes
+/// standing in for hypervisor processes.
+/// </summary>
+public sealed class LinuxKitManagerTests : IDisposable
+{
+    private readonly string _state = Directory.CreateTempSubdirectory("lkt-manager-").FullName;
+    private readonly List<Process> _processes = [];
+    private readonly FakeHypervisor _hypervisor = new();
+
+    private LinuxKitManager Manager() => new(new LinuxKitManagerOptions { StateDirectory = _state, StopTimeout = TimeSpan.FromSeconds(3) }, () => _hypervisor);
+
+    private ProcessIdentity Running()
+    {
+        var sleep = Process.Start("sleep", "60");
+        _processes.Add(sleep);
+        return ProcessIdentity.Of(sleep.Id) ?? throw new InvalidOperationException("sleep exited at once");
+    }
+
+    private VmRecord Plant(string id, ContainerStatus status, ProcessIdentity? process, string? name = null, StopMode stopMode = StopMode.Fast)
+    {
+        var store = new StateStore(_state);
+        var files = store.Files(id);
+        var record = new VmRecord
+        {
+            Id = id,
+            Name = name,
+            Image = "/images/test.iso",
+            Format = ImageFormat.Iso,
+            Hypervisor = HypervisorKind.Qemu,
+            Status = status,
+            Pid = process?.Pid ?? 0,
+            PidStartTime = process?.StartTime,
+            SshUser = "root",
+            SshKeyFile = files.SshKey,
+            HostKeyFingerprint = "SHA256:test",
+            StopMode = stopMode,
+            ConsoleLog = files.ConsoleLog,
+            ControlSocket = files.ControlSocket,
+            PidFile = files.PidFile,
+            HypervisorLog = files.HypervisorLog,
+        };
+        store.Save(record);
+        return record;
+    }
+
+    private string Iso()
+    {
+        var path = Path.Combine(_state, "image.iso");
+        File.WriteAllBytes(path, MetadataIso.Build("{}"u8, DateTime.UtcNow));
+        return path;
+    }
+
+    [Theory]
+    [InlineData(StopMode.Fast, 137)]
+    [InlineData(StopMode.Graceful, 0)]
+    public async Task A_stop_ends_the_vm_through_its_hypervisor_the_way_it_was_started_to_stop(StopMode mode, int exitCode)
+    {
+        var vm = Plant("0000aaaa", ContainerStatus.Running, Running(), stopMode: mode);
+        await using var manager = Manager();
+
+        await manager.StopAsync(vm.Id);
+
+        Assert.Equal([mode], _hypervisor.Stops);
+        var stopped = manager.Inspect(vm.Id);
+        Assert.Equal(ContainerStatus.Stopped, stopped.Status);
+        Assert.Equal(exitCode, stopped.ExitCode);
+    }
+
+    [Fact]
+    public async Task A_stop_call_that_names_a_mode_overrides_the_vms_own()
+    {
+        var vm = Plant("0000aaaa", ContainerStatus.Running, Running(), stopMode: StopMode.Graceful);
+        await using var manager = Manager();
+
+        await manager.StopAsync(vm.Id, StopMode.Fast);
+
+        Assert.Equal([StopMode.Fast], _hypervisor.Stops);
+        Assert.Equal(137, manager.Inspect(vm.Id).ExitCode);
+    }
+
+    [Fact]
+    public async Task A_running_record_whose_hypervisor_is_gone_lists_as_stopped_and_nothing_is_signalled()
+    {
+        var gone = Running();
+        _processes[^1].Kill();
+        await _processes[^1].WaitForExitAsync();
+        Plant("0000aaaa", ContainerStatus.Running, gone);
+        await using var manager = Manager();
+
+        var vm = Assert.Single(await manager.ListAsync());
+
+        Assert.Equal(ContainerStatus.Stopped, vm.Status);
+        Assert.NotNull(vm.StoppedAt);
+        await manager.StopAsync(vm.Id); // already stopped: the hypervisor is not asked
+        Assert.Empty(_hypervisor.Stops);
+    }
+
+    [Fact]
+    public async Task The_name_of_a_running_vm_is_refused_before_anything_starts()
+    {
+        Plant("0000aaaa", ContainerStatus.Running, Running(), name: "db");
+        await using var manager = Manager();
+
+        var e = await Assert.ThrowsAsync<LinuxKitException>(() => manager.RunAsync(Iso(), new RunOptions { Name = "db" }));
+
+        Assert.Contains("A VM named 'db' is already running (id 0000aaaa)", e.Message, StringComparison.Ordinal);
+        Assert.Equal(0, _hypervisor.Starts);
+    }
+
+    [Fact]
+    public async Task A_stopped_vm_gives_up_its_name_and_its_folder_to_the_next_vm_of_that_name()
+    {
+        Plant("0000aaaa", ContainerStatus.Stopped, process: null, name: "db");
+        await using var manager = Manager();
+
+        // The fake refuses to start: the boot fails after the name was claimed.
+        await Assert.ThrowsAsync<LinuxKitException>(() => manager.RunAsync(Iso(), new RunOptions { Name = "db" }));
+
+        Assert.Equal(1, _hypervisor.Starts);
+        Assert.False(Directory.Exists(new StateStore(_state).VmDirectory("0000aaaa")));
+        var failed = Assert.Single(await manager.ListAsync());
+        Assert.Equal("db", failed.Name);
+        Assert.Equal(ContainerStatus.Error, failed.Status);
+    }
+
+    public void Dispose()
+    {
+        foreach (var process in _processes)
+        {
+            if (!process.HasExited) process.Kill();
+            process.Dispose();
+        }
+        Directory.Delete(_state, recursive: true);
+    }
+
+    /// <summary>Records what it is asked; a stop kills the stand-in process; it never starts a VM.</summary>
+    private sealed class FakeHypervisor : IHypervisor
+    {
+        public List<StopMode> Stops { get; } = [];
+
+        public int Starts { get; private set; }
+
+        public HypervisorKind Kind => HypervisorKind.Qemu;
+
+        public Task<string?> PrepareBootDiskAsync(LinuxKitImage image, VmFiles files, CancellationToken cancellationToken) => Task.FromResult<string?>(null);
+
+        public Task<ProcessIdentity> StartAsync(VmSpec spec, CancellationToken cancellationToken)
+        {
+            Starts++;
+            throw new LinuxKitException("the fake hypervisor starts nothing");
+        }
+
+        public async Task<int> StopAsync(string controlSocket, ProcessIdentity process, StopMode mode, TimeSpan gracePeriod, CancellationToken cancellationToken)
+        {
+            Stops.Add(mode);
+            process.Signal(UnixSignal.Kill);
+            await process.WaitForExitAsync(TimeSpan.FromSeconds(5), cancellationToken);
+            return mode == StopMode.Fast ? 137 : 0;
+        }
+
+        public Task PauseAsync(string controlSocket, CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task ResumeAsync(string controlSocket, CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}
