@@ -32,8 +32,9 @@ public sealed class ExecLinuxKit : LinuxKitTask
     {
         var vm = RequireVm(Id, Name);
         if (vm is null) return false;
-        await using var manager = CreateManager();
-        var result = await manager.ExecAsync(vm, ["sh", "-c", Command], cancellationToken);
+        var manager = CreateManager();
+        await using var managerDisposal = manager.ConfigureAwait(false);
+        var result = await manager.ExecAsync(vm, ["sh", "-c", Command], cancellationToken).ConfigureAwait(false);
         ExitCode = result.ExitCode;
         Output = result.Stdout.TrimEnd('\n');
         Error = result.Stderr.TrimEnd('\n');

@@ -71,9 +71,10 @@ public sealed class StartLinuxKit : LinuxKitTask
         // A VM tied to the build lives in a manager that lives as long as this process: its
         // watchdog stops the VM when the process ends. Any other VM is detached, and the task's
         // own manager goes with the task, whether the boot worked or not.
-        if (StopWhenBuildEnds) return await BootAsync(BuildLifetimeManager(StateDirectory), ports, cancellationToken);
-        await using var manager = CreateManager();
-        return await BootAsync(manager, ports, cancellationToken);
+        if (StopWhenBuildEnds) return await BootAsync(BuildLifetimeManager(StateDirectory), ports, cancellationToken).ConfigureAwait(false);
+        var manager = CreateManager();
+        await using var managerDisposal = manager.ConfigureAwait(false);
+        return await BootAsync(manager, ports, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<bool> BootAsync(LinuxKitManager manager, List<PortMapping> ports, CancellationToken cancellationToken)
@@ -89,7 +90,7 @@ public sealed class StartLinuxKit : LinuxKitTask
             Ports = ports,
             SshKey = string.IsNullOrEmpty(SshKey) ? null : SshKey,
             BootTimeout = TimeSpan.FromSeconds(Timeout),
-        }, cancellationToken);
+        }, cancellationToken).ConfigureAwait(false);
         Id = vm.Id;
         SshPort = vm.SshPort;
         SshKeyFile = vm.SshKeyFile;

@@ -25,8 +25,9 @@ public sealed class StopLinuxKit : LinuxKitTask
     {
         var vm = RequireVm(Id, Name);
         if (vm is null) return false;
-        await using var manager = CreateManager();
-        var known = (await manager.ListAsync(cancellationToken)).FirstOrDefault(c => c.Id == vm || c.Name == vm);
+        var manager = CreateManager();
+        await using var managerDisposal = manager.ConfigureAwait(false);
+        var known = (await manager.ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(c => c.Id == vm || c.Name == vm);
         if (known is null)
         {
             Log.LogWarning(null, "LKT004", null, null, 0, 0, 0, 0, "No VM '{0}' to stop in '{1}'.", vm, manager.StateDirectory);
@@ -37,8 +38,8 @@ public sealed class StopLinuxKit : LinuxKitTask
             Log.LogWarning(null, "LKT004", null, null, 0, 0, 0, 0, "VM '{0}' is already {1}.", vm, known.Status);
             return true;
         }
-        if (Graceful) await manager.StopAsync(known.Id, StopMode.Graceful, cancellationToken);
-        else await manager.StopAsync(known.Id, cancellationToken);
+        if (Graceful) await manager.StopAsync(known.Id, StopMode.Graceful, cancellationToken).ConfigureAwait(false);
+        else await manager.StopAsync(known.Id, cancellationToken).ConfigureAwait(false);
         Log.LogMessage(MessageImportance.Normal, "LinuxKit: VM {0} stopped", known.Id);
         // A reused MSBuild node must not hand a stopped VM to the next build's tests.
         if (Environment.GetEnvironmentVariable(LinuxKitEnvironment.VmId) == known.Id)

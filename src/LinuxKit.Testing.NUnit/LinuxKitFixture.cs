@@ -28,7 +28,7 @@ public abstract class LinuxKitFixture : SharedVm
     [OneTimeSetUp]
     public async Task StartVmAsync()
     {
-        await ConfigureAndStartAsync(GetType().Assembly);
+        await ConfigureAndStartAsync(GetType().Assembly).ConfigureAwait(false);
         Running[GetType()] = this;
     }
 
@@ -37,6 +37,6 @@ public abstract class LinuxKitFixture : SharedVm
     public async Task StopVmAsync()
     {
         Running.TryRemove(GetType(), out _);
-        await DisposeAsync();
+        await DisposeAsync().ConfigureAwait(false);
     }
 }

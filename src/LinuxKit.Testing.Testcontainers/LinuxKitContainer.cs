@@ -188,7 +188,7 @@ public sealed class LinuxKitContainer : IContainer
         {
             var now = _manager.Inspect(vm.Id);
             if (now.Status is ContainerStatus.Stopped or ContainerStatus.Error) return now.ExitCode ?? -1;
-            await Task.Delay(TimeSpan.FromMilliseconds(200), ct);
+            await Task.Delay(TimeSpan.FromMilliseconds(200), ct).ConfigureAwait(false);
         }
     }
 
@@ -205,7 +205,7 @@ public sealed class LinuxKitContainer : IContainer
             vm.Id,
             since == default ? null : AsUtc(since),
             until == default ? null : AsUtc(until),
-            ct);
+            ct).ConfigureAwait(false);
         var text = new StringBuilder();
         foreach (var line in lines)
         {
@@ -227,7 +227,7 @@ public sealed class LinuxKitContainer : IContainer
     public async Task StartAsync(CancellationToken ct = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        await _lifecycle.WaitAsync(ct);
+        await _lifecycle.WaitAsync(ct).ConfigureAwait(false);
         try
         {
             if (State is TestcontainersStates.Running or TestcontainersStates.Paused) return;
@@ -241,17 +241,17 @@ public sealed class LinuxKitContainer : IContainer
             Starting?.Invoke(this, EventArgs.Empty);
             try
             {
-                await BootAsync(startup.Token);
-                await WaitStrategyRunner.RunAsync(this, BuildStrategies(), IsRunning, DiedDuring, startup.Token);
+                await BootAsync(startup.Token).ConfigureAwait(false);
+                await WaitStrategyRunner.RunAsync(this, BuildStrategies(), IsRunning, DiedDuring, startup.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {
-                await AbandonAsync();
-                throw new TimeoutException($"VM {Id} from '{_configuration.Image}' did not start within {_configuration.StartupTimeout} (WithStartupTimeout).\nLast console lines:\n{await ConsoleTailAsync()}");
+                await AbandonAsync().ConfigureAwait(false);
+                throw new TimeoutException($"VM {Id} from '{_configuration.Image}' did not start within {_configuration.StartupTimeout} (WithStartupTimeout).\nLast console lines:\n{await ConsoleTailAsync().ConfigureAwait(false)}");
             }
             catch
             {
-                await AbandonAsync();
+                await AbandonAsync().ConfigureAwait(false);
                 throw;
             }
             Started?.Invoke(this, EventArgs.Empty);
@@ -266,12 +266,12 @@ public sealed class LinuxKitContainer : IContainer
     public async Task StopAsync(CancellationToken ct = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        await _lifecycle.WaitAsync(ct);
+        await _lifecycle.WaitAsync(ct).ConfigureAwait(false);
         try
         {
             if (_vm is null || _state is TestcontainersStates.Exited or TestcontainersStates.Undefined) return;
             Stopping?.Invoke(this, EventArgs.Empty);
-            await _manager.StopAsync(_vm.Id, ct);
+            await _manager.StopAsync(_vm.Id, ct).ConfigureAwait(false);
             MarkStopped();
             Stopped?.Invoke(this, EventArgs.Empty);
         }
@@ -286,7 +286,7 @@ public sealed class LinuxKitContainer : IContainer
     {
         var vm = RequireStarted();
         Pausing?.Invoke(this, EventArgs.Empty);
-        await _manager.PauseAsync(vm.Id, ct);
+        await _manager.PauseAsync(vm.Id, ct).ConfigureAwait(false);
         _state = TestcontainersStates.Paused;
         PausedTime = DateTime.UtcNow;
         Paused?.Invoke(this, EventArgs.Empty);
@@ -297,7 +297,7 @@ public sealed class LinuxKitContainer : IContainer
     {
         var vm = RequireStarted();
         Unpausing?.Invoke(this, EventArgs.Empty);
-        await _manager.ResumeAsync(vm.Id, ct);
+        await _manager.ResumeAsync(vm.Id, ct).ConfigureAwait(false);
         _state = TestcontainersStates.Running;
         UnpausedTime = DateTime.UtcNow;
         Unpaused?.Invoke(this, EventArgs.Empty);
@@ -316,7 +316,7 @@ public sealed class LinuxKitContainer : IContainer
     {
         ArgumentNullException.ThrowIfNull(fileContent);
         using var content = new MemoryStream(fileContent, writable: false);
-        await _manager.WriteFileAsync(RequireStarted().Id, filePath, content, (UnixFileMode)fileMode, checked((int)uid), checked((int)gid), ct);
+        await _manager.WriteFileAsync(RequireStarted().Id, filePath, content, (UnixFileMode)fileMode, checked((int)uid), checked((int)gid), ct).ConfigureAwait(false);
     }
 
     /// <summary>Copies a host file or folder into the guest folder <paramref name="target"/>.</summary>
@@ -339,13 +339,14 @@ public sealed class LinuxKitContainer : IContainer
             .Select(d => GuestPath(target, Path.GetRelativePath(source.FullName, d.FullName)))
             .Prepend(target)
             .ToList();
-        var made = await _manager.ExecAsync(id, ["mkdir", "-p", "--", .. folders], ct);
+        var made = await _manager.ExecAsync(id, ["mkdir", "-p", "--", .. folders], ct).ConfigureAwait(false);
         if (made.ExitCode != 0) throw new LinuxKitException($"Cannot create '{target}' in VM {id}: {made.Stderr.Trim()}");
         foreach (var file in source.EnumerateFiles("*", SearchOption.AllDirectories))
         {
-            await using var content = file.OpenRead();
+            var content = file.OpenRead();
+            await using var contentDisposal = content.ConfigureAwait(false);
             var guestPath = GuestPath(target, Path.GetRelativePath(source.FullName, file.FullName));
-            await _manager.WriteFileAsync(id, guestPath, content, (UnixFileMode)fileMode, checked((int)uid), checked((int)gid), ct);
+            await _manager.WriteFileAsync(id, guestPath, content, (UnixFileMode)fileMode, checked((int)uid), checked((int)gid), ct).ConfigureAwait(false);
         }
     }
 
@@ -354,8 +355,9 @@ public sealed class LinuxKitContainer : IContainer
     {
         ArgumentNullException.ThrowIfNull(source);
         if (!source.Exists) throw new FileNotFoundException($"Cannot copy '{source.FullName}' into the VM: there is no such file on the host.", source.FullName);
-        await using var content = source.OpenRead();
-        await _manager.WriteFileAsync(RequireStarted().Id, GuestPath(target, source.Name), content, (UnixFileMode)fileMode, checked((int)uid), checked((int)gid), ct);
+        var content = source.OpenRead();
+        await using var contentDisposal = content.ConfigureAwait(false);
+        await _manager.WriteFileAsync(RequireStarted().Id, GuestPath(target, source.Name), content, (UnixFileMode)fileMode, checked((int)uid), checked((int)gid), ct).ConfigureAwait(false);
     }
 
     /// <summary>Reads a guest file over SSH (no SFTP server needed).</summary>
@@ -367,7 +369,7 @@ public sealed class LinuxKitContainer : IContainer
     public async Task<TcExecResult> ExecAsync(IList<string> command, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(command);
-        var result = await _manager.ExecAsync(RequireStarted().Id, command.ToList(), ct);
+        var result = await _manager.ExecAsync(RequireStarted().Id, command.ToList(), ct).ConfigureAwait(false);
         return new TcExecResult(result.Stdout, result.Stderr, result.ExitCode);
     }
 
@@ -395,9 +397,9 @@ public sealed class LinuxKitContainer : IContainer
     public async ValueTask DisposeAsync()
     {
         if (_disposed) return;
-        await StopAsync(CancellationToken.None);
+        await StopAsync(CancellationToken.None).ConfigureAwait(false);
         _disposed = true;
-        await _manager.DisposeAsync();
+        await _manager.DisposeAsync().ConfigureAwait(false);
         _lifecycle.Dispose();
     }
 
@@ -419,17 +421,17 @@ public sealed class LinuxKitContainer : IContainer
         var options = RunOptionsFor(_configuration) with { ConsoleOutput = consumer is { Enabled: true } ? consumer.Stdout : null };
         // A restart boots a fresh VM; the old one's folder goes at disposal.
         _vm = null;
-        _vm = await _manager.RunAsync(_configuration.Image!, options, cancellationToken);
+        _vm = await _manager.RunAsync(_configuration.Image!, options, cancellationToken).ConfigureAwait(false);
         StartedTime = DateTime.UtcNow;
         _state = TestcontainersStates.Running;
-        await ReadAddressesAsync(cancellationToken);
+        await ReadAddressesAsync(cancellationToken).ConfigureAwait(false);
     }
 
     // What the guest says of its network: best effort, a minimal image may lack 'ip'.
     private async Task ReadAddressesAsync(CancellationToken cancellationToken)
     {
         var script = "for i in /sys/class/net/*; do [ \"${i##*/}\" = lo ] || { cat \"$i/address\"; ip -4 -o addr show dev \"${i##*/}\" 2>/dev/null; break; }; done";
-        var result = await _manager.ExecAsync(_vm!.Id, ["sh", "-c", script], cancellationToken);
+        var result = await _manager.ExecAsync(_vm!.Id, ["sh", "-c", script], cancellationToken).ConfigureAwait(false);
         var lines = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         MacAddress = lines.FirstOrDefault() ?? "";
         var inet = lines.Skip(1).SelectMany(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).SkipWhile(w => w != "inet").Skip(1).FirstOrDefault();
@@ -443,7 +445,7 @@ public sealed class LinuxKitContainer : IContainer
     private async Task<Exception> DiedDuring(string what)
     {
         var vm = _manager.Inspect(_vm!.Id);
-        var console = await ConsoleTailAsync();
+        var console = await ConsoleTailAsync().ConfigureAwait(false);
         return new ContainerNotRunningException(
             vm.Id,
             $"The VM stopped during its {what}. Last console lines:\n{console}",
@@ -455,7 +457,7 @@ public sealed class LinuxKitContainer : IContainer
     private async Task<string> ConsoleTailAsync()
     {
         if (_vm is null) return "";
-        var lines = await _manager.ReadConsoleAsync(_vm.Id);
+        var lines = await _manager.ReadConsoleAsync(_vm.Id).ConfigureAwait(false);
         return string.Join('\n', lines.TakeLast(30).Select(l => l.Text));
     }
 
@@ -466,7 +468,7 @@ public sealed class LinuxKitContainer : IContainer
         {
             try
             {
-                await _manager.StopAsync(_vm.Id, CancellationToken.None);
+                await _manager.StopAsync(_vm.Id, CancellationToken.None).ConfigureAwait(false);
             }
             catch (LinuxKitException e)
             {

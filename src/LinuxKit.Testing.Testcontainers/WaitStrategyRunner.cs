@@ -35,7 +35,7 @@ internal static class WaitStrategyRunner
             bool satisfied;
             try
             {
-                satisfied = await UntilSatisfiedAsync(container, strategy, what, isRunning, death.Token);
+                satisfied = await UntilSatisfiedAsync(container, strategy, what, isRunning, death.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && !isRunning())
             {
@@ -47,14 +47,14 @@ internal static class WaitStrategyRunner
             }
             finally
             {
-                await death.CancelAsync();
-                await watch;
+                await death.CancelAsync().ConfigureAwait(false);
+                await watch.ConfigureAwait(false);
             }
             if (satisfied) continue;
             // The VM ended. A one-shot strategy may be met by what the VM left behind (its
             // console), so it gets one last look; anything else has failed for good.
-            if (strategy.Mode == WaitStrategyMode.OneShot && await LastLookAsync(container, strategy, cancellationToken)) continue;
-            throw await died(what);
+            if (strategy.Mode == WaitStrategyMode.OneShot && await LastLookAsync(container, strategy, cancellationToken).ConfigureAwait(false)) continue;
+            throw await died(what).ConfigureAwait(false);
         }
     }
 
@@ -67,7 +67,7 @@ internal static class WaitStrategyRunner
             bool satisfied;
             try
             {
-                satisfied = await strategy.UntilAsync(container, cancellationToken);
+                satisfied = await strategy.UntilAsync(container, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception) when (!isRunning())
             {
@@ -77,7 +77,7 @@ internal static class WaitStrategyRunner
             if (!isRunning()) return false;
             if (strategy.Retries > 0 && attempt >= strategy.Retries)
                 throw new RetryLimitExceededException($"The VM's {what} did not succeed in {strategy.Retries} attempts.");
-            await Task.Delay(strategy.Interval, cancellationToken);
+            await Task.Delay(strategy.Interval, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -85,7 +85,7 @@ internal static class WaitStrategyRunner
     {
         try
         {
-            return await strategy.UntilAsync(container, cancellationToken);
+            return await strategy.UntilAsync(container, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -99,10 +99,10 @@ internal static class WaitStrategyRunner
         {
             while (!death.IsCancellationRequested)
             {
-                await Task.Delay(DeathPoll, death.Token);
+                await Task.Delay(DeathPoll, death.Token).ConfigureAwait(false);
                 if (!isRunning())
                 {
-                    await death.CancelAsync();
+                    await death.CancelAsync().ConfigureAwait(false);
                     return;
                 }
             }

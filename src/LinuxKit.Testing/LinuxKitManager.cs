@@ -67,7 +67,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         var hypervisor = _hypervisor.Value;
         var clock = Stopwatch.StartNew();
 
-        var id = await _store.LockedAsync(() => ClaimId(options.Name), cancellationToken);
+        var id = await _store.LockedAsync(() => ClaimId(options.Name), cancellationToken).ConfigureAwait(false);
         var files = _store.Files(id);
         var description = options.Name is null ? $"VM {id}" : $"VM {id} ({options.Name})";
         _logger.LogInformation("Booting {Vm} from {Image} ({Format})", description, resolved.Path, resolved.Format);
@@ -84,8 +84,8 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             await File.WriteAllBytesAsync(
                 files.MetadataIso,
                 MetadataIso.Build(LinuxKitMetadata.Build(sshKeyLine, shares.Select(s => (s.Tag, s.GuestPath)).ToList()), DateTime.UtcNow),
-                cancellationToken);
-            var bootDisk = await hypervisor.PrepareBootDiskAsync(resolved, files, cancellationToken);
+                cancellationToken).ConfigureAwait(false);
+            var bootDisk = await hypervisor.PrepareBootDiskAsync(resolved, files, cancellationToken).ConfigureAwait(false);
             if (bootDisk is not null) record = record with { RuntimeFiles = [bootDisk] };
 
             var sshReservation = options.SshPort == 0 ? _ports.ReserveFree() : _ports.ReserveExact(options.SshPort, "SSH");
@@ -125,7 +125,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             else _owned[id] = null;
 
             _watchers[id] = ConsoleWatcher.Start(record.ConsoleLog, options.ConsoleOutput);
-            process = await hypervisor.StartAsync(spec, cancellationToken);
+            process = await hypervisor.StartAsync(spec, cancellationToken).ConfigureAwait(false);
             foreach (var reservation in reservations) reservation.Dispose();
             reservations.Clear();
             record = record with { Pid = process.Value.Pid, PidStartTime = process.Value.StartTime, StartedAt = DateTimeOffset.UtcNow };
@@ -138,7 +138,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
                 consoleTail: () => ConsoleLog.Tail(record.ConsoleLog),
                 options.BootTimeout,
                 description,
-                cancellationToken);
+                cancellationToken).ConfigureAwait(false);
             _sessions[id] = Task.FromResult(ready.Session);
             record = record with { Status = ContainerStatus.Running, HostKeyFingerprint = ready.Session.HostKeyFingerprint };
             _store.Save(record);
@@ -152,7 +152,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         {
             foreach (var reservation in reservations) reservation.Dispose();
             _logger.LogError("{Vm} failed to boot: {Reason}", description, e.Message);
-            await AbandonAsync(record, process, e);
+            await AbandonAsync(record, process, e).ConfigureAwait(false);
             throw;
         }
     }
@@ -182,7 +182,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         return await _store.LockedAsync(
             () => _store.LoadAll().Select(r => Refresh(r).ToContainer()).ToList(),
-            cancellationToken);
+            cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -212,7 +212,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(command);
         var commandLine = ShellQuoting.Join(command);
-        return await OverSshAsync(id, session => session.RunAsync(commandLine, cancellationToken), cancellationToken);
+        return await OverSshAsync(id, session => session.RunAsync(commandLine, cancellationToken), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -242,16 +242,16 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             if (!content.CanSeek)
             {
                 spooled = new FileStream(Path.Combine(Path.GetTempPath(), $"linuxkit-copy-{Guid.NewGuid():N}"), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 81920, FileOptions.DeleteOnClose);
-                await content.CopyToAsync(spooled, cancellationToken);
+                await content.CopyToAsync(spooled, cancellationToken).ConfigureAwait(false);
                 spooled.Position = 0;
             }
             var source = spooled ?? content;
             var length = source.Length - source.Position;
-            result = await OverSshAsync(id, session => session.WriteFileAsync(guestPath, source, length, octal, owner, cancellationToken), cancellationToken);
+            result = await OverSshAsync(id, session => session.WriteFileAsync(guestPath, source, length, octal, owner, cancellationToken), cancellationToken).ConfigureAwait(false);
         }
         finally
         {
-            if (spooled is not null) await spooled.DisposeAsync();
+            if (spooled is not null) await spooled.DisposeAsync().ConfigureAwait(false);
         }
         if (result.ExitCode != 0)
             throw new LinuxKitException($"Cannot write '{guestPath}' in VM {id} (exit code {result.ExitCode}): {result.Stderr.Trim()}");
@@ -266,7 +266,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
     public async Task<byte[]> ReadFileAsync(string id, string guestPath, CancellationToken cancellationToken = default)
     {
         RequireAbsolute(guestPath);
-        var (exitCode, content, error) = await OverSshAsync(id, session => session.ReadFileAsync(guestPath, cancellationToken), cancellationToken);
+        var (exitCode, content, error) = await OverSshAsync(id, session => session.ReadFileAsync(guestPath, cancellationToken), cancellationToken).ConfigureAwait(false);
         return exitCode switch
         {
             0 => content,
@@ -292,10 +292,11 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         var record = Find(id);
         var timeline = _watchers.TryGetValue(record.Id, out var watcher) ? watcher.Timeline : new ConsoleTimeline();
         byte[] log;
-        await using (var file = ConsoleLog.Open(record.ConsoleLog))
+        var file = ConsoleLog.Open(record.ConsoleLog);
+        await using (file.ConfigureAwait(false))
         {
             log = new byte[file.Length];
-            await file.ReadExactlyAsync(log, cancellationToken);
+            await file.ReadExactlyAsync(log, cancellationToken).ConfigureAwait(false);
         }
         timeline.Mark(log.Length, DateTimeOffset.UtcNow);
         return timeline.Lines(log, since ?? DateTimeOffset.MinValue, until ?? DateTimeOffset.MaxValue);
@@ -318,10 +319,10 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
 
         for (var attempt = 1; ; attempt++)
         {
-            var session = await SessionAsync(record, cancellationToken);
+            var session = await SessionAsync(record, cancellationToken).ConfigureAwait(false);
             try
             {
-                return await operation(session);
+                return await operation(session).ConfigureAwait(false);
             }
             catch (Exception e) when (attempt == 1 && e is SshConnectionException or ObjectDisposedException or InvalidOperationException or IOException)
             {
@@ -335,14 +336,14 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
     public async Task PauseAsync(string id, CancellationToken cancellationToken = default)
     {
         var record = Find(id);
-        await HypervisorFor(record).PauseAsync(record.ControlSocket, cancellationToken);
+        await HypervisorFor(record).PauseAsync(record.ControlSocket, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Lets a paused VM run again (QMP cont).</summary>
     public async Task ResumeAsync(string id, CancellationToken cancellationToken = default)
     {
         var record = Find(id);
-        await HypervisorFor(record).ResumeAsync(record.ControlSocket, cancellationToken);
+        await HypervisorFor(record).ResumeAsync(record.ControlSocket, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Stops the VMs this manager started that are not detached and removes their folders.</summary>
@@ -356,7 +357,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             {
                 if (_store.Load(o.Key) is { } record)
                 {
-                    await StopRecordAsync(record, record.StopMode, CancellationToken.None);
+                    await StopRecordAsync(record, record.StopMode, CancellationToken.None).ConfigureAwait(false);
                     _store.Delete(o.Key);
                 }
             }
@@ -365,10 +366,10 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
                 _logger.LogWarning("Could not stop VM {Id}: {Reason}", o.Key, e.Message);
             }
         });
-        await Task.WhenAll(stops);
+        await Task.WhenAll(stops).ConfigureAwait(false);
         foreach (var session in _sessions.Values.Where(s => s.IsCompletedSuccessfully)) session.Result.Dispose();
         foreach (var watchdog in _owned.Values) watchdog?.Dispose();
-        foreach (var watcher in _watchers.Values) await watcher.DisposeAsync();
+        foreach (var watcher in _watchers.Values) await watcher.DisposeAsync().ConfigureAwait(false);
         _sessions.Clear();
         _watchers.Clear();
         _owned.Clear();
@@ -427,11 +428,11 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         if (process is { } p && p.IsAlive())
         {
             p.Signal(UnixSignal.Kill);
-            await p.WaitForExitAsync(TimeSpan.FromSeconds(10), CancellationToken.None);
+            await p.WaitForExitAsync(TimeSpan.FromSeconds(10), CancellationToken.None).ConfigureAwait(false);
         }
         CloseSession(record.Id);
         if (_owned.TryRemove(record.Id, out var watchdog)) watchdog?.Dispose();
-        if (_watchers.TryRemove(record.Id, out var watcher)) await watcher.DisposeAsync();
+        if (_watchers.TryRemove(record.Id, out var watcher)) await watcher.DisposeAsync().ConfigureAwait(false);
         RemoveRuntimeFiles(record);
         try
         {
@@ -462,10 +463,10 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         }
         CloseSession(record.Id);
         if (_owned.TryGetValue(record.Id, out var watchdog)) watchdog?.Dispose();
-        if (_watchers.TryRemove(record.Id, out var watcher)) await watcher.DisposeAsync();
+        if (_watchers.TryRemove(record.Id, out var watcher)) await watcher.DisposeAsync().ConfigureAwait(false);
         RemoveRuntimeFiles(record);
         var stopped = record with { Status = ContainerStatus.Stopped, StoppedAt = record.StoppedAt ?? DateTimeOffset.UtcNow, ExitCode = exitCode };
-        await _store.LockedAsync(() => _store.Save(stopped), cancellationToken);
+        await _store.LockedAsync(() => _store.Save(stopped), cancellationToken).ConfigureAwait(false);
         _logger.LogInformation("VM {Id} stopped", record.Id);
     }
 
@@ -531,7 +532,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             record.HostKeyFingerprint));
         try
         {
-            return await connecting.WaitAsync(cancellationToken);
+            return await connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -551,11 +552,11 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         {
             try
             {
-                return await SshSession.ConnectAsync(endpoint, pinnedFingerprint, SshConnectTimeout, CancellationToken.None);
+                return await SshSession.ConnectAsync(endpoint, pinnedFingerprint, SshConnectTimeout, CancellationToken.None).ConfigureAwait(false);
             }
             catch (Exception e) when (attempt < 6 && e is SshConnectionException or System.Net.Sockets.SocketException or SshOperationTimeoutException)
             {
-                await Task.Delay(delay);
+                await Task.Delay(delay).ConfigureAwait(false);
                 delay *= 2;
             }
         }

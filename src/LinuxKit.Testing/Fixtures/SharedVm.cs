@@ -112,7 +112,7 @@ public class SharedVm : IAsyncDisposable
     {
         Configure();
         ApplyDefaults(testAssembly ?? (GetType().Assembly == typeof(SharedVm).Assembly ? null : GetType().Assembly));
-        await StartAsync(cancellationToken);
+        await StartAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Boots the image, or attaches to the VM named by LINUXKIT_VM_ID.</summary>
@@ -122,7 +122,7 @@ public class SharedVm : IAsyncDisposable
         var handedOff = LinuxKitEnvironment.Read(LinuxKitEnvironment.VmId);
         if (!string.IsNullOrEmpty(handedOff))
         {
-            var existing = (await _manager.ListAsync(cancellationToken)).FirstOrDefault(c => c.Id == handedOff || c.Name == handedOff)
+            var existing = (await _manager.ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(c => c.Id == handedOff || c.Name == handedOff)
                 ?? throw new LinuxKitException($"{LinuxKitEnvironment.VmId} names VM '{handedOff}', which is not in state directory '{_manager.StateDirectory}' (set {LinuxKitEnvironment.StateDirectory} to the folder the build step used).");
             if (existing.Status != ContainerStatus.Running)
                 throw new LinuxKitException($"{LinuxKitEnvironment.VmId} names VM '{handedOff}', which is {existing.Status}.");
@@ -136,9 +136,9 @@ public class SharedVm : IAsyncDisposable
                 "No LinuxKit image is configured for the test fixture: add [assembly: LinuxKitImage(\"path/to/image\")], " +
                 $"override the fixture's Configure method, or set {LinuxKitEnvironment.Image}.");
         }
-        _container = await _manager.RunAsync(Image, Options, cancellationToken);
+        _container = await _manager.RunAsync(Image, Options, cancellationToken).ConfigureAwait(false);
         _booted = true;
-        foreach (var line in (await ReadConsoleAsync(cancellationToken)).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var line in (await ReadConsoleAsync(cancellationToken).ConfigureAwait(false)).Split('\n', StringSplitOptions.RemoveEmptyEntries))
             _diagnostics($"[{_container.Id} console] {line.TrimEnd('\r')}");
     }
 
@@ -152,9 +152,10 @@ public class SharedVm : IAsyncDisposable
     /// <summary>Everything the VM wrote to its serial console so far.</summary>
     public async Task<string> ReadConsoleAsync(CancellationToken cancellationToken = default)
     {
-        await using var stream = await _manager.LogsAsync(Container.Id, follow: false, cancellationToken);
+        var stream = await _manager.LogsAsync(Container.Id, follow: false, cancellationToken).ConfigureAwait(false);
+        await using var streamDisposal = stream.ConfigureAwait(false);
         using var reader = new StreamReader(stream, Encoding.UTF8);
-        return await reader.ReadToEndAsync(cancellationToken);
+        return await reader.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Stops the VM if this fixture booted it; a VM it attached to keeps running.</summary>
@@ -165,9 +166,9 @@ public class SharedVm : IAsyncDisposable
         if (_booted && _container is not null)
         {
             _diagnostics($"Stopping VM {_container.Id}");
-            await _manager.StopAsync(_container.Id);
+            await _manager.StopAsync(_container.Id).ConfigureAwait(false);
         }
-        await _manager.DisposeAsync();
+        await _manager.DisposeAsync().ConfigureAwait(false);
         GC.SuppressFinalize(this);
     }
 

@@ -21,7 +21,7 @@ internal static class DiskOverlay
             qemuImg,
             ["create", "-q", "-f", "qcow2", "-F", backingFormat, "-b", image.Path, overlayPath],
             TimeSpan.FromSeconds(60),
-            cancellationToken);
+            cancellationToken).ConfigureAwait(false);
         if (outcome.ExitCode != 0)
         {
             throw new LinuxKitException(

@@ -53,17 +53,17 @@ internal sealed class FollowingStream(FileStream file, Func<bool> vmRunning, Can
         using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, token);
         while (true)
         {
-            var read = await file.ReadAsync(buffer, CancellationToken.None);
+            var read = await file.ReadAsync(buffer, CancellationToken.None).ConfigureAwait(false);
             if (read > 0) return read;
             if (both.IsCancellationRequested) return 0;
             if (!vmRunning())
             {
                 // The hypervisor may have written its last lines after our previous read.
-                return await file.ReadAsync(buffer, CancellationToken.None);
+                return await file.ReadAsync(buffer, CancellationToken.None).ConfigureAwait(false);
             }
             try
             {
-                await Task.Delay(Poll, both.Token);
+                await Task.Delay(Poll, both.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {

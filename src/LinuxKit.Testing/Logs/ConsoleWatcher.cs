@@ -32,10 +32,10 @@ internal sealed class ConsoleWatcher : IAsyncDisposable
     {
         while (!_stop.IsCancellationRequested)
         {
-            await CatchUpAsync();
+            await CatchUpAsync().ConfigureAwait(false);
             try
             {
-                await Task.Delay(Poll, _stop.Token);
+                await Task.Delay(Poll, _stop.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -60,17 +60,18 @@ internal sealed class ConsoleWatcher : IAsyncDisposable
         if (_sink is null || length <= _copied) return;
         try
         {
-            await using var file = ConsoleLog.Open(_path);
+            var file = ConsoleLog.Open(_path);
+            await using var fileDisposal = file.ConfigureAwait(false);
             file.Seek(_copied, SeekOrigin.Begin);
             var buffer = new byte[64 * 1024];
             while (_copied < length)
             {
-                var read = await file.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, length - _copied)));
+                var read = await file.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, length - _copied))).ConfigureAwait(false);
                 if (read == 0) break;
-                await _sink.WriteAsync(buffer.AsMemory(0, read));
+                await _sink.WriteAsync(buffer.AsMemory(0, read)).ConfigureAwait(false);
                 _copied += read;
             }
-            await _sink.FlushAsync();
+            await _sink.FlushAsync().ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or NotSupportedException)
         {
@@ -82,9 +83,9 @@ internal sealed class ConsoleWatcher : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (_stop.IsCancellationRequested) return;
-        await _stop.CancelAsync();
-        await _loop;
-        await CatchUpAsync();
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _loop.ConfigureAwait(false);
+        await CatchUpAsync().ConfigureAwait(false);
         _stop.Dispose();
     }
 }

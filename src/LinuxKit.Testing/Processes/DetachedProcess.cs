@@ -29,7 +29,7 @@ internal static class DetachedProcess
             "/bin/sh",
             ["-c", Script, "linuxkit-testing-detach", stdout, stderr, binary, .. arguments],
             TimeSpan.FromSeconds(30),
-            cancellationToken);
+            cancellationToken).ConfigureAwait(false);
         if (outcome.ExitCode != 0 || !int.TryParse(outcome.Stdout.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
             throw new LinuxKitException($"Cannot start {binary}: {outcome.Stderr.Trim()}");
         // A program that fails at once may be gone before its identity is read.

@@ -72,7 +72,7 @@ internal readonly record struct ProcessIdentity(int Pid, string StartTime)
         while (IsAlive())
         {
             if (DateTime.UtcNow >= deadline) return false;
-            await Task.Delay(50, cancellationToken);
+            await Task.Delay(50, cancellationToken).ConfigureAwait(false);
         }
         return true;
     }

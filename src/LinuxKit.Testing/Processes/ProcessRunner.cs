@@ -38,8 +38,8 @@ internal static class ProcessRunner
         timeoutSource.CancelAfter(timeout);
         try
         {
-            await process.WaitForExitAsync(timeoutSource.Token);
-            return new ProcessOutcome(process.ExitCode, await stdout, await stderr);
+            await process.WaitForExitAsync(timeoutSource.Token).ConfigureAwait(false);
+            return new ProcessOutcome(process.ExitCode, await stdout.ConfigureAwait(false), await stderr.ConfigureAwait(false));
         }
         catch (OperationCanceledException)
         {

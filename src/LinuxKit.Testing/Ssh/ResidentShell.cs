@@ -63,12 +63,12 @@ internal sealed class ResidentShell : IDisposable
     {
         var marker = $"__linuxkit_testing_{_nonce}_{++_sequence}__";
         var script = $"( {commandLine}\n) </dev/null; printf '%s %d\\n' {marker} $?; printf '%s\\n' {marker} >&2\n";
-        await _input.WriteAsync(Encoding.UTF8.GetBytes(script));
-        await _input.FlushAsync();
+        await _input.WriteAsync(Encoding.UTF8.GetBytes(script)).ConfigureAwait(false);
+        await _input.FlushAsync().ConfigureAwait(false);
 
         var markerBytes = Encoding.ASCII.GetBytes(marker);
-        var (stdout, statusLine) = await ReadUntilMarkerAsync(_command.OutputStream, markerBytes) ?? throw await EndedAsync();
-        var (stderr, _) = await ReadUntilMarkerAsync(_command.ExtendedOutputStream, markerBytes) ?? throw await EndedAsync();
+        var (stdout, statusLine) = await ReadUntilMarkerAsync(_command.OutputStream, markerBytes).ConfigureAwait(false) ?? throw await EndedAsync().ConfigureAwait(false);
+        var (stderr, _) = await ReadUntilMarkerAsync(_command.ExtendedOutputStream, markerBytes).ConfigureAwait(false) ?? throw await EndedAsync().ConfigureAwait(false);
         var exitCode = int.Parse(statusLine.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture);
         return new ExecResult(exitCode, stdout, stderr);
     }
@@ -77,7 +77,7 @@ internal sealed class ResidentShell : IDisposable
     // shell ever ran, so the command did not run either and may safely go elsewhere.
     private async Task<ResidentShellEndedException> EndedAsync()
     {
-        await Task.WhenAny(_execution, Task.Delay(TimeSpan.FromSeconds(2)));
+        await Task.WhenAny(_execution, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
         var neverRan = _execution.IsFaulted && _sequence == 1;
         var why = _execution.IsFaulted ? _execution.Exception!.InnerException?.Message
             : _execution.IsCanceled ? "its execution was cancelled"
@@ -94,7 +94,7 @@ internal sealed class ResidentShell : IDisposable
         var searchFrom = 0;
         while (true)
         {
-            var read = await stream.ReadAsync(chunk);
+            var read = await stream.ReadAsync(chunk).ConfigureAwait(false);
             if (read == 0) return null;
             buffer.Write(chunk, 0, read);
             var data = buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
@@ -121,7 +121,7 @@ internal sealed class ResidentShell : IDisposable
         try
         {
             _input.Dispose();
-            await _execution.WaitAsync(timeout);
+            await _execution.WaitAsync(timeout).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SshException or ObjectDisposedException or IOException or TimeoutException or InvalidOperationException or OperationCanceledException)
         {

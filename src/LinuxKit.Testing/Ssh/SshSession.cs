@@ -59,7 +59,7 @@ internal sealed class SshSession : IDisposable
         };
         try
         {
-            await client.ConnectAsync(cancellationToken);
+            await client.ConnectAsync(cancellationToken).ConfigureAwait(false);
             // From now on the timeout bounds each channel request (open, exec): a guest under
             // TCG on a loaded host answers slowly, and one that never answers must not hang us.
             client.ConnectionInfo.Timeout = ChannelRequestTimeout;
@@ -91,12 +91,12 @@ internal sealed class SshSession : IDisposable
     /// </summary>
     public async Task<ExecResult> RunAsync(string commandLine, CancellationToken cancellationToken)
     {
-        await _slots.WaitAsync(cancellationToken);
+        await _slots.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (!_idle.TryPop(out var shell)) shell = await StartShellAsync(cancellationToken);
-            if (shell is null) return await OnChannelOfItsOwnAsync(_ => RunOnChannelAsync(commandLine), cancellationToken);
-            return await RunOnShellAsync(shell, commandLine).WaitAsync(cancellationToken);
+            if (!_idle.TryPop(out var shell)) shell = await StartShellAsync(cancellationToken).ConfigureAwait(false);
+            if (shell is null) return await OnChannelOfItsOwnAsync(_ => RunOnChannelAsync(commandLine), cancellationToken).ConfigureAwait(false);
+            return await RunOnShellAsync(shell, commandLine).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -110,14 +110,14 @@ internal sealed class SshSession : IDisposable
         ExecResult result;
         try
         {
-            result = await shell.RunAsync(commandLine);
+            result = await shell.RunAsync(commandLine).ConfigureAwait(false);
         }
         catch (ResidentShellEndedException e) when (e.NeverRan)
         {
             // The server turned the shell's channel down: the command never ran, so it runs on
             // a channel of its own instead; the next command tries a new shell.
             Discard(shell);
-            return await OnChannelOfItsOwnAsync(_ => RunOnChannelAsync(commandLine), CancellationToken.None);
+            return await OnChannelOfItsOwnAsync(_ => RunOnChannelAsync(commandLine), CancellationToken.None).ConfigureAwait(false);
         }
         catch
         {
@@ -131,7 +131,7 @@ internal sealed class SshSession : IDisposable
 
     private async Task<ResidentShell?> StartShellAsync(CancellationToken cancellationToken)
     {
-        await TakeChannelAndStartLockAsync(cancellationToken);
+        await TakeChannelAndStartLockAsync(cancellationToken).ConfigureAwait(false);
         // SSH.NET waits for the open and exec replies on the calling thread, without a token.
         var starting = Task.Run(StartShell, CancellationToken.None);
         _ = starting.ContinueWith(
@@ -143,7 +143,7 @@ internal sealed class SshSession : IDisposable
             CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         try
         {
-            return await starting.WaitAsync(cancellationToken);
+            return await starting.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -188,10 +188,10 @@ internal sealed class SshSession : IDisposable
             // Its process exits when it is closed, so no channel may start until it is gone.
             _ = Task.Run(async () =>
             {
-                await _channelStarts.WaitAsync();
+                await _channelStarts.WaitAsync().ConfigureAwait(false);
                 try
                 {
-                    await shell.CloseAsync(ChannelRequestTimeout);
+                    await shell.CloseAsync(ChannelRequestTimeout).ConfigureAwait(false);
                 }
                 finally
                 {
@@ -211,10 +211,10 @@ internal sealed class SshSession : IDisposable
     // A channel's place and the start lock, both or neither.
     private async Task TakeChannelAndStartLockAsync(CancellationToken cancellationToken)
     {
-        await TakeChannelAsync(cancellationToken);
+        await TakeChannelAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await _channelStarts.WaitAsync(cancellationToken);
+            await _channelStarts.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -227,7 +227,7 @@ internal sealed class SshSession : IDisposable
     // channels until they end; when such commands hold every channel, waiting would not help.
     private async Task TakeChannelAsync(CancellationToken cancellationToken)
     {
-        if (await _channels.WaitAsync(ChannelRequestTimeout, cancellationToken)) return;
+        if (await _channels.WaitAsync(ChannelRequestTimeout, cancellationToken).ConfigureAwait(false)) return;
         throw new LinuxKitException(
             $"All {MaxChannels} SSH channels to the VM are still taken after {ChannelRequestTimeout.TotalSeconds:0} s, " +
             "by commands whose callers cancelled them but which still run in the guest; end those commands or wait for them.");
@@ -236,7 +236,7 @@ internal sealed class SshSession : IDisposable
     private async Task<ExecResult> RunOnChannelAsync(string commandLine)
     {
         using var command = _client.CreateCommand(commandLine);
-        await command.ExecuteAsync(CancellationToken.None);
+        await command.ExecuteAsync(CancellationToken.None).ConfigureAwait(false);
         return new ExecResult(command.ExitStatus ?? -1, command.Result, command.Error);
     }
 
@@ -262,8 +262,9 @@ internal sealed class SshSession : IDisposable
             var running = command.ExecuteAsync(CancellationToken.None);
             try
             {
-                await using var input = command.CreateInputStream();
-                await content.CopyToAsync(input, abandoned);
+                var input = command.CreateInputStream();
+                await using var inputDisposal = input.ConfigureAwait(false);
+                await content.CopyToAsync(input, abandoned).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (abandoned.IsCancellationRequested)
             {
@@ -275,7 +276,7 @@ internal sealed class SshSession : IDisposable
                 // after its process ended (see _channelStarts).
                 await running.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
-            await running;
+            await running.ConfigureAwait(false);
             return new ExecResult(command.ExitStatus ?? -1, "", command.Error);
         }, cancellationToken);
     }
@@ -296,9 +297,9 @@ internal sealed class SshSession : IDisposable
             var chunk = new byte[64 * 1024];
             int read;
             // An abandoned read still drains the file, so that cat ends by itself.
-            while ((read = await command.OutputStream.ReadAsync(chunk, CancellationToken.None)) > 0)
+            while ((read = await command.OutputStream.ReadAsync(chunk, CancellationToken.None).ConfigureAwait(false)) > 0)
                 if (!abandoned.IsCancellationRequested) bytes.Write(chunk, 0, read);
-            await running;
+            await running.ConfigureAwait(false);
             return (command.ExitStatus ?? -1, bytes.ToArray(), command.Error);
         }, cancellationToken);
     }
@@ -311,7 +312,7 @@ internal sealed class SshSession : IDisposable
     /// </summary>
     private async Task<T> OnChannelOfItsOwnAsync<T>(Func<CancellationToken, Task<T>> work, CancellationToken cancellationToken)
     {
-        await TakeChannelAndStartLockAsync(cancellationToken);
+        await TakeChannelAndStartLockAsync(cancellationToken).ConfigureAwait(false);
         // On the thread pool: SSH.NET opens the channel on the calling thread, without a token.
         var running = Task.Run(() => work(cancellationToken), CancellationToken.None);
         _ = running.ContinueWith(
@@ -321,7 +322,7 @@ internal sealed class SshSession : IDisposable
                 _channels.Release();
             },
             CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        return await running.WaitAsync(cancellationToken);
+        return await running.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     // Why channel starts are guarded (seen with dropbear 2022.83, the SSH server of minimal

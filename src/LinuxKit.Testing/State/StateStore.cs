@@ -58,7 +58,7 @@ internal sealed class StateStore
             }
             catch (IOException) when (DateTime.UtcNow < deadline)
             {
-                await Task.Delay(Random.Shared.Next(5, 25), cancellationToken);
+                await Task.Delay(Random.Shared.Next(5, 25), cancellationToken).ConfigureAwait(false);
                 continue;
             }
             catch (IOException e)

@@ -47,16 +47,18 @@ internal sealed class HyperkitHypervisor : IHypervisor
         var disk = files.RawDisk;
         if (image.Format == ImageFormat.Raw)
         {
-            await using var source = File.OpenRead(image.Path);
-            await using var copy = File.Create(disk);
-            await source.CopyToAsync(copy, cancellationToken);
+            var source = File.OpenRead(image.Path);
+            await using var sourceDisposal = source.ConfigureAwait(false);
+            var copy = File.Create(disk);
+            await using var copyDisposal = copy.ConfigureAwait(false);
+            await source.CopyToAsync(copy, cancellationToken).ConfigureAwait(false);
             return disk;
         }
         var requested = _options.QemuImg ?? "qemu-img";
         var qemuImg = ProcessRunner.FindOnPath(requested) ?? throw new LinuxKitException(
             $"Hyperkit reads raw disks only, and '{image.Path}' is {image.Format}. Install qemu-img ('brew install qemu') so it is converted for each VM, " +
             $"or convert it once yourself: qemu-img convert -O raw '{image.Path}' image.img, and boot image.img.");
-        var outcome = await ProcessRunner.RunAsync(qemuImg, ["convert", "-O", "raw", image.Path, disk], TimeSpan.FromMinutes(10), cancellationToken);
+        var outcome = await ProcessRunner.RunAsync(qemuImg, ["convert", "-O", "raw", image.Path, disk], TimeSpan.FromMinutes(10), cancellationToken).ConfigureAwait(false);
         if (outcome.ExitCode != 0)
             throw new LinuxKitException($"qemu-img could not convert '{image.Path}' to a raw disk for hyperkit: {outcome.Stderr.Trim()}");
         return disk;
@@ -77,21 +79,21 @@ internal sealed class HyperkitHypervisor : IHypervisor
         ProcessIdentity? hyperkit = null;
         try
         {
-            helpers.Add(await DetachedProcess.StartAsync(vpnKit, HyperkitCommandBuilder.VpnKit(layout), spec.Files.HypervisorLog, spec.Files.HypervisorLog, cancellationToken));
-            await WaitForAsync(() => File.Exists(layout.Files.VpnKitEthernetSocket), helpers[0], "vpnkit to open its ethernet socket", spec, cancellationToken);
+            helpers.Add(await DetachedProcess.StartAsync(vpnKit, HyperkitCommandBuilder.VpnKit(layout), spec.Files.HypervisorLog, spec.Files.HypervisorLog, cancellationToken).ConfigureAwait(false));
+            await WaitForAsync(() => File.Exists(layout.Files.VpnKitEthernetSocket), helpers[0], "vpnkit to open its ethernet socket", spec, cancellationToken).ConfigureAwait(false);
 
             var args = HyperkitCommandBuilder.Build(spec, layout);
             _logger.LogDebug("Starting VM {Id}: {Binary} {Arguments}", spec.Id, Binary, string.Join(' ', args));
-            hyperkit = await DetachedProcess.StartAsync(Binary, args, spec.Files.ConsoleLog, spec.Files.HypervisorLog, cancellationToken);
+            hyperkit = await DetachedProcess.StartAsync(Binary, args, spec.Files.ConsoleLog, spec.Files.HypervisorLog, cancellationToken).ConfigureAwait(false);
             var started = hyperkit.Value;
-            await WaitForAsync(() => File.Exists(spec.Files.PidFile), started, "hyperkit to write its pid file", spec, cancellationToken);
+            await WaitForAsync(() => File.Exists(spec.Files.PidFile), started, "hyperkit to write its pid file", spec, cancellationToken).ConfigureAwait(false);
 
             foreach (var forward in spec.Ports.Prepend(new PortForward(spec.SshPort, 22)))
             {
-                helpers.Add(await DetachedProcess.StartAsync(exposePort, HyperkitCommandBuilder.ExposePort(layout, forward), spec.Files.HypervisorLog, spec.Files.HypervisorLog, cancellationToken));
+                helpers.Add(await DetachedProcess.StartAsync(exposePort, HyperkitCommandBuilder.ExposePort(layout, forward), spec.Files.HypervisorLog, spec.Files.HypervisorLog, cancellationToken).ConfigureAwait(false));
             }
             // A port that cannot be published (in use) makes vpnkit-expose-port exit at once.
-            await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken);
+            await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
             if (helpers.Skip(1).Any(h => !h.IsAlive()))
                 throw new LinuxKitException($"A port of VM {spec.Id} could not be published (in use?): {ConsoleLog.Tail(spec.Files.HypervisorLog, 10)}");
 
@@ -99,7 +101,7 @@ internal sealed class HyperkitHypervisor : IHypervisor
             await DetachedProcess.StartAsync("/bin/sh", [
                 "-c", "vm=$1; shift; trap '' INT HUP TERM; while kill -0 \"$vm\" 2>/dev/null; do sleep 1; done; kill \"$@\" 2>/dev/null",
                 "linuxkit-testing-helpers", .. new[] { started.Pid }.Concat(helpers.Select(h => h.Pid)).Select(p => p.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-            ], "/dev/null", "/dev/null", CancellationToken.None);
+            ], "/dev/null", "/dev/null", CancellationToken.None).ConfigureAwait(false);
             return started;
         }
         catch
@@ -147,7 +149,7 @@ internal sealed class HyperkitHypervisor : IHypervisor
                 throw new LinuxKitException($"VM {spec.Id}: waiting for {what}, the process exited: {ConsoleLog.Tail(spec.Files.HypervisorLog, 20)}");
             if (DateTime.UtcNow > deadline)
                 throw new LinuxKitException($"VM {spec.Id}: waited {StartupLimit.TotalSeconds:0} s for {what}: {ConsoleLog.Tail(spec.Files.HypervisorLog, 20)}");
-            await Task.Delay(50, cancellationToken);
+            await Task.Delay(50, cancellationToken).ConfigureAwait(false);
         }
     }
 }

@@ -42,18 +42,18 @@ internal sealed class QemuHypervisor : IHypervisor
     {
         if (image.Format is not (ImageFormat.Qcow2 or ImageFormat.Vmdk or ImageFormat.Raw)) return null;
         var overlay = files.Overlay;
-        await DiskOverlay.CreateAsync(QemuImg, image, overlay, cancellationToken);
+        await DiskOverlay.CreateAsync(QemuImg, image, overlay, cancellationToken).ConfigureAwait(false);
         return overlay;
     }
 
     public async Task<ProcessIdentity> StartAsync(VmSpec spec, CancellationToken cancellationToken)
     {
-        var accelerator = await ResolveAcceleratorAsync(cancellationToken);
+        var accelerator = await ResolveAcceleratorAsync(cancellationToken).ConfigureAwait(false);
         var args = QemuCommandBuilder.Build(spec, accelerator);
         _logger.LogDebug("Starting VM {Id}: {Binary} {Arguments}", spec.Id, Binary, string.Join(' ', args));
         // Not cancelled midway: killing the daemonizing parent could orphan a QEMU that already
         // forked, with nothing knowing its PID. Start-up takes a moment; the caller cancels after.
-        var outcome = await ProcessRunner.RunAsync(Binary, args, TimeSpan.FromSeconds(60), CancellationToken.None);
+        var outcome = await ProcessRunner.RunAsync(Binary, args, TimeSpan.FromSeconds(60), CancellationToken.None).ConfigureAwait(false);
         if (outcome.ExitCode != 0)
         {
             var reason = outcome.Stderr.Trim();
@@ -63,7 +63,7 @@ internal sealed class QemuHypervisor : IHypervisor
             throw new LinuxKitException(
                 $"QEMU could not start VM {spec.Id} (exit code {outcome.ExitCode}): {reason}{hint}");
         }
-        var pidText = await File.ReadAllTextAsync(spec.Files.PidFile, CancellationToken.None);
+        var pidText = await File.ReadAllTextAsync(spec.Files.PidFile, CancellationToken.None).ConfigureAwait(false);
         var pid = int.Parse(pidText.Trim(), CultureInfo.InvariantCulture);
         return ProcessIdentity.Of(pid)
             ?? throw new LinuxKitException($"QEMU started VM {spec.Id} as PID {pid}, which exited at once. See {spec.Files.HypervisorLog} and {spec.Files.ConsoleLog}.");
@@ -119,8 +119,9 @@ internal sealed class QemuHypervisor : IHypervisor
     {
         try
         {
-            await using var qmp = await QmpClient.ConnectAsync(controlSocket, cancellationToken);
-            await qmp.ExecuteAsync(command, cancellationToken);
+            var qmp = await QmpClient.ConnectAsync(controlSocket, cancellationToken).ConfigureAwait(false);
+            await using var qmpDisposal = qmp.ConfigureAwait(false);
+            await qmp.ExecuteAsync(command, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
         {
@@ -148,7 +149,7 @@ internal sealed class QemuHypervisor : IHypervisor
             logger.LogWarning("KVM is not available ({Reason}); QEMU uses TCG software emulation, which is several times slower.", why);
             return Accelerator.Tcg;
         }
-        var probe = await ProbeKvmAsync(binary);
+        var probe = await ProbeKvmAsync(binary).ConfigureAwait(false);
         if (probe is null) return Accelerator.Kvm;
         logger.LogWarning("/dev/kvm opens but KVM does not run a guest here ({Reason}); QEMU uses TCG software emulation, which is several times slower.", probe);
         return Accelerator.Tcg;
@@ -204,8 +205,8 @@ internal sealed class QemuHypervisor : IHypervisor
                     return null;
                 }
                 if (qemu.HasExited)
-                    return $"QEMU exited with code {qemu.ExitCode}: {(await stderr).Trim()}";
-                await Task.Delay(50);
+                    return $"QEMU exited with code {qemu.ExitCode}: {(await stderr.ConfigureAwait(false)).Trim()}";
+                await Task.Delay(50).ConfigureAwait(false);
             }
             qemu.Kill();
             return "the firmware did not run within 5 s";

@@ -27,10 +27,10 @@ internal sealed class QmpClient : IAsyncDisposable
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken);
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken).ConfigureAwait(false);
             var client = new QmpClient(socket);
-            await client.ReadMessageAsync(cancellationToken); // greeting
-            await client.ExecuteAsync("qmp_capabilities", cancellationToken);
+            await client.ReadMessageAsync(cancellationToken).ConfigureAwait(false); // greeting
+            await client.ExecuteAsync("qmp_capabilities", cancellationToken).ConfigureAwait(false);
             return client;
         }
         catch
@@ -44,10 +44,10 @@ internal sealed class QmpClient : IAsyncDisposable
     public async Task<JsonNode?> ExecuteAsync(string command, CancellationToken cancellationToken)
     {
         var request = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new Dictionary<string, string> { ["execute"] = command }) + "\n");
-        await _stream.WriteAsync(request, cancellationToken);
+        await _stream.WriteAsync(request, cancellationToken).ConfigureAwait(false);
         while (true)
         {
-            var message = await ReadMessageAsync(cancellationToken);
+            var message = await ReadMessageAsync(cancellationToken).ConfigureAwait(false);
             if (message["event"] is not null) continue;
             if (message["error"] is { } error)
                 throw new LinuxKitException($"QEMU refused '{command}': {error["desc"]?.GetValue<string>() ?? error.ToJsonString()}");
@@ -57,7 +57,7 @@ internal sealed class QmpClient : IAsyncDisposable
 
     private async Task<JsonNode> ReadMessageAsync(CancellationToken cancellationToken)
     {
-        var line = await _reader.ReadLineAsync(cancellationToken)
+        var line = await _reader.ReadLineAsync(cancellationToken).ConfigureAwait(false)
             ?? throw new LinuxKitException("QEMU closed its control socket.");
         return JsonNode.Parse(line) ?? throw new LinuxKitException($"QEMU sent an empty QMP message: {line}");
     }
