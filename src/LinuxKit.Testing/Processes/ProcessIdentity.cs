@@ -66,15 +66,10 @@ internal readonly record struct ProcessIdentity(int Pid, string StartTime)
     public bool Signal(UnixSignal signal) => IsAlive() && NativeMethods.Kill(Pid, (int)signal) == 0;
 
     /// <summary>Waits until the process is gone or the timeout passes; true when it is gone.</summary>
-    public async Task<bool> WaitForExitAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    public Task<bool> WaitForExitAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (IsAlive())
-        {
-            if (DateTime.UtcNow >= deadline) return false;
-            await Task.Delay(50, cancellationToken).ConfigureAwait(false);
-        }
-        return true;
+        var self = this; // a struct's 'this' cannot be captured by the lambda
+        return Polling.UntilAsync(() => !self.IsAlive(), TimeSpan.FromMilliseconds(50), timeout, cancellationToken);
     }
 }
 

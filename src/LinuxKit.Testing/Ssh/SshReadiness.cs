@@ -89,7 +89,7 @@ internal static class SshReadiness
     {
         try
         {
-            while (!hypervisorExited()) await Task.Delay(HypervisorCheck, stop.Token).ConfigureAwait(false);
+            await Polling.UntilAsync(hypervisorExited, HypervisorCheck, Timeout.InfiniteTimeSpan, stop.Token).ConfigureAwait(false);
             await stop.CancelAsync().ConfigureAwait(false);
         }
         catch (OperationCanceledException)

@@ -142,14 +142,10 @@ internal sealed class HyperkitHypervisor : IHypervisor
 
     private static async Task WaitForAsync(Func<bool> ready, ProcessIdentity process, string what, VmSpec spec, CancellationToken cancellationToken)
     {
-        var deadline = DateTime.UtcNow + StartupLimit;
-        while (!ready())
-        {
-            if (!process.IsAlive())
-                throw new LinuxKitException($"VM {spec.Id}: waiting for {what}, the process exited: {ConsoleLog.Tail(spec.Files.HypervisorLog, 20)}");
-            if (DateTime.UtcNow > deadline)
-                throw new LinuxKitException($"VM {spec.Id}: waited {StartupLimit.TotalSeconds:0} s for {what}: {ConsoleLog.Tail(spec.Files.HypervisorLog, 20)}");
-            await Task.Delay(50, cancellationToken).ConfigureAwait(false);
-        }
+        var settled = await Polling.UntilAsync(() => ready() || !process.IsAlive(), TimeSpan.FromMilliseconds(50), StartupLimit, cancellationToken).ConfigureAwait(false);
+        if (ready()) return;
+        if (settled)
+            throw new LinuxKitException($"VM {spec.Id}: waiting for {what}, the process exited: {ConsoleLog.Tail(spec.Files.HypervisorLog, 20)}");
+        throw new LinuxKitException($"VM {spec.Id}: waited {StartupLimit.TotalSeconds:0} s for {what}: {ConsoleLog.Tail(spec.Files.HypervisorLog, 20)}");
     }
 }

@@ -196,18 +196,15 @@ internal sealed class QemuHypervisor : IHypervisor
         {
             using var qemu = Process.Start(info)!;
             var stderr = qemu.StandardError.ReadToEndAsync();
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
-            while (DateTime.UtcNow < deadline)
+            bool FirmwareRan() => File.Exists(debugLog) && new FileInfo(debugLog).Length > 0;
+            await Polling.UntilAsync(() => FirmwareRan() || qemu.HasExited, TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(false);
+            if (FirmwareRan())
             {
-                if (File.Exists(debugLog) && new FileInfo(debugLog).Length > 0)
-                {
-                    qemu.Kill();
-                    return null;
-                }
-                if (qemu.HasExited)
-                    return $"QEMU exited with code {qemu.ExitCode}: {(await stderr.ConfigureAwait(false)).Trim()}";
-                await Task.Delay(50).ConfigureAwait(false);
+                qemu.Kill();
+                return null;
             }
+            if (qemu.HasExited)
+                return $"QEMU exited with code {qemu.ExitCode}: {(await stderr.ConfigureAwait(false)).Trim()}";
             qemu.Kill();
             return "the firmware did not run within 5 s";
         }
