@@ -1,5 +1,4 @@
 using System.Globalization;
-using LinuxKit.Testing.Fixtures;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 

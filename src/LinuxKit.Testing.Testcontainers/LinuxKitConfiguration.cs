@@ -3,11 +3,6 @@ using Microsoft.Extensions.Logging;
 
 namespace LinuxKit.Testing.Testcontainers;
 
-/// <summary>A folder on the host shared with the guest over 9p.</summary>
-/// <param name="HostPath">The host folder.</param>
-/// <param name="GuestPath">Where the guest mounts it.</param>
-public sealed record BindMount(string HostPath, string GuestPath);
-
 /// <summary>
 /// Everything a <see cref="LinuxKitBuilder"/> collected. Immutable: each builder method returns
 /// a builder over a changed copy, so a builder can be shared and branched.

@@ -12,38 +12,42 @@ public class PollingTests
         Assert.True(await Polling.UntilAsync(() => true, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5), CancellationToken.None, time));
     }
 
+    // The clock is advanced in steps until the wait ends; a step can land before the next
+    // delay is registered, so the tests count checks and compare times, not steps.
+    private static async Task<T> AdvanceUntilDoneAsync<T>(Task<T> waiting, FakeTimeProvider time)
+    {
+        for (var i = 0; i < 100 && !waiting.IsCompleted; i++)
+        {
+            time.Advance(TimeSpan.FromSeconds(1));
+            await Task.Delay(10);
+        }
+        return await waiting.WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
     [Fact]
     public async Task A_condition_is_checked_at_each_interval_until_it_holds()
     {
         var time = new FakeTimeProvider();
         var checks = 0;
 
-        var waiting = Polling.UntilAsync(() => ++checks == 3, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10), CancellationToken.None, time);
-        for (var i = 0; i < 2 && !waiting.IsCompleted; i++)
-        {
-            Assert.False(waiting.IsCompleted);
-            time.Advance(TimeSpan.FromSeconds(1));
-            await Task.Yield();
-        }
+        var held = await AdvanceUntilDoneAsync(Polling.UntilAsync(() => ++checks == 3, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(60), CancellationToken.None, time), time);
 
-        Assert.True(await waiting.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.True(held);
         Assert.Equal(3, checks);
+        Assert.True(time.GetUtcNow() - time.Start >= TimeSpan.FromSeconds(2), "two intervals passed before the third check");
     }
 
     [Fact]
     public async Task A_condition_that_never_holds_returns_false_once_the_timeout_passed_on_the_clock()
     {
         var time = new FakeTimeProvider();
-
         var waiting = Polling.UntilAsync(() => false, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(3), CancellationToken.None, time);
-        for (var i = 0; i < 10 && !waiting.IsCompleted; i++)
-        {
-            time.Advance(TimeSpan.FromSeconds(1));
-            await Task.Delay(10);
-        }
 
-        Assert.False(await waiting.WaitAsync(TimeSpan.FromSeconds(5)));
-        Assert.InRange(time.GetUtcNow() - time.Start, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(4));
+        time.Advance(TimeSpan.FromSeconds(2));
+        Assert.False(waiting.IsCompleted); // the timeout has not passed on the clock
+
+        Assert.False(await AdvanceUntilDoneAsync(waiting, time));
+        Assert.True(time.GetUtcNow() - time.Start >= TimeSpan.FromSeconds(3));
     }
 
     [Fact]

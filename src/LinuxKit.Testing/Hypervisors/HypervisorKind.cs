@@ -15,36 +15,3 @@ public enum HypervisorKind
     /// <summary>Hyperkit (macOS on Intel), as <c>linuxkit run hyperkit</c> runs it.</summary>
     Hyperkit,
 }
-
-/// <summary>How a Hyperkit VM is networked.</summary>
-public enum HyperkitNetworking
-{
-    /// <summary>
-    /// A VPNKit instance per VM (user-mode networking, like Docker Desktop); ports are published
-    /// on 127.0.0.1 with vpnkit-expose-port. The image needs LinuxKit's vpnkit-forwarder service.
-    /// </summary>
-    VpnKit,
-
-    /// <summary>
-    /// Apple's vmnet (needs root): the guest gets an address on a host-only network and no
-    /// ports are published. The SDK reaches guests through a published SSH port, so it cannot
-    /// run VMs this way; the option exists to build the command line.
-    /// </summary>
-    VmNet,
-}
-
-/// <summary>How QEMU executes guest code.</summary>
-public enum Accelerator
-{
-    /// <summary>Detect: KVM where it works, HVF on macOS, else TCG.</summary>
-    Auto,
-
-    /// <summary>Linux KVM.</summary>
-    Kvm,
-
-    /// <summary>macOS Hypervisor.framework.</summary>
-    Hvf,
-
-    /// <summary>QEMU's software emulation: works everywhere, several times slower.</summary>
-    Tcg,
-}

@@ -3,12 +3,6 @@ using LinuxKit.Testing.State;
 
 namespace LinuxKit.Testing.Hypervisors;
 
-/// <summary>A host port forwarded (on 127.0.0.1 only) to a guest TCP port.</summary>
-internal readonly record struct PortForward(int HostPort, int GuestPort);
-
-/// <summary>A host folder shared with the guest over 9p, mounted by the guest at GuestPath.</summary>
-internal readonly record struct VolumeShare(string Tag, string HostPath, string GuestPath);
-
 /// <summary>Everything a hypervisor needs to start one VM; paths are absolute.</summary>
 internal sealed record VmSpec
 {

@@ -2,11 +2,6 @@ using System.Text;
 
 namespace LinuxKit.Testing.Logs;
 
-/// <summary>One line of a VM's serial console and when it was written.</summary>
-/// <param name="Time">When the line's first byte was seen in the console log.</param>
-/// <param name="Text">The line, without its line break.</param>
-public sealed record ConsoleLine(DateTimeOffset Time, string Text);
-
 /// <summary>
 /// When each part of a console log appeared. A serial console carries no timestamps and the
 /// hypervisor writes none, so times come from watching the file grow: each mark says the log

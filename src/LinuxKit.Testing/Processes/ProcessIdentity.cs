@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 
 namespace LinuxKit.Testing.Processes;
 
@@ -71,17 +70,4 @@ internal readonly record struct ProcessIdentity(int Pid, string StartTime)
         var self = this; // a struct's 'this' cannot be captured by the lambda
         return Polling.UntilAsync(() => !self.IsAlive(), TimeSpan.FromMilliseconds(50), timeout, cancellationToken);
     }
-}
-
-/// <summary>The POSIX signals the SDK sends (same numbers on Linux and macOS).</summary>
-internal enum UnixSignal
-{
-    Kill = 9,
-    Term = 15,
-}
-
-internal static partial class NativeMethods
-{
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    internal static partial int Kill(int pid, int signal);
 }

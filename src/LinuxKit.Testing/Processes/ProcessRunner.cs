@@ -3,9 +3,6 @@ using System.Diagnostics;
 
 namespace LinuxKit.Testing.Processes;
 
-/// <summary>The outcome of a program run to completion.</summary>
-internal sealed record ProcessOutcome(int ExitCode, string Stdout, string Stderr);
-
 /// <summary>Runs short-lived host programs (qemu-img, a daemonizing QEMU) with a timeout.</summary>
 internal static class ProcessRunner
 {

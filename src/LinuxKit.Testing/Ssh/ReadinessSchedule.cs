@@ -3,37 +3,6 @@ using System.Net.Sockets;
 
 namespace LinuxKit.Testing.Ssh;
 
-/// <summary>What one attempt at a booting guest's SSH port came to.</summary>
-internal enum AttemptOutcome
-{
-    /// <summary>The connection stayed open and silent until the attempt's time ran out.</summary>
-    Silent,
-
-    /// <summary>The guest answered and closed the connection: its network is up, nothing listens yet.</summary>
-    Refused,
-
-    /// <summary>Nothing accepts on the host side (a hypervisor still starting its port forwarder).</summary>
-    NotListening,
-
-    /// <summary>An SSH server sent its banner, but the handshake or the command failed.</summary>
-    Answered,
-
-    /// <summary>The handshake worked and the command ran.</summary>
-    Ready,
-}
-
-/// <summary>One attempt's outcome, the banner if one came, what it made, and why it failed.</summary>
-internal readonly record struct Attempt<T>(AttemptOutcome Outcome, string? Banner = null, T? Value = default, Exception? Error = null);
-
-/// <summary>How a readiness wait ended.</summary>
-/// <param name="Value">What the successful handshake made; default when none succeeded.</param>
-/// <param name="Banner">The server's banner, if one ever came.</param>
-/// <param name="NetworkAnswered">True once the guest answered a connection at all.</param>
-/// <param name="SilentConnection">True when the last connection was open and silent when the wait ended.</param>
-/// <param name="Connections">How many connections the wait made.</param>
-/// <param name="LastError">Why the last handshake that got a banner failed.</param>
-internal sealed record ReadinessResult<T>(T? Value, string? Banner, bool NetworkAnswered, bool SilentConnection, int Connections, Exception? LastError);
-
 /// <summary>
 /// When to connect to a booting guest's SSH port, with one connection open at a time.
 /// </summary>

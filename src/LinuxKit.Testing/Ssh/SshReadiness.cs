@@ -8,12 +8,6 @@ using Renci.SshNet.Common;
 namespace LinuxKit.Testing.Ssh;
 
 /// <summary>
-/// A session that ran a command on a booted VM, how many connections it took to get there, and
-/// when each attempt ended (seconds since the wait began), for diagnostics.
-/// </summary>
-internal sealed record ReadySession(SshSession Session, string Banner, int Connections, string Timeline);
-
-/// <summary>
 /// Waits until a booting VM runs a command over SSH, attempting as <see cref="ReadinessSchedule"/>
 /// says: each SSH attempt is a handshake that runs <c>true</c>.
 /// </summary>

@@ -3,9 +3,6 @@ using Renci.SshNet.Common;
 
 namespace LinuxKit.Testing.Ssh;
 
-/// <summary>Where and as whom to reach a VM's SSH server.</summary>
-internal sealed record SshEndpoint(string Host, int Port, string User, string PrivateKeyPath);
-
 /// <summary>
 /// One SSH connection to a VM, reused by every command (a command on an open connection costs
 /// a channel, not a handshake). The host key seen first is pinned: a different key later is
