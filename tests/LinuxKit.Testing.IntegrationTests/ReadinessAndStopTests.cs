@@ -124,6 +124,7 @@ public partial class ReadinessAndStopTests
                 manager.RunAsync(prefix, ScratchManager.Small with { BootTimeout = TimeSpan.FromSeconds(15) }));
 
             Assert.Contains("within 15 s", e.Message, StringComparison.Ordinal);
+            Assert.Contains("nothing answered on the port", e.Message, StringComparison.Ordinal);
             Assert.Contains("no SSH server listened", e.Message, StringComparison.Ordinal);
             Assert.Contains("Welcome to LinuxKit", e.ConsoleTail, StringComparison.Ordinal);
             Assert.Empty(TestEnvironment.QemuProcessesUnder(state.Path));
@@ -144,6 +145,7 @@ public partial class ReadinessAndStopTests
                 manager.RunAsync(prefix, ScratchManager.Small with { BootTimeout = TimeSpan.FromSeconds(12) }));
 
             Assert.Contains("nothing answered on the port", e.Message, StringComparison.Ordinal);
+            Assert.Contains("network never came up", e.Message, StringComparison.Ordinal);
             Assert.Contains("Run /bin/sh as init process", e.ConsoleTail, StringComparison.Ordinal);
         }
     }

@@ -70,7 +70,7 @@ internal static class SshReadiness
         if (result.Banner is null && result.SilentConnection)
             return "a server accepted the connection but sent no SSH banner before the time ran out: the guest is up and its SSH server is very slow. Raise the boot timeout.";
         if (result.Banner is null)
-            return "the guest's network answered, but no SSH server listened on its port 22. " +
+            return "nothing answered on the port: the guest's network is up (it refused the connections), but no SSH server listened on its port 22. " +
                    "Check that the image starts an SSH server (LinuxKit's sshd package) and that it did not fail (see the console below).";
         if (result.LastError is SshAuthenticationException)
             return $"the SSH handshake with '{result.Banner}' worked, but the server refused the key {endpoint.PrivateKeyPath} for user '{endpoint.User}' ({result.LastError.Message}). " +
