@@ -65,6 +65,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         options.Validate();
         var resolved = LinuxKitImage.Resolve(image, _logger);
         var hypervisor = _hypervisor.Value;
+        hypervisor.Validate(resolved, options);
         var clock = Stopwatch.StartNew();
 
         var id = await _store.LockedAsync(() => ClaimId(options.Name), cancellationToken).ConfigureAwait(false);

@@ -133,6 +133,20 @@ public sealed class LinuxKitManagerTests : IDisposable
         Assert.Equal(ContainerStatus.Error, failed.Status);
     }
 
+    [Fact]
+    public async Task A_vm_its_hypervisor_refuses_is_refused_before_any_folder_port_or_disk_is_taken()
+    {
+        _hypervisor.Refusal = "the fake refuses this VM";
+        await using var manager = Manager();
+
+        var e = await Assert.ThrowsAsync<LinuxKitException>(() => manager.RunAsync(Iso(), new RunOptions { Name = "db" }));
+
+        Assert.Equal("the fake refuses this VM", e.Message);
+        Assert.Equal(0, _hypervisor.Starts);
+        Assert.Empty(await manager.ListAsync());
+        Assert.False(Directory.Exists(Path.Combine(_state, "vms")) && Directory.EnumerateFileSystemEntries(Path.Combine(_state, "vms")).Any());
+    }
+
     public void Dispose()
     {
         foreach (var process in _processes)
@@ -148,9 +162,17 @@ public sealed class LinuxKitManagerTests : IDisposable
     {
         public List<StopMode> Stops { get; } = [];
 
+        /// <summary>When set, Validate refuses every VM with this reason.</summary>
+        public string? Refusal { get; set; }
+
         public int Starts { get; private set; }
 
         public HypervisorKind Kind => HypervisorKind.Qemu;
+
+        public void Validate(LinuxKitImage image, RunOptions options)
+        {
+            if (Refusal is not null) throw new LinuxKitException(Refusal);
+        }
 
         public Task<string?> PrepareBootDiskAsync(LinuxKitImage image, VmFiles files, CancellationToken cancellationToken) => Task.FromResult<string?>(null);
 

@@ -13,6 +13,13 @@ internal interface IHypervisor
     HypervisorKind Kind { get; }
 
     /// <summary>
+    /// Refuses, with the reason and what to do, a VM this hypervisor cannot run. Called before
+    /// anything is allocated (no folder, no port, no disk copy).
+    /// </summary>
+    /// <exception cref="LinuxKitException">The image or an option cannot be used here.</exception>
+    void Validate(LinuxKitImage image, RunOptions options);
+
+    /// <summary>
     /// Makes the disk the VM boots from, inside the VM's folder, so the user's image is never
     /// written; null for formats that boot without one (ISO, kernel+initrd).
     /// </summary>

@@ -37,11 +37,19 @@ internal sealed class HyperkitHypervisor : IHypervisor
 
     public string Binary { get; }
 
+    public void Validate(LinuxKitImage image, RunOptions options)
+    {
+        if (options.Volumes.Count > 0)
+            throw new LinuxKitException("Hyperkit cannot share host folders (its virtio-9p serves sockets, not folders). Use QEMU for volumes (LinuxKitManagerOptions.Hypervisor = Qemu), or copy files in with WriteFileAsync.");
+        if (_options.Networking == HyperkitNetworking.VmNet)
+            throw new LinuxKitException("Hyperkit with vmnet publishes no ports, and this SDK reaches a guest through its published SSH port on 127.0.0.1 (finding the guest's vmnet address is not implemented). Use HyperkitNetworking.VpnKit.");
+        RequireFirmware(image);
+        if (image.Format is ImageFormat.Qcow2 or ImageFormat.Vmdk) QemuImg(image);
+    }
+
     public async Task<string?> PrepareBootDiskAsync(LinuxKitImage image, VmFiles files, CancellationToken cancellationToken)
     {
-        if (image.Format == ImageFormat.KernelInitrd) return null;
-        RequireFirmware(image);
-        if (image.Format == ImageFormat.Iso) return null;
+        if (image.Format is ImageFormat.KernelInitrd or ImageFormat.Iso) return null;
 
         // hyperkit writes to its disk and reads raw only: the VM gets a raw copy of its own.
         var disk = files.RawDisk;
@@ -54,11 +62,7 @@ internal sealed class HyperkitHypervisor : IHypervisor
             await source.CopyToAsync(copy, cancellationToken).ConfigureAwait(false);
             return disk;
         }
-        var requested = _options.QemuImg ?? "qemu-img";
-        var qemuImg = ProcessRunner.FindOnPath(requested) ?? throw new LinuxKitException(
-            $"Hyperkit reads raw disks only, and '{image.Path}' is {image.Format}. Install qemu-img ('brew install qemu') so it is converted for each VM, " +
-            $"or convert it once yourself: qemu-img convert -O raw '{image.Path}' image.img, and boot image.img.");
-        var outcome = await ProcessRunner.RunAsync(qemuImg, ["convert", "-O", "raw", image.Path, disk], TimeSpan.FromMinutes(10), cancellationToken).ConfigureAwait(false);
+        var outcome = await ProcessRunner.RunAsync(QemuImg(image), ["convert", "-O", "raw", image.Path, disk], TimeSpan.FromMinutes(10), cancellationToken).ConfigureAwait(false);
         if (outcome.ExitCode != 0)
             throw new LinuxKitException($"qemu-img could not convert '{image.Path}' to a raw disk for hyperkit: {outcome.Stderr.Trim()}");
         return disk;
@@ -66,12 +70,6 @@ internal sealed class HyperkitHypervisor : IHypervisor
 
     public async Task<ProcessIdentity> StartAsync(VmSpec spec, CancellationToken cancellationToken)
     {
-        if (spec.Volumes.Count > 0)
-            throw new LinuxKitException("Hyperkit cannot share host folders (its virtio-9p serves sockets, not folders). Use QEMU for volumes (LinuxKitManagerOptions.Hypervisor = Qemu), or copy files in with WriteFileAsync.");
-        if (_options.Networking == HyperkitNetworking.VmNet)
-            throw new LinuxKitException("Hyperkit with vmnet publishes no ports, and this SDK reaches a guest through its published SSH port on 127.0.0.1 (finding the guest's vmnet address is not implemented). Use HyperkitNetworking.VpnKit.");
-        RequireFirmware(spec.Image);
-
         var layout = new HyperkitLayout(spec.Files, _options.Networking, _options.Firmware);
         var vpnKit = Tool(_options.VpnKit, "vpnkit");
         var exposePort = Tool(_options.VpnKitExposePort, "vpnkit-expose-port");
@@ -124,6 +122,12 @@ internal sealed class HyperkitHypervisor : IHypervisor
 
     public Task ResumeAsync(string controlSocket, CancellationToken cancellationToken) =>
         throw new NotSupportedException("Hyperkit cannot pause or resume a VM; use QEMU (LinuxKitManagerOptions.Hypervisor = Qemu).");
+
+    // hyperkit reads raw disks only: qcow2 and VMDK are converted with qemu-img for each VM.
+    private string QemuImg(LinuxKitImage image) =>
+        ProcessRunner.FindOnPath(_options.QemuImg ?? "qemu-img") ?? throw new LinuxKitException(
+            $"Hyperkit reads raw disks only, and '{image.Path}' is {image.Format}. Install qemu-img ('brew install qemu') so it is converted for each VM, " +
+            $"or convert it once yourself: qemu-img convert -O raw '{image.Path}' image.img, and boot image.img.");
 
     private void RequireFirmware(LinuxKitImage image)
     {

@@ -38,6 +38,11 @@ internal sealed class QemuHypervisor : IHypervisor
 
     public string QemuImg { get; }
 
+    // QEMU runs every format and option RunOptions.Validate lets through.
+    public void Validate(LinuxKitImage image, RunOptions options)
+    {
+    }
+
     public async Task<string?> PrepareBootDiskAsync(LinuxKitImage image, VmFiles files, CancellationToken cancellationToken)
     {
         if (image.Format is not (ImageFormat.Qcow2 or ImageFormat.Vmdk or ImageFormat.Raw)) return null;
