@@ -30,6 +30,25 @@ public class MSBuildTasksTests(LocalPackageFeed feed) : IClassFixture<LocalPacka
         Assert.True(exitCode == 0, output);
         Assert.Matches(@"VM [0-9a-f]{8} runs Linux; forwarded \d+ to 22", output);
         await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
+        Assert.Contains("\"ExitCode\": 137", StoppedRecord(state.Path), StringComparison.Ordinal); // stopped at once
+    }
+
+    [Fact]
+    public async Task StopLinuxKit_with_Graceful_powers_the_guest_off()
+    {
+        using var state = new TempDirectory("lkt-msbuild-");
+        var (exitCode, output) = await BuildSampleAsync(state.Path, "-p:GracefulStop=true");
+        Assert.True(exitCode == 0, output);
+        await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
+        Assert.Contains("\"ExitCode\": 0", StoppedRecord(state.Path), StringComparison.Ordinal); // the dropbear guest powered off
+    }
+
+    // The record the detached VM leaves behind, stopped.
+    private static string StoppedRecord(string state)
+    {
+        var record = File.ReadAllText(Assert.Single(Directory.GetFiles(Path.Combine(state, "vms"), "vm.json", SearchOption.AllDirectories)));
+        Assert.Contains("\"Status\": \"Stopped\"", record, StringComparison.Ordinal);
+        return record;
     }
 
     [Fact]
