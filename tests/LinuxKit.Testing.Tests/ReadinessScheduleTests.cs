@@ -21,8 +21,12 @@ public sealed class ReadinessScheduleTests
         return outcome == AttemptOutcome.Answered ? new Attempt<string>(AttemptOutcome.Ready, banner, banner) : new Attempt<string>(outcome);
     }
 
-    private static Task<ReadinessResult<string>> RunAsync(int port, TimeSpan limit, CancellationToken stop) =>
-        ReadinessSchedule.RunAsync<string>(port, (patience, token) => BannerHandshakeAsync(port, patience, token), DateTime.UtcNow + limit, stop);
+    // The wait as the readiness runs it: stopped at its deadline.
+    private static async Task<ReadinessResult<string>> RunAsync(int port, TimeSpan limit)
+    {
+        using var stop = new CancellationTokenSource(limit);
+        return await ReadinessSchedule.RunAsync<string>(port, (patience, token) => BannerHandshakeAsync(port, patience, token), DateTime.UtcNow + limit, stop.Token);
+    }
 
     private sealed class BootingGuest : IAsyncDisposable
     {
@@ -114,9 +118,7 @@ public sealed class ReadinessScheduleTests
         // Network up at 3 s, the SSH server at 8.5 s, forking 1.5 s before each banner: a
         // probe that gave up on the banner after a fraction of a second would never see it.
         await using var guest = new BootingGuest(TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(8.5), TimeSpan.FromSeconds(1.5));
-        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-
-        var result = await RunAsync(guest.Port, TimeSpan.FromSeconds(60), limit.Token);
+        var result = await RunAsync(guest.Port, TimeSpan.FromSeconds(60));
 
         Assert.Equal("SSH-2.0-OpenSSH_9.2p1 Debian-2", result.Value);
         Assert.Equal("SSH-2.0-OpenSSH_9.2p1 Debian-2", result.Banner);
@@ -130,9 +132,7 @@ public sealed class ReadinessScheduleTests
     public async Task A_guest_whose_network_never_answers_is_reported_so_when_the_wait_is_stopped()
     {
         await using var guest = new BootingGuest(TimeSpan.MaxValue, TimeSpan.MaxValue, TimeSpan.Zero);
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2.5));
-
-        var result = await RunAsync(guest.Port, TimeSpan.FromSeconds(2.5), stop.Token);
+        var result = await RunAsync(guest.Port, TimeSpan.FromSeconds(2.5));
 
         Assert.Null(result.Value);
         Assert.Null(result.Banner);
@@ -146,9 +146,7 @@ public sealed class ReadinessScheduleTests
     {
         // Up and refusing for 0.5 s, then a server that never sends its banner.
         await using var guest = new BootingGuest(TimeSpan.Zero, TimeSpan.FromSeconds(0.5), TimeSpan.FromHours(1));
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(3));
-
-        var result = await RunAsync(guest.Port, TimeSpan.FromSeconds(3), stop.Token);
+        var result = await RunAsync(guest.Port, TimeSpan.FromSeconds(3));
 
         Assert.Null(result.Banner);
         Assert.True(result.NetworkAnswered);
@@ -165,9 +163,7 @@ public sealed class ReadinessScheduleTests
             probe.Start();
             port = ((IPEndPoint)probe.LocalEndpoint).Port;
         }
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1.5));
-
-        var result = await RunAsync(port, TimeSpan.FromSeconds(1.5), stop.Token);
+        var result = await RunAsync(port, TimeSpan.FromSeconds(1.5));
 
         Assert.Null(result.Banner);
         Assert.False(result.NetworkAnswered);
