@@ -1,6 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
-using System.Globalization;
 using LinuxKit.Testing.Hypervisors;
 using LinuxKit.Testing.Images;
 using LinuxKit.Testing.Logs;
@@ -22,7 +20,6 @@ namespace LinuxKit.Testing;
 /// </summary>
 public sealed class LinuxKitManager : IManager, IAsyncDisposable
 {
-    private static readonly TimeSpan SshConnectTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan VolumeFlushBudget = TimeSpan.FromSeconds(2);
 
     private readonly LinuxKitManagerOptions _options;
@@ -30,7 +27,8 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
     private readonly StateStore _store;
     private readonly PortAllocator _ports = new();
     private readonly Lazy<IHypervisor> _hypervisor;
-    private readonly ConcurrentDictionary<string, Task<SshSession>> _sessions = new();
+    private readonly TimeProvider _time;
+    private readonly SshSessionPool _sessions;
     private readonly ConcurrentDictionary<string, OwnerWatchdog?> _owned = new();
     private readonly ConcurrentDictionary<string, ConsoleWatcher> _watchers = new();
     private bool _disposed;
@@ -42,14 +40,17 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
     }
 
     /// <summary>
-    /// A manager over a given hypervisor factory (tests give a fake); null picks the hypervisor
-    /// the options, the environment and the host call for.
+    /// A manager over given seams (tests give fakes): null picks the hypervisor the options, the
+    /// environment and the host call for, the store in the options' state directory, and the
+    /// system clock.
     /// </summary>
-    internal LinuxKitManager(LinuxKitManagerOptions options, Func<IHypervisor>? hypervisorFactory)
+    internal LinuxKitManager(LinuxKitManagerOptions options, Func<IHypervisor>? hypervisorFactory, StateStore? store = null, TimeProvider? time = null)
     {
         _options = options;
         _logger = _options.Logger ?? NullLogger.Instance;
-        _store = new StateStore(_options.ResolveStateDirectory());
+        _time = time ?? TimeProvider.System;
+        _sessions = new SshSessionPool(_time);
+        _store = store ?? new StateStore(_options.ResolveStateDirectory());
         // Created on first use, so that listing or stopping works where QEMU is not installed.
         _hypervisor = new Lazy<IHypervisor>(hypervisorFactory ?? (() => HypervisorFactory.Create(_options, _logger)));
     }
@@ -66,14 +67,14 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         var resolved = LinuxKitImage.Resolve(image, _logger);
         var hypervisor = _hypervisor.Value;
         hypervisor.Validate(resolved, options);
-        var clock = Stopwatch.StartNew();
+        var bootStarted = _time.GetTimestamp();
 
         var id = await _store.LockedAsync(() => ClaimId(options.Name), cancellationToken).ConfigureAwait(false);
         var files = _store.Files(id);
         var description = options.Name is null ? $"VM {id}" : $"VM {id} ({options.Name})";
         _logger.LogInformation("Booting {Vm} from {Image} ({Format})", description, resolved.Path, resolved.Format);
 
-        var record = NewRecord(files, image, resolved, options, hypervisor.Kind);
+        var record = NewRecord(files, image, resolved, options, hypervisor.Kind) with { StartedAt = _time.GetUtcNow() };
         ProcessIdentity? process = null;
         var reservations = new List<PortReservation>();
         try
@@ -84,7 +85,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             var shares = options.Volumes.Select((v, i) => new VolumeShare($"vol{i}", Path.GetFullPath(v.Key), v.Value)).ToList();
             await File.WriteAllBytesAsync(
                 files.MetadataIso,
-                MetadataIso.Build(LinuxKitMetadata.Build(sshKeyLine, shares.Select(s => (s.Tag, s.GuestPath)).ToList()), DateTime.UtcNow),
+                MetadataIso.Build(LinuxKitMetadata.Build(sshKeyLine, shares.Select(s => (s.Tag, s.GuestPath)).ToList()), _time.GetUtcNow().UtcDateTime),
                 cancellationToken).ConfigureAwait(false);
             var bootDisk = await hypervisor.PrepareBootDiskAsync(resolved, files, cancellationToken).ConfigureAwait(false);
             if (bootDisk is not null) record = record with { RuntimeFiles = [bootDisk] };
@@ -129,7 +130,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             process = await hypervisor.StartAsync(spec, cancellationToken).ConfigureAwait(false);
             foreach (var reservation in reservations) reservation.Dispose();
             reservations.Clear();
-            record = record with { Pid = process.Value.Pid, PidStartTime = process.Value.StartTime, StartedAt = DateTimeOffset.UtcNow };
+            record = record with { Pid = process.Value.Pid, PidStartTime = process.Value.StartTime, StartedAt = _time.GetUtcNow() };
             _store.Save(record);
 
             var started = process.Value;
@@ -140,12 +141,12 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
                 options.BootTimeout,
                 description,
                 cancellationToken).ConfigureAwait(false);
-            _sessions[id] = Task.FromResult(ready.Session);
+            _sessions.Add(id, ready.Session);
             record = record with { Status = ContainerStatus.Running, HostKeyFingerprint = ready.Session.HostKeyFingerprint };
             _store.Save(record);
             _logger.LogInformation(
                 "{Vm} is ready after {Seconds:0.0} s, {Connections} SSH connections ({Banner}; ssh {User}@127.0.0.1 -p {Port})",
-                description, clock.Elapsed.TotalSeconds, ready.Connections, ready.Banner, record.SshUser, record.SshPort);
+                description, _time.GetElapsedTime(bootStarted).TotalSeconds, ready.Connections, ready.Banner, record.SshUser, record.SshPort);
             _logger.LogDebug("{Vm} readiness: {Timeline}", description, ready.Timeline);
             return record.ToContainer();
         }
@@ -213,7 +214,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(command);
         var commandLine = ShellQuoting.Join(command);
-        return await OverSshAsync(id, session => session.RunAsync(commandLine, cancellationToken), cancellationToken).ConfigureAwait(false);
+        return await Guest(id).UseAsync(session => session.RunAsync(commandLine, cancellationToken), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -228,35 +229,8 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
     /// <param name="groupId">The owning group id.</param>
     /// <param name="cancellationToken">Cancels the copy.</param>
     /// <exception cref="LinuxKitException">The guest refused the file (read-only file system, full disk, ...).</exception>
-    public async Task WriteFileAsync(string id, string guestPath, Stream content, UnixFileMode mode, int ownerId = 0, int groupId = 0, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(content);
-        RequireAbsolute(guestPath);
-        var octal = Convert.ToString((int)mode & 0xFFF, 8);
-        var owner = string.Create(CultureInfo.InvariantCulture, $"{ownerId}:{groupId}");
-        // The guest renames the file into place only at the expected size, so a copy that breaks
-        // off never lands; a stream of unknown length is spooled to learn its size.
-        FileStream? spooled = null;
-        ExecResult result;
-        try
-        {
-            if (!content.CanSeek)
-            {
-                spooled = new FileStream(Path.Combine(Path.GetTempPath(), $"linuxkit-copy-{Guid.NewGuid():N}"), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 81920, FileOptions.DeleteOnClose);
-                await content.CopyToAsync(spooled, cancellationToken).ConfigureAwait(false);
-                spooled.Position = 0;
-            }
-            var source = spooled ?? content;
-            var length = source.Length - source.Position;
-            result = await OverSshAsync(id, session => session.WriteFileAsync(guestPath, source, length, octal, owner, cancellationToken), cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            if (spooled is not null) await spooled.DisposeAsync().ConfigureAwait(false);
-        }
-        if (result.ExitCode != 0)
-            throw new LinuxKitException($"Cannot write '{guestPath}' in VM {id} (exit code {result.ExitCode}): {result.Stderr.Trim()}");
-    }
+    public Task WriteFileAsync(string id, string guestPath, Stream content, UnixFileMode mode, int ownerId = 0, int groupId = 0, CancellationToken cancellationToken = default) =>
+        GuestFiles.WriteAsync(Guest(id), guestPath, content, mode, ownerId, groupId, cancellationToken);
 
     /// <summary>Reads a file from the VM (over the SSH connection; no SFTP server needed).</summary>
     /// <param name="id">The VM's id or name.</param>
@@ -264,18 +238,8 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
     /// <param name="cancellationToken">Cancels the read.</param>
     /// <exception cref="FileNotFoundException">There is no such file in the guest.</exception>
     /// <exception cref="LinuxKitException">The path is a folder or cannot be read.</exception>
-    public async Task<byte[]> ReadFileAsync(string id, string guestPath, CancellationToken cancellationToken = default)
-    {
-        RequireAbsolute(guestPath);
-        var (exitCode, content, error) = await OverSshAsync(id, session => session.ReadFileAsync(guestPath, cancellationToken), cancellationToken).ConfigureAwait(false);
-        return exitCode switch
-        {
-            0 => content,
-            2 => throw new FileNotFoundException($"There is no file '{guestPath}' in VM {id}.", guestPath),
-            3 => throw new LinuxKitException($"'{guestPath}' in VM {id} is a folder; read the files in it one by one."),
-            _ => throw new LinuxKitException($"Cannot read '{guestPath}' in VM {id} (exit code {exitCode}): {error.Trim()}"),
-        };
-    }
+    public Task<byte[]> ReadFileAsync(string id, string guestPath, CancellationToken cancellationToken = default) =>
+        GuestFiles.ReadAsync(Guest(id), guestPath, cancellationToken);
 
     /// <summary>
     /// The console's lines written from <paramref name="since"/> up to <paramref name="until"/>,
@@ -299,38 +263,18 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             log = new byte[file.Length];
             await file.ReadExactlyAsync(log, cancellationToken).ConfigureAwait(false);
         }
-        timeline.Mark(log.Length, DateTimeOffset.UtcNow);
+        timeline.Mark(log.Length, _time.GetUtcNow());
         return timeline.Lines(log, since ?? DateTimeOffset.MinValue, until ?? DateTimeOffset.MaxValue);
     }
 
-    private static void RequireAbsolute(string guestPath)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(guestPath);
-        if (!guestPath.StartsWith('/')) throw new ArgumentException($"Guest path '{guestPath}' is not absolute.", nameof(guestPath));
-    }
-
-    // Runs an operation on the VM's SSH connection; a connection that dropped (the guest
-    // restarted sshd, a network hiccup) is replaced once.
-    private async Task<T> OverSshAsync<T>(string id, Func<SshSession, Task<T>> operation, CancellationToken cancellationToken)
+    // The VM over its pooled SSH connection; only a running VM has one.
+    private GuestConnection Guest(string id)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var record = Find(id);
         if (record.Status != ContainerStatus.Running || !Identity(record).IsAlive())
             throw new LinuxKitException($"VM {record.Id} is not running (status {Refresh(record).Status}); start it before running commands in it.");
-
-        for (var attempt = 1; ; attempt++)
-        {
-            var session = await SessionAsync(record, cancellationToken).ConfigureAwait(false);
-            try
-            {
-                return await operation(session).ConfigureAwait(false);
-            }
-            catch (Exception e) when (attempt == 1 && e is SshConnectionException or ObjectDisposedException or InvalidOperationException or IOException)
-            {
-                _sessions.TryRemove(record.Id, out _);
-                session.Dispose();
-            }
-        }
+        return _sessions.For(record.Id, new SshEndpoint("127.0.0.1", record.SshPort, record.SshUser, record.SshKeyFile), record.HostKeyFingerprint);
     }
 
     /// <summary>Freezes a running VM's CPUs (QMP stop).</summary>
@@ -368,10 +312,9 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             }
         });
         await Task.WhenAll(stops).ConfigureAwait(false);
-        foreach (var session in _sessions.Values.Where(s => s.IsCompletedSuccessfully)) session.Result.Dispose();
+        _sessions.Dispose();
         foreach (var watchdog in _owned.Values) watchdog?.Dispose();
         foreach (var watcher in _watchers.Values) await watcher.DisposeAsync().ConfigureAwait(false);
-        _sessions.Clear();
         _watchers.Clear();
         _owned.Clear();
     }
@@ -397,6 +340,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         return id;
     }
 
+    // StartedAt is set by the caller, on the manager's clock.
     private static VmRecord NewRecord(VmFiles files, string image, LinuxKitImage resolved, RunOptions options, HypervisorKind kind)
     {
         return new VmRecord
@@ -417,7 +361,6 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             ControlSocket = files.ControlSocket,
             PidFile = files.PidFile,
             HypervisorLog = files.HypervisorLog,
-            StartedAt = DateTimeOffset.UtcNow,
         };
     }
 
@@ -431,13 +374,13 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             p.Signal(UnixSignal.Kill);
             await p.WaitForExitAsync(TimeSpan.FromSeconds(10), CancellationToken.None).ConfigureAwait(false);
         }
-        CloseSession(record.Id);
+        _sessions.Close(record.Id);
         if (_owned.TryRemove(record.Id, out var watchdog)) watchdog?.Dispose();
         if (_watchers.TryRemove(record.Id, out var watcher)) await watcher.DisposeAsync().ConfigureAwait(false);
         RemoveRuntimeFiles(record);
         try
         {
-            _store.Save(record with { Status = ContainerStatus.Error, StoppedAt = DateTimeOffset.UtcNow });
+            _store.Save(record with { Status = ContainerStatus.Error, StoppedAt = _time.GetUtcNow() });
         }
         catch (IOException e)
         {
@@ -455,18 +398,18 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             if (mode == StopMode.Fast && record.Volumes.Count > 0) await FlushVolumesAsync(record).ConfigureAwait(false);
             // The connection is closed while the guest still answers: after a fast stop its
             // socket is dead, and closing channels on it fails.
-            CloseSession(record.Id);
+            _sessions.Close(record.Id);
             exitCode = await HypervisorFor(record).StopAsync(record.ControlSocket, process, mode, _options.StopTimeout, cancellationToken).ConfigureAwait(false);
         }
         else if (record.Status is ContainerStatus.Running or ContainerStatus.Starting)
         {
             exitCode = ExitTrace.Infer(record.HypervisorLog, record.ConsoleLog);
         }
-        CloseSession(record.Id);
+        _sessions.Close(record.Id);
         if (_owned.TryGetValue(record.Id, out var watchdog)) watchdog?.Dispose();
         if (_watchers.TryRemove(record.Id, out var watcher)) await watcher.DisposeAsync().ConfigureAwait(false);
         RemoveRuntimeFiles(record);
-        var stopped = record with { Status = ContainerStatus.Stopped, StoppedAt = record.StoppedAt ?? DateTimeOffset.UtcNow, ExitCode = exitCode };
+        var stopped = record with { Status = ContainerStatus.Stopped, StoppedAt = record.StoppedAt ?? _time.GetUtcNow(), ExitCode = exitCode };
         await _store.LockedAsync(() => _store.Save(stopped), cancellationToken).ConfigureAwait(false);
         _logger.LogInformation("VM {Id} stopped", record.Id);
     }
@@ -478,17 +421,12 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         using var budget = new CancellationTokenSource(VolumeFlushBudget);
         try
         {
-            await OverSshAsync(record.Id, session => session.RunAsync("sync", budget.Token), budget.Token).ConfigureAwait(false);
+            await Guest(record.Id).UseAsync(session => session.RunAsync("sync", budget.Token), budget.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is LinuxKitException or SshException or IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
         {
             _logger.LogWarning("Could not flush VM {Id}'s volumes before stopping it: {Reason}", record.Id, e.Message);
         }
-    }
-
-    private void CloseSession(string id)
-    {
-        if (_sessions.TryRemove(id, out var session) && session.IsCompletedSuccessfully) session.Result.Dispose();
     }
 
     private static void RemoveRuntimeFiles(VmRecord record)
@@ -512,54 +450,16 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
     private VmRecord Refresh(VmRecord record)
     {
         if (record.Status is not (ContainerStatus.Running or ContainerStatus.Starting) || Identity(record).IsAlive()) return record;
-        if (record.Status == ContainerStatus.Starting && record.Pid == 0 && DateTimeOffset.UtcNow - record.StartedAt < TimeSpan.FromMinutes(10))
+        if (record.Status == ContainerStatus.Starting && record.Pid == 0 && _time.GetUtcNow() - record.StartedAt < TimeSpan.FromMinutes(10))
             return record; // still being prepared by its process
         var stopped = record with
         {
             Status = ContainerStatus.Stopped,
-            StoppedAt = DateTimeOffset.UtcNow,
+            StoppedAt = _time.GetUtcNow(),
             ExitCode = ExitTrace.Infer(record.HypervisorLog, record.ConsoleLog),
         };
         RemoveRuntimeFiles(stopped);
         _store.Save(stopped);
         return stopped;
-    }
-
-    // One connection per VM, shared by concurrent callers; a failed connect is not cached.
-    private async Task<SshSession> SessionAsync(VmRecord record, CancellationToken cancellationToken)
-    {
-        var connecting = _sessions.GetOrAdd(record.Id, _ => ConnectWithRetriesAsync(
-            new SshEndpoint("127.0.0.1", record.SshPort, record.SshUser, record.SshKeyFile),
-            record.HostKeyFingerprint));
-        try
-        {
-            return await connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            _sessions.TryRemove(new KeyValuePair<string, Task<SshSession>>(record.Id, connecting));
-            throw new LinuxKitException($"Cannot connect to VM {record.Id} over SSH on 127.0.0.1:{record.SshPort}: {e.Message}", e);
-        }
-    }
-
-    // A connection can be dropped before the SSH banner: QEMU's user network delivers
-    // connections it queued while the guest booted (the readiness probes'), and dropbear turns
-    // away new clients while too many are unauthenticated. That passes within a second or two;
-    // a wrong key or host key does not, and is not retried.
-    private static async Task<SshSession> ConnectWithRetriesAsync(SshEndpoint endpoint, string? pinnedFingerprint)
-    {
-        var delay = TimeSpan.FromMilliseconds(250);
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                return await SshSession.ConnectAsync(endpoint, pinnedFingerprint, SshConnectTimeout, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (Exception e) when (attempt < 6 && e is SshConnectionException or System.Net.Sockets.SocketException or SshOperationTimeoutException)
-            {
-                await Task.Delay(delay).ConfigureAwait(false);
-                delay *= 2;
-            }
-        }
     }
 }
