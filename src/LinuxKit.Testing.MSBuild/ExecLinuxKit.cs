@@ -48,8 +48,7 @@ public sealed class ExecLinuxKit : LinuxKitTask
             Log.LogMessage(MessageImportance.Normal, "LinuxKit: '{0}' exited with {1} in VM {2} (ignored)", Command, result.ExitCode, vm);
             return true;
         }
-        Log.LogError(null, "LKT003", null, null, 0, 0, 0, 0,
-            "'{0}' exited with code {1} in VM {2}. Set IgnoreExitCode=\"true\" to go on anyway.", Command, result.ExitCode, vm);
+        Log.LogErrorWithCodeFromResources("ExecLinuxKit.NonZeroExit", Command, result.ExitCode, vm);
         return false;
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using LinuxKit.Testing.Hypervisors;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 
@@ -7,9 +8,12 @@ namespace LinuxKit.Testing.MSBuild;
 /// <summary>
 /// Boots a LinuxKit image and returns once the VM answers over SSH. The VM outlives the build
 /// step (and the build): stop it with <see cref="StopLinuxKit"/>, from a later target or build.
+/// Parameters left unset keep the defaults of <see cref="RunOptions"/>.
 /// </summary>
 public sealed class StartLinuxKit : LinuxKitTask
 {
+    private static readonly RunOptions Defaults = new();
+
     /// <summary>An image file (.iso, .qcow2, .vmdk, .img) or a kernel+initrd prefix.</summary>
     [Required]
     public string Image { get; set; } = "";
@@ -17,24 +21,46 @@ public sealed class StartLinuxKit : LinuxKitTask
     /// <summary>A name, usable instead of the id by the other tasks.</summary>
     public string? Name { get; set; }
 
-    /// <summary>Memory in MB (default 1024).</summary>
-    public int Memory { get; set; } = 1024;
+    /// <summary>Memory in MB (<see cref="RunOptions.Memory"/>).</summary>
+    public int Memory { get; set; } = Defaults.Memory;
 
-    /// <summary>Virtual CPUs (default 1).</summary>
-    public int Cpus { get; set; } = 1;
+    /// <summary>Virtual CPUs (<see cref="RunOptions.Cpus"/>).</summary>
+    public int Cpus { get; set; } = Defaults.Cpus;
 
     /// <summary>Forwarded ports, "HOST:GUEST" separated by ';' (HOST 0 picks a free port), e.g. "8080:80;0:5432".</summary>
     public string? Ports { get; set; }
 
+    /// <summary>Host folders shared with the guest over 9p: each item a host folder, with metadata GuestPath.</summary>
+    public ITaskItem[] Volumes { get; set; } = [];
+
     /// <summary>A private key the image accepts; by default a fresh key is made for the VM.</summary>
     public string? SshKey { get; set; }
 
-    /// <summary>Seconds the VM may take to answer over SSH (default 120).</summary>
-    public int Timeout { get; set; } = 120;
+    /// <summary>The SSH user (<see cref="RunOptions.SshUser"/>); as an output, the user that logs in.</summary>
+    [Output] public string SshUser { get; set; } = Defaults.SshUser;
 
     /// <summary>
-    /// When true the VM is not detached: it is stopped when this build process ends, however it
-    /// ends (the `dotnet test` hand-off uses this, so failing tests still stop it).
+    /// The host port (127.0.0.1) of the guest's SSH server: as an input, 0 (the default) picks a
+    /// free one; as an output, the port it got.
+    /// </summary>
+    [Output] public int SshPort { get; set; } = Defaults.SshPort;
+
+    /// <summary>Seconds the VM may take to answer over SSH (<see cref="RunOptions.BootTimeout"/>).</summary>
+    public int BootTimeout { get; set; } = (int)Defaults.BootTimeout.TotalSeconds;
+
+    /// <summary>qemu or hyperkit; by default LINUXKIT_TESTING_HYPERVISOR, else detected.</summary>
+    public string? Hypervisor { get; set; }
+
+    /// <summary>
+    /// True to stop the VM with an ACPI power-off request wherever it is stopped without a mode
+    /// (at the end of the build for <see cref="StopWhenBuildEnds"/>); by default at once.
+    /// </summary>
+    public bool GracefulStop { get; set; }
+
+    /// <summary>
+    /// When true the VM is not detached: it is stopped when this build ends, also in a reused
+    /// MSBuild node, and when the build process dies (the `dotnet test` hand-off uses this, so
+    /// failing tests still stop it).
     /// </summary>
     public bool StopWhenBuildEnds { get; set; }
 
@@ -48,14 +74,8 @@ public sealed class StartLinuxKit : LinuxKitTask
     /// <summary>The VM's id.</summary>
     [Output] public string? Id { get; private set; }
 
-    /// <summary>The host port (127.0.0.1) of the VM's SSH server.</summary>
-    [Output] public int SshPort { get; private set; }
-
     /// <summary>The private key that logs in.</summary>
     [Output] public string? SshKeyFile { get; private set; }
-
-    /// <summary>The SSH user.</summary>
-    [Output] public string? SshUser { get; private set; }
 
     /// <summary>The hypervisor's process id.</summary>
     [Output] public int Pid { get; private set; }
@@ -66,34 +86,38 @@ public sealed class StartLinuxKit : LinuxKitTask
     /// <inheritdoc />
     protected override async Task<bool> ExecuteAsync(CancellationToken cancellationToken)
     {
-        if (!TryParsePorts(Ports, out var ports)) return false;
-        // A VM tied to the build lives in a manager that lives as long as this process: its
-        // watchdog stops the VM when the process ends. Any other VM is detached, and the task's
-        // own manager goes with the task, whether the boot worked or not.
-        if (StopWhenBuildEnds) return await BootAsync(BuildLifetimeManager(StateDirectory), ports, cancellationToken).ConfigureAwait(false);
-        var manager = CreateManager();
+        if (!TryReadParameters(out var options, out var managerOptions)) return false;
+        if (StopWhenBuildEnds)
+        {
+            // A VM tied to the build lives in a manager that MSBuild disposes when the build
+            // ends; until then its watchdog stops the VM if this process dies.
+            var vms = BuildLifetimeVms.For(this, managerOptions);
+            vms.Log.Task = this;
+            try
+            {
+                return await BootAsync(vms.Manager, options, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                vms.Log.Task = null;
+            }
+        }
+        // Any other VM is detached, and the task's own manager goes with the task, whether the
+        // boot worked or not.
+        var manager = CreateManager(managerOptions);
         await using var managerDisposal = manager.ConfigureAwait(false);
-        return await BootAsync(manager, ports, cancellationToken).ConfigureAwait(false);
+        return await BootAsync(manager, options, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<bool> BootAsync(LinuxKitManager manager, List<PortMapping> ports, CancellationToken cancellationToken)
+    private async Task<bool> BootAsync(LinuxKitManager manager, RunOptions options, CancellationToken cancellationToken)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         Log.LogMessage(MessageImportance.Normal, "LinuxKit: booting {0}", Image);
-        var vm = await manager.RunAsync(Image, new RunOptions
-        {
-            Name = string.IsNullOrEmpty(Name) ? null : Name,
-            Detach = !StopWhenBuildEnds, // otherwise the VM outlives this task and this MSBuild node
-            Memory = Memory,
-            Cpus = Cpus,
-            Ports = ports,
-            SshKey = string.IsNullOrEmpty(SshKey) ? null : SshKey,
-            BootTimeout = TimeSpan.FromSeconds(Timeout),
-        }, cancellationToken).ConfigureAwait(false);
+        var vm = await manager.RunAsync(Image, options, cancellationToken).ConfigureAwait(false);
         Id = vm.Id;
         SshPort = vm.SshPort;
-        SshKeyFile = vm.SshKeyFile;
         SshUser = vm.SshUser;
+        SshKeyFile = vm.SshKeyFile;
         Pid = vm.Pid;
         ForwardedPorts = vm.Ports.Select(p =>
         {
@@ -114,35 +138,47 @@ public sealed class StartLinuxKit : LinuxKitTask
         return true;
     }
 
-    private static readonly Dictionary<string, LinuxKitManager> BuildLifetimeManagers = [];
-
-    private LinuxKitManager BuildLifetimeManager(string? stateDirectory)
+    // The parameters as the core's options, checked by the options themselves; LKT001 names
+    // the first that is wrong.
+    private bool TryReadParameters(out RunOptions options, out LinuxKitManagerOptions managerOptions)
     {
-        lock (BuildLifetimeManagers)
+        options = Defaults;
+        managerOptions = new LinuxKitManagerOptions();
+        try
         {
-            var key = stateDirectory ?? "";
-            if (!BuildLifetimeManagers.TryGetValue(key, out var manager))
-                BuildLifetimeManagers[key] = manager = CreateManager();
-            return manager;
+            var hypervisor = HypervisorKind.Auto;
+            if (!string.IsNullOrEmpty(Hypervisor) && (!Enum.TryParse(Hypervisor, ignoreCase: true, out hypervisor) || !Enum.IsDefined(hypervisor)))
+                throw new LinuxKitException($"Hypervisor is '{Hypervisor}': use qemu or hyperkit, or leave it unset to detect.");
+            managerOptions = managerOptions with { Hypervisor = hypervisor };
+            options = new RunOptions
+            {
+                Name = string.IsNullOrEmpty(Name) ? null : Name,
+                Detach = !StopWhenBuildEnds, // otherwise the VM outlives this task and this MSBuild node
+                Memory = Memory,
+                Cpus = Cpus,
+                Ports = (Ports ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(PortMapping.Parse).ToList(),
+                Volumes = Volumes.ToDictionary(v => v.GetMetadata("FullPath"), GuestPathOf),
+                SshKey = string.IsNullOrEmpty(SshKey) ? null : SshKey,
+                SshUser = SshUser,
+                SshPort = SshPort,
+                BootTimeout = TimeSpan.FromSeconds(BootTimeout),
+                StopMode = GracefulStop ? StopMode.Graceful : StopMode.Fast,
+            };
+            options.Validate();
+            return true;
+        }
+        catch (LinuxKitException e)
+        {
+            LogInvalidParameter(e.Message);
+            return false;
         }
     }
 
-    private bool TryParsePorts(string? text, out List<PortMapping> ports)
+    private static string GuestPathOf(ITaskItem volume)
     {
-        ports = [];
-        foreach (var entry in (text ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            var parts = entry.Split(':');
-            if (parts.Length != 2
-                || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var host)
-                || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var guest))
-            {
-                Log.LogError(null, "LKT001", null, null, 0, 0, 0, 0,
-                    "StartLinuxKit Ports has '{0}': write HOST:GUEST pairs separated by ';', e.g. \"8080:80;0:5432\" (HOST 0 picks a free port).", entry);
-                return false;
-            }
-            ports.Add(new PortMapping(host, guest));
-        }
-        return true;
+        var guestPath = volume.GetMetadata("GuestPath");
+        return string.IsNullOrEmpty(guestPath)
+            ? throw new LinuxKitException($"Volumes item '{volume.ItemSpec}' has no GuestPath metadata: write <LinuxKitVolume Include=\"{volume.ItemSpec}\" GuestPath=\"/mnt/data\" />.")
+            : guestPath;
     }
 }

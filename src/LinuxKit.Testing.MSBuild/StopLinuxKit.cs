@@ -30,12 +30,12 @@ public sealed class StopLinuxKit : LinuxKitTask
         var known = (await manager.ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(c => c.Id == vm || c.Name == vm);
         if (known is null)
         {
-            Log.LogWarning(null, "LKT004", null, null, 0, 0, 0, 0, "No VM '{0}' to stop in '{1}'.", vm, manager.StateDirectory);
+            Log.LogWarningWithCodeFromResources("StopLinuxKit.NoSuchVm", vm, manager.StateDirectory);
             return true;
         }
         if (known.Status is not (ContainerStatus.Running or ContainerStatus.Starting))
         {
-            Log.LogWarning(null, "LKT004", null, null, 0, 0, 0, 0, "VM '{0}' is already {1}.", vm, known.Status);
+            Log.LogWarningWithCodeFromResources("StopLinuxKit.AlreadyStopped", vm, known.Status);
             return true;
         }
         if (Graceful) await manager.StopAsync(known.Id, StopMode.Graceful, cancellationToken).ConfigureAwait(false);

@@ -1,4 +1,5 @@
 using DotNet.Testcontainers.Configurations;
+using LinuxKit.Testing.Hypervisors;
 using Microsoft.Extensions.Logging;
 
 namespace LinuxKit.Testing.Testcontainers;
@@ -35,13 +36,13 @@ public sealed class LinuxKitBuilder
     public LinuxKitBuilder WithImage(string image) => new(Configuration with { Image = image });
 
     /// <summary>Names the VM; the name must be unique among running VMs.</summary>
-    public LinuxKitBuilder WithName(string name) => new(Configuration with { Name = name });
+    public LinuxKitBuilder WithName(string name) => WithOptions(o => o with { Name = name });
 
     /// <summary>The VM's memory in MB.</summary>
-    public LinuxKitBuilder WithMemory(int megabytes) => new(Configuration with { Memory = megabytes });
+    public LinuxKitBuilder WithMemory(int megabytes) => WithOptions(o => o with { Memory = megabytes });
 
     /// <summary>The VM's virtual CPU count.</summary>
-    public LinuxKitBuilder WithCpus(int cpus) => new(Configuration with { Cpus = cpus });
+    public LinuxKitBuilder WithCpus(int cpus) => WithOptions(o => o with { Cpus = cpus });
 
     /// <summary>
     /// Publishes a guest TCP port on 127.0.0.1: on a free host port when
@@ -53,17 +54,43 @@ public sealed class LinuxKitBuilder
 
     /// <summary>Publishes guest TCP port <paramref name="guestPort"/> on host port <paramref name="hostPort"/> of 127.0.0.1.</summary>
     public LinuxKitBuilder WithPortBinding(int hostPort, int guestPort) =>
-        new(Configuration with { PortBindings = [.. Configuration.PortBindings, new PortMapping(hostPort, guestPort)] });
+        WithOptions(o => o with { Ports = [.. o.Ports, new PortMapping(hostPort, guestPort)] });
 
     /// <summary>
     /// Shares a host folder with the guest over 9p, mounted at <paramref name="guestPath"/>. The
     /// image's kernel needs 9p support (LinuxKit's do; Debian's cloud kernel does not).
     /// </summary>
     public LinuxKitBuilder WithBindMount(string hostPath, string guestPath) =>
-        new(Configuration with { BindMounts = [.. Configuration.BindMounts, new BindMount(hostPath, guestPath)] });
+        WithOptions(o => o with { Volumes = new Dictionary<string, string>(o.Volumes) { [hostPath] = guestPath } });
 
     /// <summary>Uses a private key the image already accepts instead of a fresh one.</summary>
-    public LinuxKitBuilder WithSshKey(string privateKeyPath) => new(Configuration with { SshKey = privateKeyPath });
+    public LinuxKitBuilder WithSshKey(string privateKeyPath) => WithOptions(o => o with { SshKey = privateKeyPath });
+
+    /// <summary>The user to log in as (default root).</summary>
+    public LinuxKitBuilder WithSshUser(string user) => WithOptions(o => o with { SshUser = user });
+
+    /// <summary>A fixed host port for the guest's SSH server (by default a free one).</summary>
+    public LinuxKitBuilder WithSshPort(int hostPort) => WithOptions(o => o with { SshPort = hostPort });
+
+    /// <summary>How long the VM may take to answer over SSH (default 2 minutes), within the startup timeout.</summary>
+    public LinuxKitBuilder WithBootTimeout(TimeSpan timeout) => WithOptions(o => o with { BootTimeout = timeout });
+
+    /// <summary>Which hypervisor runs the VM (default: LINUXKIT_TESTING_HYPERVISOR, else detected).</summary>
+    public LinuxKitBuilder WithHypervisor(HypervisorKind hypervisor) => WithManagerOptions(m => m with { Hypervisor = hypervisor });
+
+    /// <summary>Changes any of the VM's <see cref="RunOptions"/>, e.g. <c>WithOptions(o => o with { Memory = 512 })</c>.</summary>
+    public LinuxKitBuilder WithOptions(Func<RunOptions, RunOptions> change)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        return new(Configuration with { Options = change(Configuration.Options) });
+    }
+
+    /// <summary>Changes any of the manager's <see cref="LinuxKitManagerOptions"/> (QEMU binary, accelerator, Hyperkit settings, ...).</summary>
+    public LinuxKitBuilder WithManagerOptions(Func<LinuxKitManagerOptions, LinuxKitManagerOptions> change)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        return new(Configuration with { ManagerOptions = change(Configuration.ManagerOptions) });
+    }
 
     /// <summary>
     /// Adds wait strategies (Testcontainers' <c>Wait.ForUnixContainer()...</c>), run in order once
@@ -76,7 +103,7 @@ public sealed class LinuxKitBuilder
     }
 
     /// <summary>Where boot progress and diagnostics go.</summary>
-    public LinuxKitBuilder WithLogger(ILogger logger) => new(Configuration with { Logger = logger });
+    public LinuxKitBuilder WithLogger(ILogger logger) => WithManagerOptions(m => m with { Logger = logger });
 
     /// <summary>Copies the serial console, as the VM writes it, to the consumer's stdout stream.</summary>
     public LinuxKitBuilder WithOutputConsumer(IOutputConsumer outputConsumer) => new(Configuration with { OutputConsumer = outputConsumer });
@@ -90,10 +117,10 @@ public sealed class LinuxKitBuilder
     /// (exit code 137), since its disk is a throwaway overlay.
     /// </summary>
     public LinuxKitBuilder WithGracefulStop(bool graceful = true) =>
-        new(Configuration with { StopMode = graceful ? StopMode.Graceful : StopMode.Fast });
+        WithOptions(o => o with { StopMode = graceful ? StopMode.Graceful : StopMode.Fast });
 
     /// <summary>Keeps the VM's state (logs, keys, disk overlay) under this folder instead of the default.</summary>
-    public LinuxKitBuilder WithStateDirectory(string path) => new(Configuration with { StateDirectory = path });
+    public LinuxKitBuilder WithStateDirectory(string path) => WithManagerOptions(m => m with { StateDirectory = path });
 
     /// <summary>Checks the configuration and creates the container; nothing boots until <c>StartAsync</c>.</summary>
     /// <exception cref="ArgumentException">An option is missing or out of range; the message names it.</exception>
@@ -105,7 +132,7 @@ public sealed class LinuxKitBuilder
             throw new ArgumentException($"WithStartupTimeout got {Configuration.StartupTimeout}: give a positive time.", nameof(Configuration));
         try
         {
-            LinuxKitContainer.RunOptionsFor(Configuration).Validate();
+            Configuration.Options.Validate();
         }
         catch (LinuxKitException e)
         {

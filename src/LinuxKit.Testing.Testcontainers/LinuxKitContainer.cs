@@ -38,9 +38,9 @@ public sealed class LinuxKitContainer : IContainer
     internal LinuxKitContainer(LinuxKitConfiguration configuration)
     {
         _configuration = configuration;
-        Logger = configuration.Logger ?? NullLogger.Instance;
+        Logger = configuration.ManagerOptions.Logger ?? NullLogger.Instance;
         Image = new LinuxKitImageReference(configuration.Image!);
-        _manager = new LinuxKitManager(new LinuxKitManagerOptions { StateDirectory = configuration.StateDirectory, Logger = Logger });
+        _manager = new LinuxKitManager(configuration.ManagerOptions with { Logger = Logger });
     }
 
     /// <inheritdoc />
@@ -95,7 +95,7 @@ public sealed class LinuxKitContainer : IContainer
     public string Id => _vm?.Id ?? "";
 
     /// <summary>The configured name, else the id.</summary>
-    public string Name => _configuration.Name ?? Id;
+    public string Name => _configuration.Options.Name ?? Id;
 
     /// <summary>
     /// The guest's own IPv4 address, as the guest reports it. Under QEMU's user-mode network
@@ -138,9 +138,9 @@ public sealed class LinuxKitContainer : IContainer
     /// <exception cref="InvalidOperationException">No port binding was configured, or the VM is not started.</exception>
     public ushort GetMappedPublicPort()
     {
-        if (_configuration.PortBindings.Count == 0)
+        if (_configuration.Options.Ports.Count == 0)
             throw new InvalidOperationException("No port binding was configured: call WithPortBinding on the builder.");
-        return GetMappedPublicPort(_configuration.PortBindings[0].GuestPort);
+        return GetMappedPublicPort(_configuration.Options.Ports[0].GuestPort);
     }
 
     /// <summary>The host port on 127.0.0.1 that reaches <paramref name="containerPort"/> in the guest (22 is SSH).</summary>
@@ -403,22 +403,10 @@ public sealed class LinuxKitContainer : IContainer
         _lifecycle.Dispose();
     }
 
-    internal static RunOptions RunOptionsFor(LinuxKitConfiguration configuration) => new()
-    {
-        Name = configuration.Name,
-        Memory = configuration.Memory,
-        Cpus = configuration.Cpus,
-        Ports = configuration.PortBindings,
-        Volumes = configuration.BindMounts.ToDictionary(m => m.HostPath, m => m.GuestPath),
-        SshKey = configuration.SshKey,
-        BootTimeout = configuration.StartupTimeout,
-        StopMode = configuration.StopMode,
-    };
-
     private async Task BootAsync(CancellationToken cancellationToken)
     {
         var consumer = _configuration.OutputConsumer;
-        var options = RunOptionsFor(_configuration) with { ConsoleOutput = consumer is { Enabled: true } ? consumer.Stdout : null };
+        var options = _configuration.Options with { ConsoleOutput = consumer is { Enabled: true } ? consumer.Stdout : null };
         // A restart boots a fresh VM; the old one's folder goes at disposal.
         _vm = null;
         _vm = await _manager.RunAsync(_configuration.Image!, options, cancellationToken).ConfigureAwait(false);

@@ -27,6 +27,8 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
     private readonly StateStore _store;
     private readonly PortAllocator _ports = new();
     private readonly Lazy<IHypervisor> _hypervisor;
+    private readonly bool _hypervisorGiven;
+    private readonly ConcurrentDictionary<HypervisorKind, IHypervisor> _otherHypervisors = new();
     private readonly TimeProvider _time;
     private readonly SshSessionPool _sessions;
     private readonly ConcurrentDictionary<string, OwnerWatchdog?> _owned = new();
@@ -53,6 +55,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         _store = store ?? new StateStore(_options.ResolveStateDirectory());
         // Created on first use, so that listing or stopping works where QEMU is not installed.
         _hypervisor = new Lazy<IHypervisor>(hypervisorFactory ?? (() => HypervisorFactory.Create(_options, _logger)));
+        _hypervisorGiven = hypervisorFactory is not null;
     }
 
     /// <summary>The state directory this manager uses.</summary>
@@ -319,9 +322,15 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         _owned.Clear();
     }
 
-    private IHypervisor HypervisorFor(VmRecord record) =>
-        record.Hypervisor == _hypervisor.Value.Kind ? _hypervisor.Value
-            : throw new LinuxKitException($"VM {record.Id} runs under {record.Hypervisor}, this manager uses {_hypervisor.Value.Kind}.");
+    // A VM is stopped and paused by the hypervisor it was started under, whichever this
+    // manager boots with (a StopLinuxKit without Hypervisor stops a VM started with one).
+    private IHypervisor HypervisorFor(VmRecord record)
+    {
+        if (record.Hypervisor == _hypervisor.Value.Kind) return _hypervisor.Value;
+        if (_hypervisorGiven)
+            throw new LinuxKitException($"VM {record.Id} runs under {record.Hypervisor}, this manager uses {_hypervisor.Value.Kind}.");
+        return _otherHypervisors.GetOrAdd(record.Hypervisor, kind => HypervisorFactory.Create(_options with { Hypervisor = kind }, _logger));
+    }
 
     private string ClaimId(string? name)
     {

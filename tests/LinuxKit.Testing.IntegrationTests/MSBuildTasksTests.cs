@@ -65,6 +65,22 @@ public class MSBuildTasksTests(LocalPackageFeed feed) : IClassFixture<LocalPacka
     }
 
     [Fact]
+    public async Task A_vm_tied_to_the_build_is_stopped_when_the_build_ends_though_the_node_lives_on()
+    {
+        using var state = new TempDirectory("lkt-msbuild-");
+        var engine = new RecordingBuildEngine();
+        var start = new StartLinuxKit { BuildEngine = engine, StateDirectory = state.Path, Image = TestEnvironment.GuestImage("dropbear"), Memory = 256, StopWhenBuildEnds = true };
+        Assert.True(await Task.Run(start.Execute), string.Join('\n', engine.Errors.Select(e => e.Message)));
+        await using var observer = new LinuxKitManager(new LinuxKitManagerOptions { StateDirectory = state.Path });
+        Assert.Equal(ContainerStatus.Running, observer.Inspect(start.Id!).Status);
+
+        engine.EndBuild(); // this test process, like a reused MSBuild node, goes on
+
+        Assert.Empty(await observer.ListAsync()); // stopped, and its folder removed like any owned VM's
+        await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
+    }
+
+    [Fact]
     public async Task Cancelling_start_like_ctrl_c_stops_the_booting_vm()
     {
         using var state = new TempDirectory("lkt-msbuild-");

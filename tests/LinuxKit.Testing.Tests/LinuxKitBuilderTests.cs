@@ -12,10 +12,10 @@ public class LinuxKitBuilderTests
         var basic = new LinuxKitBuilder().WithImage("os.iso");
         var bigger = basic.WithMemory(2048).WithPortBinding(80, assignRandomHostPort: true);
 
-        Assert.Equal(1024, basic.Configuration.Memory);
-        Assert.Empty(basic.Configuration.PortBindings);
-        Assert.Equal(2048, bigger.Configuration.Memory);
-        Assert.Equal([new PortMapping(0, 80)], bigger.Configuration.PortBindings);
+        Assert.Equal(1024, basic.Configuration.Options.Memory);
+        Assert.Empty(basic.Configuration.Options.Ports);
+        Assert.Equal(2048, bigger.Configuration.Options.Memory);
+        Assert.Equal([new PortMapping(0, 80)], bigger.Configuration.Options.Ports);
     }
 
     [Fact]
@@ -26,7 +26,7 @@ public class LinuxKitBuilderTests
             .WithPortBinding(9000, 90)
             .WithPortBinding(443, assignRandomHostPort: true);
 
-        Assert.Equal([new PortMapping(8080, 8080), new PortMapping(9000, 90), new PortMapping(0, 443)], builder.Configuration.PortBindings);
+        Assert.Equal([new PortMapping(8080, 8080), new PortMapping(9000, 90), new PortMapping(0, 443)], builder.Configuration.Options.Ports);
     }
 
     [Fact]
@@ -43,6 +43,34 @@ public class LinuxKitBuilderTests
         var e = Assert.Throws<ArgumentException>(() => new LinuxKitBuilder().WithImage("os.iso").WithCpus(0).Build());
 
         Assert.Contains("Cpus", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Every_knob_lands_in_the_core_options()
+    {
+        var builder = new LinuxKitBuilder().WithImage("os.iso")
+            .WithName("db").WithCpus(2).WithSshKey("/keys/id").WithSshUser("linuxkit").WithSshPort(2222)
+            .WithBootTimeout(TimeSpan.FromSeconds(30)).WithBindMount("/data", "/mnt/data").WithGracefulStop()
+            .WithHypervisor(Hypervisors.HypervisorKind.Qemu).WithStateDirectory("/state");
+
+        Assert.Equal(
+            new RunOptions
+            {
+                Name = "db", Cpus = 2, SshKey = "/keys/id", SshUser = "linuxkit", SshPort = 2222, BootTimeout = TimeSpan.FromSeconds(30),
+                StopMode = StopMode.Graceful, Volumes = builder.Configuration.Options.Volumes,
+            },
+            builder.Configuration.Options);
+        Assert.Equal("/mnt/data", builder.Configuration.Options.Volumes["/data"]);
+        Assert.Equal(Hypervisors.HypervisorKind.Qemu, builder.Configuration.ManagerOptions.Hypervisor);
+        Assert.Equal("/state", builder.Configuration.ManagerOptions.StateDirectory);
+    }
+
+    [Fact]
+    public void Build_checks_the_boot_timeout_through_the_options()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new LinuxKitBuilder().WithImage("os.iso").WithBootTimeout(TimeSpan.Zero).Build());
+
+        Assert.Contains("RunOptions.BootTimeout", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

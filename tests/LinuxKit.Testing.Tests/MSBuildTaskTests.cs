@@ -31,13 +31,54 @@ public sealed class MSBuildTaskTests : IDisposable
     }
 
     [Fact]
-    public void Start_with_a_missing_image_fails_with_LKT001_naming_the_path()
+    public void Start_with_a_missing_image_fails_with_LKT007_naming_the_path()
     {
         var start = Task(new StartLinuxKit { Image = "/no/such/image.qcow2" });
         Assert.False(start.Execute());
         var error = Assert.Single(_engine.Errors);
-        Assert.Equal("LKT001", error.Code);
+        Assert.Equal("LKT007", error.Code);
         Assert.Contains("/no/such/image.qcow2", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Start_with_an_unknown_hypervisor_fails_with_LKT001_naming_the_parameter()
+    {
+        var start = Task(new StartLinuxKit { Image = "/no/image", Hypervisor = "virtualbox" });
+        Assert.False(start.Execute());
+        var error = Assert.Single(_engine.Errors);
+        Assert.Equal("LKT001", error.Code);
+        Assert.Contains("Hypervisor is 'virtualbox'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Start_with_memory_out_of_range_fails_with_LKT001_from_the_options_own_check()
+    {
+        var start = Task(new StartLinuxKit { Image = "/no/image", Memory = 10 });
+        Assert.False(start.Execute());
+        var error = Assert.Single(_engine.Errors);
+        Assert.Equal("LKT001", error.Code);
+        Assert.StartsWith("StartLinuxKit: RunOptions.Memory is 10 MB", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Start_with_a_volume_without_guest_path_fails_with_LKT001_showing_how_to_write_it()
+    {
+        var start = Task(new StartLinuxKit { Image = "/no/image", Volumes = [new Microsoft.Build.Utilities.TaskItem(_state.FullName)] });
+        Assert.False(start.Execute());
+        var error = Assert.Single(_engine.Errors);
+        Assert.Equal("LKT001", error.Code);
+        Assert.Contains("GuestPath", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Unset_parameters_keep_the_run_options_defaults()
+    {
+        var defaults = new RunOptions();
+        var start = new StartLinuxKit();
+        Assert.Equal(defaults.Memory, start.Memory);
+        Assert.Equal(defaults.Cpus, start.Cpus);
+        Assert.Equal(defaults.SshUser, start.SshUser);
+        Assert.Equal(defaults.BootTimeout, TimeSpan.FromSeconds(start.BootTimeout));
     }
 
     [Fact]

@@ -47,3 +47,52 @@ public class SharedVmAttributeTests
         Assert.Equal(384, vm.Options.Memory);
     }
 }
+
+[LinuxKitImage("/images/full.iso", SshKey = "/keys/id", SshUser = "linuxkit", SshPort = 2222, Ports = ["8080:80"], GuestPorts = [5432],
+    Volumes = ["/data:/mnt/data"], BootTimeout = 30, GracefulStop = true, Hypervisor = Hypervisors.HypervisorKind.Qemu, StateDirectory = "/state")]
+internal sealed class FullyAttributedVm : SharedVm;
+
+[LinuxKitImage("/images/bad.iso", Ports = ["8080"])]
+internal sealed class BadPortsVm : SharedVm;
+
+public class LinuxKitImageAttributeTests
+{
+    [Fact]
+    public async Task Every_knob_of_the_attribute_lands_in_the_run_and_manager_options()
+    {
+        await using var vm = new FullyAttributedVm();
+        vm.ApplyDefaults(typeof(LinuxKitImageAttributeTests).Assembly);
+
+        Assert.Equal("/keys/id", vm.Options.SshKey);
+        Assert.Equal("linuxkit", vm.Options.SshUser);
+        Assert.Equal(2222, vm.Options.SshPort);
+        Assert.Equal([new PortMapping(0, 5432), new PortMapping(8080, 80)], vm.Options.Ports);
+        Assert.Equal("/mnt/data", vm.Options.Volumes["/data"]);
+        Assert.Equal(TimeSpan.FromSeconds(30), vm.Options.BootTimeout);
+        Assert.Equal(StopMode.Graceful, vm.Options.StopMode);
+        Assert.Equal(Hypervisors.HypervisorKind.Qemu, vm.ManagerOptions.Hypervisor);
+        Assert.Equal("/state", vm.ManagerOptions.StateDirectory);
+    }
+
+    [Fact]
+    public void What_the_attribute_leaves_unset_keeps_the_run_options_defaults()
+    {
+        var attribute = new LinuxKitImageAttribute("/images/os.iso");
+        var defaults = new RunOptions();
+
+        Assert.Equal(defaults.Memory, attribute.Memory);
+        Assert.Equal(defaults.Cpus, attribute.Cpus);
+        Assert.Equal(defaults.SshUser, attribute.SshUser);
+        Assert.Equal(defaults.BootTimeout, TimeSpan.FromSeconds(attribute.BootTimeout));
+    }
+
+    [Fact]
+    public async Task A_port_not_written_host_colon_guest_is_refused_naming_the_attribute()
+    {
+        await using var vm = new BadPortsVm();
+
+        var e = Assert.Throws<LinuxKitException>(() => vm.ApplyDefaults(typeof(LinuxKitImageAttributeTests).Assembly));
+
+        Assert.StartsWith("LinuxKitImage Ports: Port '8080' is not HOST:GUEST", e.Message, StringComparison.Ordinal);
+    }
+}

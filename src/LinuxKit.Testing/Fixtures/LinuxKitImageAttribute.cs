@@ -1,24 +1,32 @@
+using LinuxKit.Testing.Hypervisors;
+
 namespace LinuxKit.Testing.Fixtures;
 
 /// <summary>
 /// Names the image (and options) that test fixtures boot, for a whole test assembly:
-/// <c>[assembly: LinuxKitImage("os.qcow2", Memory = 512)]</c>. A relative path is resolved from
-/// the test assembly's folder first, then from the current directory.
+/// <c>[assembly: LinuxKitImage("os.qcow2", Memory = 512)]</c>. A relative image or SSH key path
+/// is resolved from the test assembly's folder first, then from the current directory. What is
+/// not set keeps the default of <see cref="RunOptions"/> and <see cref="LinuxKitManagerOptions"/>.
 /// </summary>
 [AttributeUsage(AttributeTargets.Assembly | AttributeTargets.Class, AllowMultiple = false)]
 public sealed class LinuxKitImageAttribute(string image) : Attribute
 {
+    private static readonly RunOptions Defaults = new();
+
     /// <summary>The image file or kernel+initrd prefix.</summary>
     public string Image { get; } = image;
 
-    /// <summary>Memory in MB (default 1024).</summary>
-    public int Memory { get; set; } = 1024;
+    /// <summary>Memory in MB (<see cref="RunOptions.Memory"/>).</summary>
+    public int Memory { get; set; } = Defaults.Memory;
 
-    /// <summary>Virtual CPUs (default 1).</summary>
-    public int Cpus { get; set; } = 1;
+    /// <summary>Virtual CPUs (<see cref="RunOptions.Cpus"/>).</summary>
+    public int Cpus { get; set; } = Defaults.Cpus;
 
-    /// <summary>Boot timeout in seconds (default 120).</summary>
-    public int BootTimeoutSeconds { get; set; } = 120;
+    /// <summary>
+    /// How long the VM may take to answer over SSH, in seconds (<see cref="RunOptions.BootTimeout"/>;
+    /// an attribute cannot take a <see cref="TimeSpan"/>).
+    /// </summary>
+    public int BootTimeout { get; set; } = (int)Defaults.BootTimeout.TotalSeconds;
 
     /// <summary>
     /// True to stop the VM with an ACPI power-off request and wait for the guest
@@ -26,6 +34,79 @@ public sealed class LinuxKitImageAttribute(string image) : Attribute
     /// </summary>
     public bool GracefulStop { get; set; }
 
-    /// <summary>Guest ports to forward to free host ports (see <see cref="SharedVm.Ports"/>).</summary>
+    /// <summary>Guest ports to forward to free host ports (see <see cref="SharedVm.HostPortFor"/>).</summary>
     public int[] GuestPorts { get; set; } = [];
+
+    /// <summary>Forwarded ports as "HOST:GUEST", for fixed host ports (<see cref="PortMapping.Parse"/>).</summary>
+    public string[] Ports { get; set; } = [];
+
+    /// <summary>Host folders shared with the guest, as "HOST_FOLDER:GUEST_PATH" (<see cref="RunOptions.Volumes"/>).</summary>
+    public string[] Volumes { get; set; } = [];
+
+    /// <summary>A private key the image accepts (<see cref="RunOptions.SshKey"/>); by default a fresh key per VM.</summary>
+    public string? SshKey { get; set; }
+
+    /// <summary>The SSH user (<see cref="RunOptions.SshUser"/>).</summary>
+    public string SshUser { get; set; } = Defaults.SshUser;
+
+    /// <summary>The host port of the guest's SSH server; 0 (the default) picks a free one.</summary>
+    public int SshPort { get; set; } = Defaults.SshPort;
+
+    /// <summary>Which hypervisor runs the VM (<see cref="LinuxKitManagerOptions.Hypervisor"/>).</summary>
+    public HypervisorKind Hypervisor { get; set; } = HypervisorKind.Auto;
+
+    /// <summary>The state directory (<see cref="LinuxKitManagerOptions.StateDirectory"/>).</summary>
+    public string? StateDirectory { get; set; }
+
+    /// <summary>These settings over <paramref name="options"/>.</summary>
+    /// <param name="options">The options the attribute's settings replace.</param>
+    /// <param name="resolvePath">Resolves a relative file the way the image is resolved.</param>
+    /// <exception cref="LinuxKitException">A port or volume is not written as documented.</exception>
+    internal RunOptions ApplyTo(RunOptions options, Func<string, string> resolvePath) => options with
+    {
+        Memory = Memory,
+        Cpus = Cpus,
+        BootTimeout = TimeSpan.FromSeconds(BootTimeout),
+        StopMode = GracefulStop ? StopMode.Graceful : StopMode.Fast,
+        Ports = [.. options.Ports, .. GuestPorts.Select(p => new PortMapping(0, p)), .. Ports.Select(ParsePort)],
+        Volumes = MergeVolumes(options.Volumes),
+        SshKey = string.IsNullOrEmpty(SshKey) ? options.SshKey : resolvePath(SshKey),
+        SshUser = SshUser,
+        SshPort = SshPort,
+    };
+
+    /// <summary>These settings over <paramref name="options"/>.</summary>
+    internal LinuxKitManagerOptions ApplyTo(LinuxKitManagerOptions options) => options with
+    {
+        Hypervisor = Hypervisor == HypervisorKind.Auto ? options.Hypervisor : Hypervisor,
+        StateDirectory = string.IsNullOrEmpty(StateDirectory) ? options.StateDirectory : StateDirectory,
+    };
+
+    private static PortMapping ParsePort(string text)
+    {
+        try
+        {
+            return PortMapping.Parse(text);
+        }
+        catch (LinuxKitException e)
+        {
+            throw new LinuxKitException($"LinuxKitImage Ports: {e.Message}", e);
+        }
+    }
+
+    private Dictionary<string, string> MergeVolumes(IReadOnlyDictionary<string, string> volumes)
+    {
+        var merged = volumes.ToDictionary(v => v.Key, v => v.Value);
+        foreach (var (host, guest) in Volumes.Select(ParseVolume)) merged[host] = guest;
+        return merged;
+    }
+
+    // The guest path is absolute, so the last ':' separates it even from a host path holding one.
+    private static KeyValuePair<string, string> ParseVolume(string text)
+    {
+        var separator = text.LastIndexOf(':');
+        if (separator <= 0 || separator == text.Length - 1)
+            throw new LinuxKitException($"LinuxKitImage Volumes has '{text}': write HOST_FOLDER:GUEST_PATH, e.g. \"testdata:/mnt/testdata\".");
+        return new(text[..separator], text[(separator + 1)..]);
+    }
 }

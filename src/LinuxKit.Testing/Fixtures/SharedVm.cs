@@ -19,8 +19,8 @@ namespace LinuxKit.Testing.Fixtures;
 /// </remarks>
 public class SharedVm : IAsyncDisposable
 {
-    private readonly LinuxKitManager _manager;
     private readonly Action<string> _diagnostics;
+    private LinuxKitManager? _manager;
     private Container? _container;
     private bool _booted;
     private bool _disposed;
@@ -30,16 +30,25 @@ public class SharedVm : IAsyncDisposable
     public SharedVm(Action<string>? diagnostics = null)
     {
         _diagnostics = diagnostics ?? (_ => { });
-        _manager = new LinuxKitManager(new LinuxKitManagerOptions { Logger = new DiagnosticLogger(_diagnostics) });
     }
 
     /// <summary>The image to boot, when this VM boots one.</summary>
     public string? Image { get; set; }
 
     private static readonly RunOptions Unconfigured = new();
+    private static readonly LinuxKitManagerOptions UnconfiguredManager = new();
 
     /// <summary>How to run it.</summary>
     public RunOptions Options { get; set; } = Unconfigured;
+
+    /// <summary>
+    /// The hypervisor, state directory and other settings of the manager that runs the VM; its
+    /// <see cref="LinuxKitManagerOptions.Logger"/> defaults to the framework's diagnostic channel.
+    /// Read when the VM starts.
+    /// </summary>
+    public LinuxKitManagerOptions ManagerOptions { get; set; } = UnconfiguredManager;
+
+    private LinuxKitManager Manager => _manager ?? throw new InvalidOperationException("The VM is not started: StartAsync has not run or failed.");
 
     /// <summary>The running VM. Throws before <see cref="StartAsync"/> succeeded.</summary>
     public Container Container => _container ?? throw new InvalidOperationException("The VM is not started: StartAsync has not run or failed.");
@@ -70,8 +79,10 @@ public class SharedVm : IAsyncDisposable
     /// <summary>
     /// Fills in what configuration left unset: the image from a <see cref="LinuxKitImageAttribute"/>
     /// on the fixture's own class (a subclass, an NUnit fixture), else on the test assembly, else
-    /// LINUXKIT_IMAGE; and the attribute's options unless <see cref="Options"/> was set.
+    /// LINUXKIT_IMAGE; and the attribute's options unless <see cref="Options"/> (respectively
+    /// <see cref="ManagerOptions"/>) was set.
     /// </summary>
+    /// <exception cref="LinuxKitException">The attribute's ports or volumes are not written as documented.</exception>
     public void ApplyDefaults(Assembly? testAssembly)
     {
         if (Image is not null) return;
@@ -83,15 +94,8 @@ public class SharedVm : IAsyncDisposable
         if (attribute is not null)
         {
             Image = Resolve(attribute.Image, testAssembly);
-            if (!ReferenceEquals(Options, Unconfigured)) return;
-            Options = Options with
-            {
-                Memory = attribute.Memory,
-                Cpus = attribute.Cpus,
-                BootTimeout = TimeSpan.FromSeconds(attribute.BootTimeoutSeconds),
-                StopMode = attribute.GracefulStop ? StopMode.Graceful : StopMode.Fast,
-                Ports = [.. Options.Ports, .. attribute.GuestPorts.Select(p => new PortMapping(0, p))],
-            };
+            if (ReferenceEquals(Options, Unconfigured)) Options = attribute.ApplyTo(Options, path => Resolve(path, testAssembly));
+            if (ReferenceEquals(ManagerOptions, UnconfiguredManager)) ManagerOptions = attribute.ApplyTo(ManagerOptions);
             return;
         }
         Image = LinuxKitEnvironment.Read(LinuxKitEnvironment.Image);
@@ -119,11 +123,12 @@ public class SharedVm : IAsyncDisposable
     /// <exception cref="LinuxKitException">Nothing is configured, or the VM did not boot (the message carries the console tail).</exception>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
+        _manager ??= new LinuxKitManager(ManagerOptions with { Logger = ManagerOptions.Logger ?? new DiagnosticLogger(_diagnostics) });
         var handedOff = LinuxKitEnvironment.Read(LinuxKitEnvironment.VmId);
         if (!string.IsNullOrEmpty(handedOff))
         {
-            var existing = (await _manager.ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(c => c.Id == handedOff || c.Name == handedOff)
-                ?? throw new LinuxKitException($"{LinuxKitEnvironment.VmId} names VM '{handedOff}', which is not in state directory '{_manager.StateDirectory}' (set {LinuxKitEnvironment.StateDirectory} to the folder the build step used).");
+            var existing = (await Manager.ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(c => c.Id == handedOff || c.Name == handedOff)
+                ?? throw new LinuxKitException($"{LinuxKitEnvironment.VmId} names VM '{handedOff}', which is not in state directory '{Manager.StateDirectory}' (set {LinuxKitEnvironment.StateDirectory} to the folder the build step used).");
             if (existing.Status != ContainerStatus.Running)
                 throw new LinuxKitException($"{LinuxKitEnvironment.VmId} names VM '{handedOff}', which is {existing.Status}.");
             _diagnostics($"Using VM {existing.Id} started by the build ({LinuxKitEnvironment.VmId})");
@@ -136,7 +141,7 @@ public class SharedVm : IAsyncDisposable
                 "No LinuxKit image is configured for the test fixture: add [assembly: LinuxKitImage(\"path/to/image\")], " +
                 $"override the fixture's Configure method, or set {LinuxKitEnvironment.Image}.");
         }
-        _container = await _manager.RunAsync(Image, Options, cancellationToken).ConfigureAwait(false);
+        _container = await Manager.RunAsync(Image, Options, cancellationToken).ConfigureAwait(false);
         _booted = true;
         foreach (var line in (await ReadConsoleAsync(cancellationToken).ConfigureAwait(false)).Split('\n', StringSplitOptions.RemoveEmptyEntries))
             _diagnostics($"[{_container.Id} console] {line.TrimEnd('\r')}");
@@ -144,7 +149,7 @@ public class SharedVm : IAsyncDisposable
 
     /// <summary>Runs a command in the VM; each argument reaches the program as given.</summary>
     public Task<ExecResult> ExecAsync(IReadOnlyList<string> command, CancellationToken cancellationToken = default) =>
-        _manager.ExecAsync(Container.Id, command, cancellationToken);
+        Manager.ExecAsync(Container.Id, command, cancellationToken);
 
     /// <summary>Runs a command in the VM.</summary>
     public Task<ExecResult> ExecAsync(params string[] command) => ExecAsync((IReadOnlyList<string>)command);
@@ -152,7 +157,7 @@ public class SharedVm : IAsyncDisposable
     /// <summary>Everything the VM wrote to its serial console so far.</summary>
     public async Task<string> ReadConsoleAsync(CancellationToken cancellationToken = default)
     {
-        var stream = await _manager.LogsAsync(Container.Id, follow: false, cancellationToken).ConfigureAwait(false);
+        var stream = await Manager.LogsAsync(Container.Id, follow: false, cancellationToken).ConfigureAwait(false);
         await using var streamDisposal = stream.ConfigureAwait(false);
         using var reader = new StreamReader(stream, Encoding.UTF8);
         return await reader.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
@@ -166,9 +171,9 @@ public class SharedVm : IAsyncDisposable
         if (_booted && _container is not null)
         {
             _diagnostics($"Stopping VM {_container.Id}");
-            await _manager.StopAsync(_container.Id).ConfigureAwait(false);
+            await Manager.StopAsync(_container.Id).ConfigureAwait(false);
         }
-        await _manager.DisposeAsync().ConfigureAwait(false);
+        if (_manager is not null) await _manager.DisposeAsync().ConfigureAwait(false);
         GC.SuppressFinalize(this);
     }
 
