@@ -28,7 +28,7 @@ public sealed class ExecLinuxKit : LinuxKitTask
     [Output] public string? Error { get; private set; }
 
     /// <inheritdoc />
-    protected override async Task<bool> ExecuteAsync(CancellationToken cancellationToken)
+    private protected override async Task<bool> ExecuteAsync(CancellationToken cancellationToken)
     {
         var vm = RequireVm(Id, Name);
         if (vm is null) return false;

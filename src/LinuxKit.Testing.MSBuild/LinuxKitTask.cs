@@ -18,7 +18,7 @@ public abstract class LinuxKitTask : MSBuildTask, ICancelableTask
     private readonly CancellationTokenSource _cancel = new();
 
     /// <summary>Creates the task with its messages (errors and warnings come from the assembly's resources).</summary>
-    protected LinuxKitTask()
+    private protected LinuxKitTask()
         : base(Messages)
     {
     }
@@ -54,20 +54,20 @@ public abstract class LinuxKitTask : MSBuildTask, ICancelableTask
     }
 
     /// <summary>The task's work.</summary>
-    protected abstract Task<bool> ExecuteAsync(CancellationToken cancellationToken);
+    private protected abstract Task<bool> ExecuteAsync(CancellationToken cancellationToken);
 
     /// <summary>Logs LKT001: a parameter of this task is invalid; <paramref name="reason"/> names it.</summary>
-    protected void LogInvalidParameter(string reason) => Log.LogErrorWithCodeFromResources("Task.InvalidParameter", GetType().Name, reason);
+    private protected void LogInvalidParameter(string reason) => Log.LogErrorWithCodeFromResources("Task.InvalidParameter", GetType().Name, reason);
 
     /// <summary>A manager on the task's state directory, logging to the build log while this task runs.</summary>
-    protected LinuxKitManager CreateManager(LinuxKitManagerOptions? options = null) =>
+    private protected LinuxKitManager CreateManager(LinuxKitManagerOptions? options = null) =>
         CreateManager(options, new BuildLog { Task = this });
 
     internal LinuxKitManager CreateManager(LinuxKitManagerOptions? options, BuildLog log) =>
         new((options ?? new LinuxKitManagerOptions()) with { StateDirectory = StateDirectory, Logger = log });
 
     /// <summary>Id or Name, whichever is set; an error when neither is.</summary>
-    protected string? RequireVm(string? id, string? name)
+    private protected string? RequireVm(string? id, string? name)
     {
         var vm = !string.IsNullOrEmpty(id) ? id : name;
         if (string.IsNullOrEmpty(vm)) Log.LogErrorWithCodeFromResources("Task.NeedsVm", GetType().Name);
@@ -109,5 +109,5 @@ public abstract class LinuxKitTask : MSBuildTask, ICancelableTask
     }
 
     /// <summary>Seconds since <paramref name="clock"/> started, for log lines.</summary>
-    protected static string Seconds(Stopwatch clock) => clock.Elapsed.TotalSeconds.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture);
+    private protected static string Seconds(Stopwatch clock) => clock.Elapsed.TotalSeconds.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -84,7 +84,7 @@ public sealed class StartLinuxKit : LinuxKitTask
     [Output] public ITaskItem[] ForwardedPorts { get; private set; } = [];
 
     /// <inheritdoc />
-    protected override async Task<bool> ExecuteAsync(CancellationToken cancellationToken)
+    private protected override async Task<bool> ExecuteAsync(CancellationToken cancellationToken)
     {
         if (!TryReadParameters(out var options, out var managerOptions)) return false;
         if (StopWhenBuildEnds)

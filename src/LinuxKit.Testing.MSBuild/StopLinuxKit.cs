@@ -21,7 +21,7 @@ public sealed class StopLinuxKit : LinuxKitTask
     public bool Graceful { get; set; }
 
     /// <inheritdoc />
-    protected override async Task<bool> ExecuteAsync(CancellationToken cancellationToken)
+    private protected override async Task<bool> ExecuteAsync(CancellationToken cancellationToken)
     {
         var vm = RequireVm(Id, Name);
         if (vm is null) return false;

@@ -184,12 +184,11 @@ public sealed class LinuxKitContainer : IContainer
     public async Task<long> GetExitCodeAsync(CancellationToken ct = default)
     {
         var vm = RequireStarted();
-        while (true)
-        {
-            var now = _manager.Inspect(vm.Id);
-            if (now.Status is ContainerStatus.Stopped or ContainerStatus.Error) return now.ExitCode ?? -1;
-            await Task.Delay(TimeSpan.FromMilliseconds(200), ct).ConfigureAwait(false);
-        }
+        var now = vm;
+        await Polling.UntilAsync(
+            () => (now = _manager.Inspect(vm.Id)).Status is ContainerStatus.Stopped or ContainerStatus.Error,
+            TimeSpan.FromMilliseconds(200), Timeout.InfiniteTimeSpan, ct).ConfigureAwait(false);
+        return now.ExitCode ?? -1;
     }
 
     /// <summary>

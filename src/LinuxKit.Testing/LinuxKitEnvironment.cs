@@ -5,7 +5,7 @@ namespace LinuxKit.Testing;
 /// variables are the contract between a build step that started a VM (the MSBuild tasks, the
 /// <c>dotnet test</c> hand-off) and the test fixtures that use it.
 /// </summary>
-public static class LinuxKitEnvironment
+internal static class LinuxKitEnvironment
 {
     /// <summary>The state directory, when <see cref="LinuxKitManagerOptions.StateDirectory"/> is not set.</summary>
     public const string StateDirectory = "LINUXKIT_TESTING_HOME";

@@ -18,7 +18,7 @@ namespace LinuxKit.Testing;
 /// process (another build step, another test run) can list, use and stop detached VMs.
 /// Disposing the manager stops the VMs it started that are not detached.
 /// </summary>
-public sealed class LinuxKitManager : IManager, IAsyncDisposable
+public sealed class LinuxKitManager : IManager
 {
     private static readonly TimeSpan VolumeFlushBudget = TimeSpan.FromSeconds(2);
 
@@ -58,7 +58,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         _hypervisorGiven = hypervisorFactory is not null;
     }
 
-    /// <summary>The state directory this manager uses.</summary>
+    /// <inheritdoc />
     public string StateDirectory => _store.Root;
 
     /// <inheritdoc />
@@ -170,10 +170,7 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         await StopRecordAsync(record, record.StopMode, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Stops a VM as <paramref name="mode"/> says, whatever its <see cref="RunOptions.StopMode"/>, and removes its runtime files.</summary>
-    /// <param name="id">The VM's id or name.</param>
-    /// <param name="mode">At once, or after a power-off request.</param>
-    /// <param name="cancellationToken">Cancels the waits; signals already sent stay sent.</param>
+    /// <inheritdoc />
     public async Task StopAsync(string id, StopMode mode, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -190,12 +187,16 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
             cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>
-    /// The VM's current status, checked against its hypervisor process (a VM whose hypervisor
-    /// exited is <see cref="ContainerStatus.Stopped"/>). Cheap: one small file and one signal-0.
-    /// </summary>
-    /// <param name="id">The VM's id or name.</param>
-    public Container Inspect(string id)
+    /// <inheritdoc />
+    public Task<Container> InspectAsync(string id, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult(Inspect(id));
+    }
+
+    // For callers that must answer synchronously (Testcontainers' State property): cheap, one
+    // small file and one signal-0.
+    internal Container Inspect(string id)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         return Refresh(Find(id)).ToContainer();
@@ -220,40 +221,15 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         return await Guest(id).UseAsync(session => session.RunAsync(commandLine, cancellationToken), cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>
-    /// Writes a file in the VM (over the SSH connection, with nothing but a POSIX shell needed in
-    /// the guest). The file appears whole or not at all; missing parent folders are created.
-    /// </summary>
-    /// <param name="id">The VM's id or name.</param>
-    /// <param name="guestPath">The absolute path in the guest.</param>
-    /// <param name="content">What to write; read to its end.</param>
-    /// <param name="mode">The file's permissions.</param>
-    /// <param name="ownerId">The owning user id.</param>
-    /// <param name="groupId">The owning group id.</param>
-    /// <param name="cancellationToken">Cancels the copy.</param>
-    /// <exception cref="LinuxKitException">The guest refused the file (read-only file system, full disk, ...).</exception>
+    /// <inheritdoc />
     public Task WriteFileAsync(string id, string guestPath, Stream content, UnixFileMode mode, int ownerId = 0, int groupId = 0, CancellationToken cancellationToken = default) =>
         GuestFiles.WriteAsync(Guest(id), guestPath, content, mode, ownerId, groupId, cancellationToken);
 
-    /// <summary>Reads a file from the VM (over the SSH connection; no SFTP server needed).</summary>
-    /// <param name="id">The VM's id or name.</param>
-    /// <param name="guestPath">The absolute path in the guest.</param>
-    /// <param name="cancellationToken">Cancels the read.</param>
-    /// <exception cref="FileNotFoundException">There is no such file in the guest.</exception>
-    /// <exception cref="LinuxKitException">The path is a folder or cannot be read.</exception>
+    /// <inheritdoc />
     public Task<byte[]> ReadFileAsync(string id, string guestPath, CancellationToken cancellationToken = default) =>
         GuestFiles.ReadAsync(Guest(id), guestPath, cancellationToken);
 
-    /// <summary>
-    /// The console's lines written from <paramref name="since"/> up to <paramref name="until"/>,
-    /// each with its time. A serial console has no timestamps, so a line's time is when this
-    /// manager saw it in the console log: within 0.1 s of the guest writing it for VMs this
-    /// manager booted, the time of this call for older lines of other VMs.
-    /// </summary>
-    /// <param name="id">The VM's id or name.</param>
-    /// <param name="since">The earliest line to return; null from the first.</param>
-    /// <param name="until">The latest line to return; null to the last.</param>
-    /// <param name="cancellationToken">Cancels the read.</param>
+    /// <inheritdoc />
     public async Task<IReadOnlyList<ConsoleLine>> ReadConsoleAsync(string id, DateTimeOffset? since = null, DateTimeOffset? until = null, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -280,14 +256,14 @@ public sealed class LinuxKitManager : IManager, IAsyncDisposable
         return _sessions.For(record.Id, new SshEndpoint("127.0.0.1", record.SshPort, record.SshUser, record.SshKeyFile), record.HostKeyFingerprint);
     }
 
-    /// <summary>Freezes a running VM's CPUs (QMP stop).</summary>
+    /// <inheritdoc />
     public async Task PauseAsync(string id, CancellationToken cancellationToken = default)
     {
         var record = Find(id);
         await HypervisorFor(record).PauseAsync(record.ControlSocket, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Lets a paused VM run again (QMP cont).</summary>
+    /// <inheritdoc />
     public async Task ResumeAsync(string id, CancellationToken cancellationToken = default)
     {
         var record = Find(id);

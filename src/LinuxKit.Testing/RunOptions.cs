@@ -8,7 +8,7 @@ public sealed record RunOptions
 
     /// <summary>
     /// When true the VM outlives the process that started it (stop it with
-    /// <see cref="IManager.StopAsync"/>, from any process). When false it dies with its owner,
+    /// <see cref="IManager.StopAsync(string, CancellationToken)"/>, from any process). When false it dies with its owner,
     /// even if the owner is killed.
     /// </summary>
     public bool Detach { get; init; }

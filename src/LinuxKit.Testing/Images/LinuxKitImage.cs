@@ -9,7 +9,7 @@ namespace LinuxKit.Testing.Images;
 /// kernel+initrd prefix NAME (with NAME-kernel, NAME-initrd.img and NAME-cmdline beside it),
 /// or the NAME-kernel file itself.
 /// </summary>
-public sealed record LinuxKitImage
+internal sealed record LinuxKitImage
 {
     private const string KernelSuffix = "-kernel";
     private const string DefaultCommandLine = "console=ttyS0";
