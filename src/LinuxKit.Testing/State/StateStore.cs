@@ -14,6 +14,7 @@ namespace LinuxKit.Testing.State;
 internal sealed class StateStore
 {
     private static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan LockRetry = TimeSpan.FromMilliseconds(15);
 
     private static readonly JsonSerializerOptions Json = new()
     {
@@ -47,28 +48,25 @@ internal sealed class StateStore
     public async Task<T> LockedAsync<T>(Func<T> action, CancellationToken cancellationToken)
     {
         var path = Path.Combine(Root, "state.lock");
-        var deadline = DateTime.UtcNow + LockTimeout;
-        while (true)
+        FileStream? held = null;
+        if (!await Polling.UntilAsync(() => (held = TryTakeLock(path)) is not null, LockRetry, LockTimeout, cancellationToken).ConfigureAwait(false))
+            throw new LinuxKitException($"State lock '{path}' is held by another process for more than {LockTimeout.TotalSeconds:0} s.");
+        using (held)
         {
-            FileStream? held = null;
-            try
-            {
-                // FileShare.None takes an exclusive flock(2) on Unix: other processes wait here.
-                held = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            }
-            catch (IOException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(Random.Shared.Next(5, 25), cancellationToken).ConfigureAwait(false);
-                continue;
-            }
-            catch (IOException e)
-            {
-                throw new LinuxKitException($"State lock '{path}' is held by another process for more than {LockTimeout.TotalSeconds:0} s.", e);
-            }
-            using (held)
-            {
-                return action();
-            }
+            return action();
+        }
+    }
+
+    // FileShare.None takes an exclusive flock(2) on Unix: null while another process holds it.
+    private static FileStream? TryTakeLock(string path)
+    {
+        try
+        {
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException)
+        {
+            return null;
         }
     }
 

@@ -3,7 +3,7 @@ using DotNet.Testcontainers.Configurations;
 using DotNet.Testcontainers.Containers;
 using LinuxKit.Testing.Testcontainers;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.Testcontainers;
 
 /// <summary>The runner's rules, with checks that answer from a script instead of a VM.</summary>
 public class WaitStrategyRunnerTests

@@ -1,6 +1,6 @@
 using LinuxKit.Testing.Ssh;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.Ssh;
 
 public class ShellQuotingTests
 {

@@ -1,6 +1,6 @@
 using LinuxKit.Testing.Logs;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.Logs;
 
 public sealed class ExitTraceTests : IDisposable
 {

@@ -1,6 +1,7 @@
+using LinuxKit.Testing.Hypervisors;
 using LinuxKit.Testing.Fixtures;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.Fixtures;
 
 public class SharedVmTests
 {
@@ -49,7 +50,7 @@ public class SharedVmAttributeTests
 }
 
 [LinuxKitImage("/images/full.iso", SshKey = "/keys/id", SshUser = "linuxkit", SshPort = 2222, Ports = ["8080:80"], GuestPorts = [5432],
-    Volumes = ["/data:/mnt/data"], BootTimeout = 30, GracefulStop = true, Hypervisor = Hypervisors.HypervisorKind.Qemu, StateDirectory = "/state")]
+    Volumes = ["/data:/mnt/data"], BootTimeout = 30, GracefulStop = true, Hypervisor = HypervisorKind.Qemu, StateDirectory = "/state")]
 internal sealed class FullyAttributedVm : SharedVm;
 
 [LinuxKitImage("/images/bad.iso", Ports = ["8080"])]
@@ -70,7 +71,7 @@ public class LinuxKitImageAttributeTests
         Assert.Equal("/mnt/data", vm.Options.Volumes["/data"]);
         Assert.Equal(TimeSpan.FromSeconds(30), vm.Options.BootTimeout);
         Assert.Equal(StopMode.Graceful, vm.Options.StopMode);
-        Assert.Equal(Hypervisors.HypervisorKind.Qemu, vm.ManagerOptions.Hypervisor);
+        Assert.Equal(HypervisorKind.Qemu, vm.ManagerOptions.Hypervisor);
         Assert.Equal("/state", vm.ManagerOptions.StateDirectory);
     }
 

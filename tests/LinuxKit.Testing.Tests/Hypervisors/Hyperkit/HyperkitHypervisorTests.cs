@@ -3,7 +3,7 @@ using LinuxKit.Testing.Hypervisors.Hyperkit;
 using LinuxKit.Testing.Images;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.Hypervisors.Hyperkit;
 
 /// <summary>What the Hyperkit backend refuses before anything is allocated, and why.</summary>
 public class HyperkitHypervisorTests

@@ -1,8 +1,9 @@
+using LinuxKit.Testing.Hypervisors;
 using DotNet.Testcontainers.Configurations;
 using DotNet.Testcontainers.Containers;
 using LinuxKit.Testing.Testcontainers;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.Testcontainers;
 
 public class LinuxKitBuilderTests
 {
@@ -51,7 +52,7 @@ public class LinuxKitBuilderTests
         var builder = new LinuxKitBuilder().WithImage("os.iso")
             .WithName("db").WithCpus(2).WithSshKey("/keys/id").WithSshUser("linuxkit").WithSshPort(2222)
             .WithBootTimeout(TimeSpan.FromSeconds(30)).WithBindMount("/data", "/mnt/data").WithGracefulStop()
-            .WithHypervisor(Hypervisors.HypervisorKind.Qemu).WithStateDirectory("/state");
+            .WithHypervisor(HypervisorKind.Qemu).WithStateDirectory("/state");
 
         Assert.Equal(
             new RunOptions
@@ -61,7 +62,7 @@ public class LinuxKitBuilderTests
             },
             builder.Configuration.Options);
         Assert.Equal("/mnt/data", builder.Configuration.Options.Volumes["/data"]);
-        Assert.Equal(Hypervisors.HypervisorKind.Qemu, builder.Configuration.ManagerOptions.Hypervisor);
+        Assert.Equal(HypervisorKind.Qemu, builder.Configuration.ManagerOptions.Hypervisor);
         Assert.Equal("/state", builder.Configuration.ManagerOptions.StateDirectory);
     }
 

@@ -5,7 +5,7 @@ using LinuxKit.Testing.Images;
 using Snapshooter;
 using Snapshooter.Xunit;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.Hypervisors.Qemu;
 
 public class QemuCommandBuilderTests
 {

@@ -6,7 +6,7 @@ using LinuxKit.Testing.Images;
 using Snapshooter;
 using Snapshooter.Xunit;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.Hypervisors.Hyperkit;
 
 public class HyperkitCommandBuilderTests
 {

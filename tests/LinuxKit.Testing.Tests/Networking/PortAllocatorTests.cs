@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using LinuxKit.Testing.Networking;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.Networking;
 
 public sealed class PortAllocatorTests : IDisposable
 {

@@ -1,8 +1,9 @@
+using LinuxKit.Testing.Tests.Images;
 using LinuxKit.Testing.Hypervisors;
 using LinuxKit.Testing.Hypervisors.Qemu;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.Hypervisors.Qemu;
 
 public class QemuHypervisorTests
 {

@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using LinuxKit.Testing.Images;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.Images;
 
 public class MetadataTests
 {

@@ -1,6 +1,6 @@
 using LinuxKit.Testing.State;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.State;
 
 public class VmFilesTests
 {

@@ -1,7 +1,7 @@
 using System.Text;
 using LinuxKit.Testing.Logs;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.Logs;
 
 public class ConsoleTimelineTests
 {

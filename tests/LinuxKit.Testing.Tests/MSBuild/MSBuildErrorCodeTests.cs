@@ -4,7 +4,7 @@ using System.Resources;
 using System.Text.RegularExpressions;
 using LinuxKit.Testing.MSBuild;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.MSBuild;
 
 /// <summary>The tasks' messages: each starts with its code, and the README documents every code.</summary>
 public partial class MSBuildErrorCodeTests

@@ -3,7 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using LinuxKit.Testing.Ssh;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.Ssh;
 
 /// <summary>
 /// The readiness schedule against a loopback server that plays a booting guest behind QEMU's

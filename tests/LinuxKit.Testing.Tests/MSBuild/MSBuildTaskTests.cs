@@ -1,7 +1,7 @@
 using LinuxKit.Testing.MSBuild;
 using LinuxKit.Testing.TestSupport;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.MSBuild;
 
 public sealed class MSBuildTaskTests : IDisposable
 {

@@ -1,6 +1,6 @@
 using LinuxKit.Testing.Images;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.Images;
 
 public sealed class ImageResolutionTests : IDisposable
 {

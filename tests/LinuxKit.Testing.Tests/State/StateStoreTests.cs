@@ -2,7 +2,7 @@ using LinuxKit.Testing.Hypervisors;
 using LinuxKit.Testing.Images;
 using LinuxKit.Testing.State;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.State;
 
 public sealed class StateStoreTests : IDisposable
 {

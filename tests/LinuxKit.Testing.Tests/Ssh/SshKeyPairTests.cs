@@ -1,7 +1,7 @@
 using LinuxKit.Testing.Ssh;
 using Renci.SshNet;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.Ssh;
 
 public sealed class SshKeyPairTests : IDisposable
 {

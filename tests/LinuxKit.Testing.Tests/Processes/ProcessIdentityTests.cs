@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using LinuxKit.Testing.Processes;
 
-namespace LinuxKit.Testing.Tests;
+namespace LinuxKit.Testing.Tests.Processes;
 
 public class ProcessIdentityTests
 {
