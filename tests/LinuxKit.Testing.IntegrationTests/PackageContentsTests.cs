@@ -38,6 +38,10 @@ public class PackageContentsTests(LocalPackageFeed feed) : IClassFixture<LocalPa
         Assert.Equal("MIT", Field("license"));
         Assert.NotEmpty(Field("description"));
         Assert.True(File.Exists(Path.Combine(feed.Path, $"{package}.{feed.Version}.snupkg")), $"{package} has no symbol package");
+        // Source Link names the commit (and the URL of the clone's "origin", where it has one).
+        var repository = metadata.Elements().Single(e => e.Name.LocalName == "repository");
+        Assert.Equal("git", repository.Attribute("type")?.Value);
+        Assert.Matches("^[0-9a-f]{40}$", repository.Attribute("commit")?.Value ?? "");
     }
 
     [Theory]
