@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using LinuxKit.Testing.Hypervisors;
+using LinuxKit.Testing.Processes;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace LinuxKit.Testing.Tests.Hypervisors;
+
+/// <summary>
+/// The stop escalation over real processes standing in for a hypervisor: a request that works, a
+/// request that cannot be sent, and a process that ignores SIGTERM.
+/// </summary>
+public sealed class StopEscalationTests : IDisposable
+{
+    private readonly List<Process> _processes = [];
+
+    private ProcessIdentity Start(string script)
+    {
+        var process = Process.Start("sh", ["-c", script]);
+        _processes.Add(process);
+        // The shell must have set its traps before it is signalled.
+        Thread.Sleep(200);
+        return ProcessIdentity.Of(process.Id) ?? throw new InvalidOperationException("the stand-in exited at once");
+    }
+
+    [Fact]
+    public async Task A_request_the_process_obeys_ends_it_with_the_requests_exit_code()
+    {
+        var process = Start("exec sleep 60");
+
+        var exitCode = await StopEscalation.RunAsync(
+            _ => { process.Signal(UnixSignal.Kill); return Task.FromResult(true); }, 137, TimeSpan.FromSeconds(10), process, NullLogger.Instance, CancellationToken.None);
+
+        Assert.Equal(137, exitCode);
+        Assert.False(process.IsAlive());
+    }
+
+    [Fact]
+    public async Task A_request_that_cannot_be_sent_goes_straight_to_sigterm()
+    {
+        var process = Start("exec sleep 60");
+        var clock = Stopwatch.StartNew();
+
+        var exitCode = await StopEscalation.RunAsync(_ => Task.FromResult(false), 0, TimeSpan.FromSeconds(30), process, NullLogger.Instance, CancellationToken.None);
+
+        Assert.Equal(143, exitCode);
+        Assert.False(process.IsAlive());
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "the request's wait was not skipped");
+    }
+
+    [Fact]
+    public async Task A_control_channel_that_never_answers_does_not_hold_the_stop()
+    {
+        var process = Start("exec sleep 60");
+
+        var exitCode = await StopEscalation.RunAsync(
+            async token => { await Task.Delay(Timeout.Infinite, token); return true; }, 0, TimeSpan.FromSeconds(30), process, NullLogger.Instance, CancellationToken.None);
+
+        Assert.Equal(143, exitCode);
+        Assert.False(process.IsAlive());
+    }
+
+    [Fact]
+    public async Task A_process_that_ignores_sigterm_is_killed()
+    {
+        var process = Start("trap '' TERM; while :; do sleep 1; done");
+
+        var exitCode = await StopEscalation.RunAsync(_ => Task.FromResult(false), 0, TimeSpan.FromSeconds(30), process, NullLogger.Instance, CancellationToken.None);
+
+        Assert.Equal(137, exitCode);
+        Assert.False(process.IsAlive());
+    }
+
+    public void Dispose()
+    {
+        foreach (var process in _processes)
+        {
+            try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+            process.Dispose();
+        }
+    }
+}
