@@ -55,4 +55,10 @@ public sealed record Container
 
     /// <summary>True when the VM outlives the process that started it.</summary>
     public bool Detached { get; init; }
+
+    /// <summary>
+    /// For a VM in <see cref="ContainerStatus.Error"/> whose record could not be read or trusted:
+    /// why (stop it and remove it with <see cref="IManager.StopAsync(string, CancellationToken)"/>).
+    /// </summary>
+    public string? Error { get; init; }
 }

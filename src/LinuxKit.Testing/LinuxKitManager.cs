@@ -25,7 +25,7 @@ public sealed class LinuxKitManager : IManager
     private readonly LinuxKitManagerOptions _options;
     private readonly ILogger _logger;
     private readonly StateStore _store;
-    private readonly PortAllocator _ports = new();
+    private readonly PortAllocator _ports;
     private readonly Lazy<IHypervisor> _hypervisor;
     private readonly bool _hypervisorGiven;
     private readonly ConcurrentDictionary<HypervisorKind, IHypervisor> _otherHypervisors = new();
@@ -51,8 +51,11 @@ public sealed class LinuxKitManager : IManager
         _options = options;
         _logger = _options.Logger ?? NullLogger.Instance;
         _time = time ?? TimeProvider.System;
-        _sessions = new SshSessionPool(_time);
+        if (_options.OutputLimit <= 0)
+            throw new LinuxKitException($"LinuxKitManagerOptions.OutputLimit is {_options.OutputLimit}: give a positive number of bytes.");
+        _sessions = new SshSessionPool(_time, _options.OutputLimit);
         _store = store ?? new StateStore(_options.ResolveStateDirectory());
+        _ports = new PortAllocator(_store.Scratch("ports"));
         // Created on first use, so that listing or stopping works where QEMU is not installed.
         _hypervisor = new Lazy<IHypervisor>(hypervisorFactory ?? (() => HypervisorFactory.Create(_options, _logger)));
         _hypervisorGiven = hypervisorFactory is not null;
@@ -86,7 +89,7 @@ public sealed class LinuxKitManager : IManager
                 ? SshKeyPair.Generate(record.SshKeyFile, $"linuxkit-testing-{id}")
                 : SshKeyPair.PublicKeyOf(options.SshKey);
             var shares = options.Volumes.Select((v, i) => new VolumeShare($"vol{i}", Path.GetFullPath(v.Key), v.Value)).ToList();
-            await File.WriteAllBytesAsync(
+            await PrivateFiles.WriteAsync(
                 files.MetadataIso,
                 MetadataIso.Build(LinuxKitMetadata.Build(sshKeyLine, shares.Select(s => (s.Tag, s.GuestPath)).ToList()), _time.GetUtcNow().UtcDateTime),
                 cancellationToken).ConfigureAwait(false);
@@ -129,7 +132,7 @@ public sealed class LinuxKitManager : IManager
             if (!options.Detach) _owned[id] = OwnerWatchdog.Start(spec.Files.PidFile, record.RuntimeFiles);
             else _owned[id] = null;
 
-            _watchers[id] = ConsoleWatcher.Start(record.ConsoleLog, options.ConsoleOutput);
+            _watchers[id] = ConsoleWatcher.Start(record.Files.ConsoleLog, options.ConsoleOutput);
             process = await hypervisor.StartAsync(spec, cancellationToken).ConfigureAwait(false);
             foreach (var reservation in reservations) reservation.Dispose();
             reservations.Clear();
@@ -140,7 +143,7 @@ public sealed class LinuxKitManager : IManager
             var ready = await SshReadiness.WaitAsync(
                 new SshEndpoint("127.0.0.1", record.SshPort, record.SshUser, record.SshKeyFile),
                 hypervisorExited: () => !started.IsAlive(),
-                consoleTail: () => ConsoleLog.Tail(record.ConsoleLog),
+                consoleTail: () => ConsoleLog.Tail(record.Files.ConsoleLog),
                 options.BootTimeout,
                 description,
                 cancellationToken).ConfigureAwait(false);
@@ -207,7 +210,7 @@ public sealed class LinuxKitManager : IManager
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var record = Find(id);
-        var file = ConsoleLog.Open(record.ConsoleLog);
+        var file = ConsoleLog.Open(record.Files.ConsoleLog);
         if (!follow) return Task.FromResult<Stream>(file);
         var process = Identity(record);
         return Task.FromResult<Stream>(new FollowingStream(file, () => process.IsAlive(), cancellationToken));
@@ -223,7 +226,7 @@ public sealed class LinuxKitManager : IManager
 
     /// <inheritdoc />
     public Task WriteFileAsync(string id, string guestPath, Stream content, UnixFileMode mode, int ownerId = 0, int groupId = 0, CancellationToken cancellationToken = default) =>
-        GuestFiles.WriteAsync(Guest(id), guestPath, content, mode, ownerId, groupId, cancellationToken);
+        GuestFiles.WriteAsync(Guest(id), _store.Scratch("spool"), guestPath, content, mode, ownerId, groupId, cancellationToken);
 
     /// <inheritdoc />
     public Task<byte[]> ReadFileAsync(string id, string guestPath, CancellationToken cancellationToken = default) =>
@@ -236,7 +239,7 @@ public sealed class LinuxKitManager : IManager
         var record = Find(id);
         var timeline = _watchers.TryGetValue(record.Id, out var watcher) ? watcher.Timeline : new ConsoleTimeline();
         byte[] log;
-        var file = ConsoleLog.Open(record.ConsoleLog);
+        var file = ConsoleLog.Open(record.Files.ConsoleLog);
         await using (file.ConfigureAwait(false))
         {
             log = new byte[file.Length];
@@ -253,6 +256,9 @@ public sealed class LinuxKitManager : IManager
         var record = Find(id);
         if (record.Status != ContainerStatus.Running || !Identity(record).IsAlive())
             throw new LinuxKitException($"VM {record.Id} is not running (status {Refresh(record).Status}); start it before running commands in it.");
+        // Without the host key seen at boot anyone on the port would be trusted.
+        if (string.IsNullOrEmpty(record.HostKeyFingerprint))
+            throw new LinuxKitException($"VM {record.Id}'s record has no host-key pin, so its SSH server cannot be told from another on port {record.SshPort}; it is refused. Stop the VM and start it again.");
         return _sessions.For(record.Id, new SshEndpoint("127.0.0.1", record.SshPort, record.SshUser, record.SshKeyFile), record.HostKeyFingerprint);
     }
 
@@ -260,14 +266,14 @@ public sealed class LinuxKitManager : IManager
     public async Task PauseAsync(string id, CancellationToken cancellationToken = default)
     {
         var record = Find(id);
-        await HypervisorFor(record).PauseAsync(record.ControlSocket, cancellationToken).ConfigureAwait(false);
+        await HypervisorFor(record).PauseAsync(record.Files.ControlSocket, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
     public async Task ResumeAsync(string id, CancellationToken cancellationToken = default)
     {
         var record = Find(id);
-        await HypervisorFor(record).ResumeAsync(record.ControlSocket, cancellationToken).ConfigureAwait(false);
+        await HypervisorFor(record).ResumeAsync(record.Files.ControlSocket, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Stops the VMs this manager started that are not detached and removes their folders.</summary>
@@ -342,10 +348,7 @@ public sealed class LinuxKitManager : IManager
             SshKeyFile = options.SshKey is null ? files.SshKey : Path.GetFullPath(options.SshKey),
             Detached = options.Detach,
             StopMode = options.StopMode,
-            ConsoleLog = files.ConsoleLog,
-            ControlSocket = files.ControlSocket,
-            PidFile = files.PidFile,
-            HypervisorLog = files.HypervisorLog,
+            Files = files,
         };
     }
 
@@ -375,20 +378,25 @@ public sealed class LinuxKitManager : IManager
 
     private async Task StopRecordAsync(VmRecord record, StopMode mode, CancellationToken cancellationToken)
     {
+        if (record.Damage is not null)
+        {
+            await RemoveDamagedAsync(record, cancellationToken).ConfigureAwait(false);
+            return;
+        }
         var process = Identity(record);
         var exitCode = record.ExitCode;
-        if (process.IsAlive())
+        if (IsItsHypervisor(record))
         {
             _logger.LogInformation("Stopping VM {Id} ({Mode})", record.Id, mode);
             if (mode == StopMode.Fast && record.Volumes.Count > 0) await FlushVolumesAsync(record).ConfigureAwait(false);
             // The connection is closed while the guest still answers: after a fast stop its
             // socket is dead, and closing channels on it fails.
             _sessions.Close(record.Id);
-            exitCode = await HypervisorFor(record).StopAsync(record.ControlSocket, process, mode, _options.StopTimeout, cancellationToken).ConfigureAwait(false);
+            exitCode = await HypervisorFor(record).StopAsync(record.Files.ControlSocket, process, mode, _options.StopTimeout, cancellationToken).ConfigureAwait(false);
         }
         else if (record.Status is ContainerStatus.Running or ContainerStatus.Starting)
         {
-            exitCode = ExitTrace.Infer(record.HypervisorLog, record.ConsoleLog);
+            exitCode = ExitTrace.Infer(record.Files.HypervisorLog, record.Files.ConsoleLog);
         }
         _sessions.Close(record.Id);
         if (_owned.TryGetValue(record.Id, out var watchdog)) watchdog?.Dispose();
@@ -414,9 +422,25 @@ public sealed class LinuxKitManager : IManager
         }
     }
 
+    // A record nothing in which is trusted: its folder's own pid file may still name the VM's
+    // hypervisor, which is ended only if it proves to be one (see IsHypervisorOf).
+    private async Task RemoveDamagedAsync(VmRecord record, CancellationToken cancellationToken)
+    {
+        if (File.Exists(record.Files.PidFile)
+            && int.TryParse(File.ReadAllText(record.Files.PidFile).Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid)
+            && ProcessIdentity.Of(pid) is { } process
+            && process.IsHypervisorOf(record.Files.PidFile))
+        {
+            process.Signal(UnixSignal.Kill);
+            await process.WaitForExitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+        }
+        await _store.LockedAsync(() => _store.Delete(record.Id), cancellationToken).ConfigureAwait(false);
+        _logger.LogInformation("VM {Id}'s untrusted record and folder removed", record.Id);
+    }
+
     private static void RemoveRuntimeFiles(VmRecord record)
     {
-        foreach (var file in record.RuntimeFiles.Append(record.ControlSocket).Append(record.PidFile))
+        foreach (var file in record.RuntimeFiles.Append(record.Files.ControlSocket).Append(record.Files.PidFile))
         {
             try { File.Delete(file); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
@@ -431,17 +455,21 @@ public sealed class LinuxKitManager : IManager
 
     private static ProcessIdentity Identity(VmRecord record) => new(record.Pid, record.PidStartTime ?? "");
 
+    // Whether the record's process is alive and is this VM's hypervisor: only then is it
+    // signalled or the VM counted as running.
+    private static bool IsItsHypervisor(VmRecord record) => Identity(record).IsHypervisorOf(record.Files.PidFile);
+
     // A VM whose hypervisor is gone is stopped, whatever its record said.
     private VmRecord Refresh(VmRecord record)
     {
-        if (record.Status is not (ContainerStatus.Running or ContainerStatus.Starting) || Identity(record).IsAlive()) return record;
+        if (record.Status is not (ContainerStatus.Running or ContainerStatus.Starting) || IsItsHypervisor(record)) return record;
         if (record.Status == ContainerStatus.Starting && record.Pid == 0 && _time.GetUtcNow() - record.StartedAt < TimeSpan.FromMinutes(10))
             return record; // still being prepared by its process
         var stopped = record with
         {
             Status = ContainerStatus.Stopped,
             StoppedAt = _time.GetUtcNow(),
-            ExitCode = ExitTrace.Infer(record.HypervisorLog, record.ConsoleLog),
+            ExitCode = ExitTrace.Infer(record.Files.HypervisorLog, record.Files.ConsoleLog),
         };
         RemoveRuntimeFiles(stopped);
         _store.Save(stopped);

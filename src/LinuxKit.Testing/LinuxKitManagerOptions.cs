@@ -32,6 +32,16 @@ public sealed record LinuxKitManagerOptions
     /// <summary>How long a guest may take to power off after the ACPI request before it is terminated (default 10 s).</summary>
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>The default of <see cref="OutputLimit"/>: 64 MiB.</summary>
+    public const long DefaultOutputLimit = 64L * 1024 * 1024;
+
+    /// <summary>
+    /// The most bytes taken of a command's standard output, of its standard error, and of a file
+    /// read back from a guest (default 64 MiB); more is a <see cref="LinuxKitException"/> that
+    /// names the limit, so a runaway command cannot exhaust the test host's memory.
+    /// </summary>
+    public long OutputLimit { get; init; } = DefaultOutputLimit;
+
     /// <summary>Where the manager logs what it does (boot progress, warnings).</summary>
     public ILogger? Logger { get; init; }
 

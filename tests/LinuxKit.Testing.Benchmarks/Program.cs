@@ -154,7 +154,7 @@ async Task<(double Total, double ServerStarted)> PlainBootAsync(LinuxKitImage im
         var files = new VmFiles("plain", dir);
         var publicKey = SshKeyPair.Generate(files.SshKey, "plain");
         await File.WriteAllBytesAsync(files.MetadataIso, MetadataIso.Build(LinuxKitMetadata.Build(publicKey, []), DateTime.UtcNow));
-        using var port = new PortAllocator().ReserveFree();
+        using var port = new PortAllocator(Path.Combine(dir, "ports")).ReserveFree();
         var spec = new VmSpec
         {
             Id = "plain",

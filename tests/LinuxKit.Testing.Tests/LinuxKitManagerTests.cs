@@ -19,11 +19,15 @@ public sealed class LinuxKitManagerTests : IDisposable
 
     private LinuxKitManager Manager() => new(new LinuxKitManagerOptions { StateDirectory = _state, StopTimeout = TimeSpan.FromSeconds(3) }, () => _hypervisor);
 
-    private ProcessIdentity Running()
+    // A stand-in hypervisor for VM <id>: like QEMU's, its command line names the VM's pid file,
+    // which is how the manager tells its hypervisor from any other process.
+    private ProcessIdentity Running(string id = "0000aaaa") => Process(new StateStore(_state).Files(id).PidFile);
+
+    private ProcessIdentity Process(params string[] arguments)
     {
-        var sleep = Process.Start("sleep", "60");
-        _processes.Add(sleep);
-        return ProcessIdentity.Of(sleep.Id) ?? throw new InvalidOperationException("sleep exited at once");
+        var stand_in = System.Diagnostics.Process.Start("sh", ["-c", "while :; do sleep 1; done", "stand-in-hypervisor", .. arguments]);
+        _processes.Add(stand_in);
+        return ProcessIdentity.Of(stand_in.Id) ?? throw new InvalidOperationException("the stand-in exited at once");
     }
 
     private VmRecord Plant(string id, ContainerStatus status, ProcessIdentity? process, string? name = null, StopMode stopMode = StopMode.Fast)
@@ -44,10 +48,7 @@ public sealed class LinuxKitManagerTests : IDisposable
             SshKeyFile = files.SshKey,
             HostKeyFingerprint = "SHA256:test",
             StopMode = stopMode,
-            ConsoleLog = files.ConsoleLog,
-            ControlSocket = files.ControlSocket,
-            PidFile = files.PidFile,
-            HypervisorLog = files.HypervisorLog,
+            Files = files,
         };
         store.Save(record);
         return record;
@@ -103,6 +104,51 @@ public sealed class LinuxKitManagerTests : IDisposable
         Assert.NotNull(vm.StoppedAt);
         await manager.StopAsync(vm.Id); // already stopped: the hypervisor is not asked
         Assert.Empty(_hypervisor.Stops);
+    }
+
+    [Fact]
+    public async Task A_record_naming_a_process_that_is_not_its_hypervisor_lists_as_stopped_and_that_process_is_never_signalled()
+    {
+        var foreign = Process("--not-a-vm"); // alive, this user's, but its command line names no pid file of the VM
+        Plant("0000aaaa", ContainerStatus.Running, foreign);
+        await using var manager = Manager();
+
+        var vm = Assert.Single(await manager.ListAsync());
+        await manager.StopAsync(vm.Id);
+
+        Assert.Equal(ContainerStatus.Stopped, vm.Status);
+        Assert.Empty(_hypervisor.Stops);
+        Assert.True(foreign.IsAlive());
+    }
+
+    [Fact]
+    public async Task A_damaged_record_lists_as_an_error_with_its_reason_beside_the_others_and_a_stop_removes_it()
+    {
+        Plant("0000aaaa", ContainerStatus.Stopped, null);
+        Directory.CreateDirectory(Path.Combine(_state, "vms", "0000bbbb"));
+        File.WriteAllText(Path.Combine(_state, "vms", "0000bbbb", "vm.json"), "{ truncated");
+        await using var manager = Manager();
+
+        var all = await manager.ListAsync();
+
+        Assert.Equal(["0000aaaa", "0000bbbb"], all.Select(c => c.Id));
+        var damaged = all[1];
+        Assert.Equal(ContainerStatus.Error, damaged.Status);
+        Assert.Contains("vms/0000bbbb/vm.json' is not trusted: it is not a VM record", damaged.Error, StringComparison.Ordinal);
+        await manager.StopAsync("0000bbbb");
+        Assert.False(Directory.Exists(Path.Combine(_state, "vms", "0000bbbb")));
+    }
+
+    [Fact]
+    public async Task A_running_record_without_a_host_key_pin_is_refused_before_any_connection()
+    {
+        var vm = Plant("0000aaaa", ContainerStatus.Running, Running()) with { HostKeyFingerprint = null };
+        new StateStore(_state).Save(vm);
+        await using var manager = Manager();
+
+        var e = await Assert.ThrowsAsync<LinuxKitException>(() => manager.ExecAsync("0000aaaa", ["true"]));
+
+        Assert.Contains("no host-key pin", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

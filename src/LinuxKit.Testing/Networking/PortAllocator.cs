@@ -2,24 +2,28 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using LinuxKit.Testing.Processes;
+using LinuxKit.Testing.State;
 
 namespace LinuxKit.Testing.Networking;
 
 /// <summary>
 /// Chooses host ports for forwarding. A port is free when nothing listens on 127.0.0.1 at it
 /// and no other process has reserved it; the reservation (a file created exclusively in a
-/// folder every process on the machine shares) closes the gap between "this port is free"
-/// and QEMU binding it, so processes starting VMs at the same moment never pick the same port.
+/// folder every process of this state directory shares) closes the gap between "this port is
+/// free" and QEMU binding it, so processes starting VMs at the same moment never pick the same
+/// port. Processes on other state directories are kept apart by the listen check and by QEMU
+/// failing to bind a taken port.
 /// </summary>
 internal sealed class PortAllocator
 {
     private static readonly TimeSpan ReservationLifetime = TimeSpan.FromMinutes(2);
     private readonly string _directory;
 
-    public PortAllocator(string? directory = null)
+    /// <param name="directory">Where reservations are made: the state directory's private folder, so no other user can hold or fake them.</param>
+    public PortAllocator(string directory)
     {
-        _directory = directory ?? Path.Combine(Path.GetTempPath(), "linuxkit-testing-ports-" + Environment.UserName);
-        Directory.CreateDirectory(_directory);
+        _directory = directory;
+        PrivateFiles.CreateFolder(_directory);
     }
 
     /// <summary>Reserves a free port the OS picks.</summary>
@@ -52,7 +56,7 @@ internal sealed class PortAllocator
         {
             try
             {
-                using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write))
+                using (var file = PrivateFiles.CreateNew(path))
                 using (var writer = new StreamWriter(file))
                 {
                     var self = ProcessIdentity.Of(Environment.ProcessId);

@@ -13,6 +13,7 @@ internal static class DetachedProcess
     private const string Script = """
         out=$1; err=$2; shift 2
         trap '' INT HUP
+        umask 077
         "$@" </dev/null >>"$out" 2>>"$err" &
         echo $!
         """;

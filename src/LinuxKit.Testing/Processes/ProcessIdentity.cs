@@ -61,6 +61,32 @@ internal readonly record struct ProcessIdentity(int Pid, string StartTime)
         return ps.ExitCode == 0 && text.Length > 0 ? text : null;
     }
 
+    /// <summary>
+    /// True when this live process is a hypervisor the SDK started for the VM whose pid file is
+    /// <paramref name="pidFile"/>: it runs as the current user and its command line names that
+    /// pid file (as the owner watchdog checks). A record that names any other process, a reused
+    /// PID or one planted by someone else, never gets it signalled.
+    /// </summary>
+    public bool IsHypervisorOf(string pidFile)
+    {
+        if (!IsAlive()) return false;
+        if (OperatingSystem.IsLinux())
+        {
+            if (State.PrivateFiles.OwnerOf($"/proc/{Pid}") != State.PrivateFiles.CurrentUser()) return false;
+            try
+            {
+                return File.ReadAllText($"/proc/{Pid}/cmdline").Split('\0').Contains(pidFile, StringComparer.Ordinal);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return false;
+            }
+        }
+        var uid = PsField(Pid, "uid=");
+        return uid == State.PrivateFiles.CurrentUser().ToString(CultureInfo.InvariantCulture)
+            && PsField(Pid, "args=")?.Contains(pidFile, StringComparison.Ordinal) == true;
+    }
+
     /// <summary>Sends a signal, only if this identity still names a live process.</summary>
     public bool Signal(UnixSignal signal) => IsAlive() && NativeMethods.Kill(Pid, (int)signal) == 0;
 

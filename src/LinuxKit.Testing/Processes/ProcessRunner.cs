@@ -9,14 +9,16 @@ internal static class ProcessRunner
     public static async Task<ProcessOutcome> RunAsync(
         string fileName, IEnumerable<string> arguments, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var info = new ProcessStartInfo(fileName)
+        // Through a shell that sets umask 077: what these programs create (QEMU's console and
+        // log files, qemu-img's overlays) is the user's alone, like the rest of the state.
+        var info = new ProcessStartInfo("/bin/sh")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        foreach (var argument in arguments) info.ArgumentList.Add(argument);
+        foreach (var argument in (string[])["-c", "umask 077 && exec \"$0\" \"$@\"", fileName, .. arguments]) info.ArgumentList.Add(argument);
 
         using var process = new Process { StartInfo = info };
         try
@@ -36,7 +38,11 @@ internal static class ProcessRunner
         try
         {
             await process.WaitForExitAsync(timeoutSource.Token).ConfigureAwait(false);
-            return new ProcessOutcome(process.ExitCode, await stdout.ConfigureAwait(false), await stderr.ConfigureAwait(false));
+            var outcome = new ProcessOutcome(process.ExitCode, await stdout.ConfigureAwait(false), await stderr.ConfigureAwait(false));
+            // 126/127: the shell could not run the program at all.
+            if (outcome.ExitCode is 126 or 127 && FindOnPath(fileName) is null)
+                throw new LinuxKitException($"Cannot start '{fileName}': {outcome.Stderr.Trim()}.");
+            return outcome;
         }
         catch (OperationCanceledException)
         {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using LinuxKit.Testing.State;
 
 namespace LinuxKit.Testing.Ssh;
 
@@ -8,9 +9,12 @@ namespace LinuxKit.Testing.Ssh;
 /// </summary>
 internal static class GuestFiles
 {
-    /// <summary>Writes a guest file whole or not at all; missing parent folders are created.</summary>
+    /// <summary>
+    /// Writes a guest file whole or not at all; missing parent folders are created. A stream of
+    /// unknown length is spooled to a private file in <paramref name="spoolFolder"/> first.
+    /// </summary>
     /// <exception cref="LinuxKitException">The guest refused the file (read-only file system, full disk, ...).</exception>
-    public static async Task WriteAsync(GuestConnection guest, string guestPath, Stream content, UnixFileMode mode, int ownerId, int groupId, CancellationToken cancellationToken)
+    public static async Task WriteAsync(GuestConnection guest, string spoolFolder, string guestPath, Stream content, UnixFileMode mode, int ownerId, int groupId, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(content);
         RequireAbsolute(guestPath);
@@ -24,7 +28,7 @@ internal static class GuestFiles
         {
             if (!content.CanSeek)
             {
-                spooled = new FileStream(Path.Combine(Path.GetTempPath(), $"linuxkit-copy-{Guid.NewGuid():N}"), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 81920, FileOptions.DeleteOnClose);
+                spooled = PrivateFiles.CreateNew(Path.Combine(spoolFolder, $"copy-{Guid.NewGuid():N}"), FileOptions.DeleteOnClose);
                 await content.CopyToAsync(spooled, cancellationToken).ConfigureAwait(false);
                 spooled.Position = 0;
             }
@@ -52,6 +56,7 @@ internal static class GuestFiles
             0 => content,
             2 => throw new FileNotFoundException($"There is no file '{guestPath}' in VM {guest.VmId}.", guestPath),
             3 => throw new LinuxKitException($"'{guestPath}' in VM {guest.VmId} is a folder; read the files in it one by one."),
+            4 => throw new LinuxKitException($"'{guestPath}' in VM {guest.VmId} is {error.Trim()} bytes, over the output limit (LinuxKitManagerOptions.OutputLimit); copy it out in parts, or raise the limit."),
             _ => throw new LinuxKitException($"Cannot read '{guestPath}' in VM {guest.VmId} (exit code {exitCode}): {error.Trim()}"),
         };
     }

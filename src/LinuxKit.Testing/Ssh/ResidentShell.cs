@@ -9,22 +9,32 @@ namespace LinuxKit.Testing.Ssh;
 /// <summary>
 /// A <c>sh</c> kept running on an SSH connection, fed one command at a time. Each command runs
 /// in a subshell with stdin from /dev/null, so it cannot change or end the resident shell or eat
-/// the commands after it. Its end is marked on stdout (with the exit status) and on stderr by a
-/// marker that carries a random nonce, so no output can fake it.
+/// the commands after it. Its output goes to files of its own in a private folder of the guest,
+/// which the shell then sends between a start and an end marker carrying a fresh random nonce:
+/// no output can fake a marker, and what a command's background children write later lands in
+/// its removed files, never in another command's result.
 /// </summary>
 internal sealed class ResidentShell : IDisposable
 {
     private readonly SshCommand _command;
     private readonly Task _execution;
     private readonly Stream _input;
-    private readonly string _nonce = Convert.ToHexString(RandomNumberGenerator.GetBytes(8));
+    private readonly MarkerReader _stdout;
+    private readonly MarkerReader _stderr;
     private int _sequence;
+
+    // The shell's folder for command output; a shell that cannot make one exits with this code
+    // before it reads any command.
+    private const int NoOutputFolder = 97;
+    private const string Start = "LINUXKIT_OUT=$(mktemp -d 2>/dev/null || mktemp -d -p /run 2>/dev/null) || exit 97; export LINUXKIT_OUT; sh; s=$?; rm -rf \"$LINUXKIT_OUT\"; exit $s";
 
     private ResidentShell(SshCommand command, Task execution, Stream input)
     {
         _command = command;
         _execution = execution;
         _input = input;
+        _stdout = new MarkerReader(command.OutputStream);
+        _stderr = new MarkerReader(command.ExtendedOutputStream);
     }
 
     /// <summary>
@@ -34,7 +44,7 @@ internal sealed class ResidentShell : IDisposable
     /// </summary>
     public static ResidentShell? TryStart(SshClient client)
     {
-        var command = client.CreateCommand("exec sh");
+        var command = client.CreateCommand(Start);
         try
         {
             // The shell outlives this call: its execution is not cancelled by any caller's token.
@@ -59,18 +69,40 @@ internal sealed class ResidentShell : IDisposable
     /// closing the channel of a running shell would make its process exit at an unknown moment,
     /// which breaks any channel dropbear is starting at that moment (see <see cref="SshSession"/>).
     /// </summary>
-    public async Task<ExecResult> RunAsync(string commandLine)
+    /// <param name="commandLine">The command, as one shell command line.</param>
+    /// <param name="outputLimit">The most bytes taken of stdout and of stderr each; more is an error that names the limit.</param>
+    public async Task<ExecResult> RunAsync(string commandLine, long outputLimit)
     {
-        var marker = $"__linuxkit_testing_{_nonce}_{++_sequence}__";
-        var script = $"( {commandLine}\n) </dev/null; printf '%s %d\\n' {marker} $?; printf '%s\\n' {marker} >&2\n";
+        _sequence++;
+        var nonce = Convert.ToHexString(RandomNumberGenerator.GetBytes(8));
+        var start = $"__linuxkit_testing_{nonce}_start__";
+        var end = $"__linuxkit_testing_{nonce}_end__";
+        var take = (outputLimit + 1).ToString(CultureInfo.InvariantCulture);
+        var script =
+            $"( {commandLine}\n) </dev/null >\"$LINUXKIT_OUT/o\" 2>\"$LINUXKIT_OUT/e\"; s=$?\n" +
+            $"printf '%s\\n' {start}; [ ! -s \"$LINUXKIT_OUT/o\" ] || head -c {take} \"$LINUXKIT_OUT/o\"; printf '%s %d\\n' {end} $s\n" +
+            $"printf '%s\\n' {start} >&2; [ ! -s \"$LINUXKIT_OUT/e\" ] || head -c {take} \"$LINUXKIT_OUT/e\" >&2; printf '%s\\n' {end} >&2\n" +
+            "rm -f \"$LINUXKIT_OUT/o\" \"$LINUXKIT_OUT/e\"\n";
         await _input.WriteAsync(Encoding.UTF8.GetBytes(script)).ConfigureAwait(false);
         await _input.FlushAsync().ConfigureAwait(false);
 
-        var markerBytes = Encoding.ASCII.GetBytes(marker);
-        var (stdout, statusLine) = await ReadUntilMarkerAsync(_command.OutputStream, markerBytes).ConfigureAwait(false) ?? throw await EndedAsync().ConfigureAwait(false);
-        var (stderr, _) = await ReadUntilMarkerAsync(_command.ExtendedOutputStream, markerBytes).ConfigureAwait(false) ?? throw await EndedAsync().ConfigureAwait(false);
-        var exitCode = int.Parse(statusLine.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture);
-        return new ExecResult(exitCode, stdout, stderr);
+        var stdout = await ReadBetweenAsync(_stdout, start, end).ConfigureAwait(false) ?? throw await EndedAsync().ConfigureAwait(false);
+        var stderr = await ReadBetweenAsync(_stderr, start, end).ConfigureAwait(false) ?? throw await EndedAsync().ConfigureAwait(false);
+        foreach (var (name, output) in new[] { ("standard output", stdout.Output), ("standard error", stderr.Output) })
+        {
+            if (output.Length > outputLimit)
+                throw new LinuxKitException($"The command's {name} is over the output limit of {outputLimit} bytes (LinuxKitManagerOptions.OutputLimit); the rest was not read. Redirect it to a file in the guest, or raise the limit.");
+        }
+        var exitCode = int.Parse(stdout.RestOfLine.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture);
+        return new ExecResult(exitCode, Encoding.UTF8.GetString(stdout.Output), Encoding.UTF8.GetString(stderr.Output));
+    }
+
+    // What lies between this command's start and end markers; null when the stream ended first.
+    // Anything before the start marker is none of this command's and is dropped.
+    private static async Task<(byte[] Output, string RestOfLine)?> ReadBetweenAsync(MarkerReader reader, string start, string end)
+    {
+        if (await reader.ReadUntilAsync(Encoding.ASCII.GetBytes(start), keep: false).ConfigureAwait(false) is null) return null;
+        return await reader.ReadUntilAsync(Encoding.ASCII.GetBytes(end), keep: true).ConfigureAwait(false);
     }
 
     // Why the shell's output ended before the marker. When the exec request itself failed, no
@@ -78,7 +110,8 @@ internal sealed class ResidentShell : IDisposable
     private async Task<ResidentShellEndedException> EndedAsync()
     {
         await Task.WhenAny(_execution, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
-        var neverRan = _execution.IsFaulted && _sequence == 1;
+        // Refused outright, or no folder for output: in both cases the shell read no command.
+        var neverRan = _sequence == 1 && (_execution.IsFaulted || (_execution.IsCompleted && _command.ExitStatus == NoOutputFolder));
         var why = _execution.IsFaulted ? _execution.Exception!.InnerException?.Message
             : _execution.IsCanceled ? "its execution was cancelled"
             : _execution.IsCompleted ? $"exit status {_command.ExitStatus?.ToString(CultureInfo.InvariantCulture) ?? "none"}, signal {_command.ExitSignal ?? "none"}"
@@ -86,29 +119,52 @@ internal sealed class ResidentShell : IDisposable
         return new ResidentShellEndedException($"The resident shell ended while a command ran ({why}).", neverRan);
     }
 
-    // Everything before the marker, and the rest of the marker's line; null when the stream ended first.
-    private static async Task<(string Before, string RestOfLine)?> ReadUntilMarkerAsync(Stream stream, byte[] marker)
+    // Reads a stream up to markers, keeping what follows a marker's line for the next read.
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "A MemoryStream over its own array holds nothing to dispose.")]
+    private sealed class MarkerReader(Stream stream)
     {
-        var buffer = new MemoryStream();
-        var chunk = new byte[8192];
-        var searchFrom = 0;
-        while (true)
+        private readonly MemoryStream _buffer = new(capacity: 8192);
+
+        // Everything before the marker (when kept), and the rest of the marker's line.
+        public async Task<(byte[] Before, string RestOfLine)?> ReadUntilAsync(byte[] marker, bool keep)
         {
-            var read = await stream.ReadAsync(chunk).ConfigureAwait(false);
-            if (read == 0) return null;
-            buffer.Write(chunk, 0, read);
-            var data = buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
-            var at = data[searchFrom..].IndexOf(marker);
-            if (at < 0)
+            var chunk = new byte[8192];
+            var searchFrom = 0;
+            while (true)
             {
-                searchFrom = Math.Max(0, data.Length - marker.Length);
-                continue;
+                var data = _buffer.GetBuffer().AsSpan(0, (int)_buffer.Length);
+                var at = data[searchFrom..].IndexOf(marker);
+                if (at >= 0)
+                {
+                    at += searchFrom;
+                    var after = at + marker.Length;
+                    var newline = data[after..].IndexOf((byte)'\n');
+                    if (newline >= 0)
+                    {
+                        var before = keep ? data[..at].ToArray() : [];
+                        var rest = Encoding.ASCII.GetString(data.Slice(after, newline));
+                        var remainder = data[(after + newline + 1)..].ToArray();
+                        _buffer.SetLength(0);
+                        _buffer.Write(remainder);
+                        return (before, rest);
+                    }
+                }
+                else
+                {
+                    searchFrom = Math.Max(0, data.Length - marker.Length);
+                    if (!keep && searchFrom > 0)
+                    {
+                        // Nothing before the start marker is kept: only a possible marker prefix.
+                        var tail = data[searchFrom..].ToArray();
+                        _buffer.SetLength(0);
+                        _buffer.Write(tail);
+                        searchFrom = 0;
+                    }
+                }
+                var read = await stream.ReadAsync(chunk).ConfigureAwait(false);
+                if (read == 0) return null;
+                _buffer.Write(chunk, 0, read);
             }
-            at += searchFrom;
-            var after = at + marker.Length;
-            var newline = data[after..].IndexOf((byte)'\n');
-            if (newline < 0) continue; // the marker's line is not complete yet
-            return (Encoding.UTF8.GetString(data[..at]), Encoding.ASCII.GetString(data.Slice(after, newline)));
         }
     }
 

@@ -15,13 +15,18 @@ internal static class ShellQuoting
     public static string Join(IReadOnlyList<string> arguments)
     {
         if (arguments.Count == 0) throw new LinuxKitException("The command is empty: give at least the program to run.");
-        return string.Join(' ', arguments.Select(Quote));
+        // The program is always quoted: unquoted, a reserved word ("done", "fi") would be
+        // shell syntax and NAME=value an assignment, where the caller meant a program to run.
+        return string.Join(' ', arguments.Skip(1).Select(Quote).Prepend(AlwaysQuoted(arguments[0])));
     }
+
+    private static string AlwaysQuoted(string argument) =>
+        "'" + argument.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     public static string Quote(string argument)
     {
         if (argument.Length > 0 && !argument.AsSpan().ContainsAnyExcept(Safe)) return argument;
         // Inside single quotes nothing is special but the quote itself: close, escape it, reopen.
-        return "'" + argument.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+        return AlwaysQuoted(argument);
     }
 }

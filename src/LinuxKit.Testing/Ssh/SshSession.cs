@@ -29,6 +29,9 @@ internal sealed class SshSession : IDisposable
 
     public bool IsConnected => _client.IsConnected;
 
+    /// <summary>The most bytes a command's stdout or stderr, or a file read back, may have.</summary>
+    public long OutputLimit { get; set; } = LinuxKitManagerOptions.DefaultOutputLimit;
+
     /// <summary>
     /// Connects and authenticates. With <paramref name="pinnedFingerprint"/> the server must show
     /// that host key; without, the key it shows is pinned from now on. <paramref name="serverVersion"/>
@@ -107,7 +110,7 @@ internal sealed class SshSession : IDisposable
         ExecResult result;
         try
         {
-            result = await shell.RunAsync(commandLine).ConfigureAwait(false);
+            result = await shell.RunAsync(commandLine, OutputLimit).ConfigureAwait(false);
         }
         catch (ResidentShellEndedException e) when (e.NeverRan)
         {
@@ -232,9 +235,14 @@ internal sealed class SshSession : IDisposable
 
     private async Task<ExecResult> RunOnChannelAsync(string commandLine)
     {
+        // Only where the server runs no resident shell (it refused one); there SSH.NET reads the
+        // output whole, so the limit is checked after.
         using var command = _client.CreateCommand(commandLine);
         await command.ExecuteAsync(CancellationToken.None).ConfigureAwait(false);
-        return new ExecResult(command.ExitStatus ?? -1, command.Result, command.Error);
+        var result = new ExecResult(command.ExitStatus ?? -1, command.Result, command.Error);
+        if (result.Stdout.Length > OutputLimit || result.Stderr.Length > OutputLimit)
+            throw new LinuxKitException($"The command's output is over the output limit of {OutputLimit} bytes (LinuxKitManagerOptions.OutputLimit). Redirect it to a file in the guest, or raise the limit.");
+        return result;
     }
 
     /// <summary>
@@ -279,23 +287,35 @@ internal sealed class SshSession : IDisposable
     }
 
     /// <summary>
-    /// Reads a guest file's bytes through <c>cat</c>. Exit status 2 means the file does not
-    /// exist, 3 that it is a folder.
+    /// Reads a guest file's bytes. Exit status 2 means the file does not exist, 3 that it is a
+    /// folder, 4 that it is over <see cref="OutputLimit"/> (its size is on stderr).
     /// </summary>
     public Task<(int ExitCode, byte[] Content, string Error)> ReadFileAsync(string guestPath, CancellationToken cancellationToken)
     {
         var path = ShellQuoting.Quote(guestPath);
-        var script = $"[ -e {path} ] || exit 2; [ ! -d {path} ] || exit 3; exec cat -- {path}";
+        var limit = OutputLimit.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        // The size is checked before anything is sent, and head bounds a file that grows meanwhile.
+        var script = $"[ -e {path} ] || exit 2; [ ! -d {path} ] || exit 3; n=$(wc -c < {path}) || exit 1; " +
+            $"[ \"$n\" -le {limit} ] || {{ echo \"$n\" >&2; exit 4; }}; exec head -c {limit} -- {path}";
         return OnChannelOfItsOwnAsync(async abandoned =>
         {
             using var command = _client.CreateCommand(script);
             var running = command.ExecuteAsync(CancellationToken.None);
             using var bytes = new MemoryStream();
             var chunk = new byte[64 * 1024];
-            int read;
-            // An abandoned read still drains the file, so that cat ends by itself.
-            while ((read = await command.OutputStream.ReadAsync(chunk, CancellationToken.None).ConfigureAwait(false)) > 0)
-                if (!abandoned.IsCancellationRequested) bytes.Write(chunk, 0, read);
+            try
+            {
+                int read;
+                while ((read = await command.OutputStream.ReadAsync(chunk, abandoned).ConfigureAwait(false)) > 0) bytes.Write(chunk, 0, read);
+            }
+            catch (OperationCanceledException) when (abandoned.IsCancellationRequested)
+            {
+                // The caller gave up: the read stops here. Closing this channel races no other
+                // channel's start, since the start lock is held until it has closed.
+                command.Dispose();
+                await running.WaitAsync(ChannelRequestTimeout, CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                throw;
+            }
             await running.ConfigureAwait(false);
             return (command.ExitStatus ?? -1, bytes.ToArray(), command.Error);
         }, cancellationToken);

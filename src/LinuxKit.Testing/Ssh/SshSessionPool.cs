@@ -5,8 +5,9 @@ namespace LinuxKit.Testing.Ssh;
 
 /// <summary>
 /// One SSH connection per VM, shared by concurrent callers: a command on an open connection
-/// costs a channel, not a handshake. A failed connect is not kept, and a connection that dropped
-/// under an operation is replaced once.
+/// costs a channel, not a handshake. A failed connect is not kept; a connection found dropped
+/// before an operation is replaced, but an operation that failed once started is never sent
+/// again (a command that ran must not run twice): its error says it may have run.
 /// </summary>
 internal sealed class SshSessionPool : IDisposable
 {
@@ -15,14 +16,20 @@ internal sealed class SshSessionPool : IDisposable
 
     private readonly ConcurrentDictionary<string, Task<SshSession>> _sessions = new();
     private readonly TimeProvider _time;
+    private readonly long _outputLimit;
 
-    public SshSessionPool(TimeProvider? time = null)
+    public SshSessionPool(TimeProvider? time = null, long outputLimit = LinuxKitManagerOptions.DefaultOutputLimit)
     {
         _time = time ?? TimeProvider.System;
+        _outputLimit = outputLimit;
     }
 
     /// <summary>Hands the pool a connection opened elsewhere (the one readiness proved).</summary>
-    public void Add(string vmId, SshSession session) => _sessions[vmId] = Task.FromResult(session);
+    public void Add(string vmId, SshSession session)
+    {
+        session.OutputLimit = _outputLimit;
+        _sessions[vmId] = Task.FromResult(session);
+    }
 
     /// <summary>The VM as reached over this pool.</summary>
     public GuestConnection For(string vmId, SshEndpoint endpoint, string? pinnedFingerprint) => new(this, vmId, endpoint, pinnedFingerprint);
@@ -40,22 +47,33 @@ internal sealed class SshSessionPool : IDisposable
 
     internal async Task<T> UseAsync<T>(GuestConnection guest, Func<SshSession, Task<T>> operation, CancellationToken cancellationToken)
     {
-        for (var attempt = 1; ; attempt++)
+        var session = await SessionAsync(guest, cancellationToken).ConfigureAwait(false);
+        if (!session.IsConnected)
         {
-            var session = await SessionAsync(guest, cancellationToken).ConfigureAwait(false);
-            try
-            {
-                return await operation(session).ConfigureAwait(false);
-            }
-            catch (Exception e) when (attempt == 1 && e is SshConnectionException or ObjectDisposedException or InvalidOperationException or IOException)
-            {
-                // The guest restarted sshd, or the network hiccuped: one fresh connection.
-                // Only this connection goes: another caller may already have replaced it.
-                if (_sessions.TryGetValue(guest.VmId, out var current) && current.IsCompletedSuccessfully && ReferenceEquals(current.Result, session))
-                    _sessions.TryRemove(new KeyValuePair<string, Task<SshSession>>(guest.VmId, current));
-                session.Dispose();
-            }
+            // Dropped since its last use (the guest restarted sshd, a network hiccup): nothing
+            // was sent on it yet, so a fresh connection is safe.
+            Forget(guest.VmId, session);
+            session = await SessionAsync(guest, cancellationToken).ConfigureAwait(false);
         }
+        try
+        {
+            return await operation(session).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SshConnectionException or ObjectDisposedException or InvalidOperationException or IOException or System.Net.Sockets.SocketException)
+        {
+            Forget(guest.VmId, session);
+            throw new LinuxKitException(
+                $"The SSH connection to VM {guest.VmId} broke during the operation ({e.Message}); it may or may not have run in the guest, so it was not sent again. The next call connects afresh.", e);
+        }
+    }
+
+    // Drops a connection from the pool; only this one, since another caller may already have
+    // replaced it.
+    private void Forget(string vmId, SshSession session)
+    {
+        if (_sessions.TryGetValue(vmId, out var current) && current.IsCompletedSuccessfully && ReferenceEquals(current.Result, session))
+            _sessions.TryRemove(new KeyValuePair<string, Task<SshSession>>(vmId, current));
+        session.Dispose();
     }
 
     private async Task<SshSession> SessionAsync(GuestConnection guest, CancellationToken cancellationToken)
@@ -84,7 +102,9 @@ internal sealed class SshSessionPool : IDisposable
         {
             try
             {
-                return await SshSession.ConnectAsync(endpoint, pinnedFingerprint, ConnectTimeout, CancellationToken.None).ConfigureAwait(false);
+                var session = await SshSession.ConnectAsync(endpoint, pinnedFingerprint, ConnectTimeout, CancellationToken.None).ConfigureAwait(false);
+                session.OutputLimit = _outputLimit;
+                return session;
             }
             catch (Exception e) when (attempt < ConnectAttempts && e is SshConnectionException or System.Net.Sockets.SocketException or SshOperationTimeoutException)
             {

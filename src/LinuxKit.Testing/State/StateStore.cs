@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
 
 namespace LinuxKit.Testing.State;
 
@@ -9,9 +10,12 @@ namespace LinuxKit.Testing.State;
 /// overlay), so that any process can list, use and stop VMs another process started.
 /// Changes happen under a lock file that every process honours; a record is replaced by
 /// writing a temporary file and renaming it over the old one, so a reader never sees half a
-/// record. A damaged record is an error, never silently replaced.
+/// record. The folder is the current user's alone (0700, files 0600), and a record is trusted
+/// only as far as it checks out: its id is its folder's name, its files lie in its folder. A
+/// record that does not check out is listed as <see cref="ContainerStatus.Error"/> with the
+/// reason, never silently replaced, and never breaks the others.
 /// </summary>
-internal sealed class StateStore
+internal sealed partial class StateStore
 {
     private static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan LockRetry = TimeSpan.FromMilliseconds(15);
@@ -25,13 +29,26 @@ internal sealed class StateStore
     public StateStore(string root)
     {
         Root = Path.GetFullPath(root);
-        try
+        var fix = $"Set LinuxKitManagerOptions.StateDirectory or {LinuxKitEnvironment.StateDirectory} to a folder of your own, or fix this one (chown to you, chmod 700).";
+        foreach (var folder in new[] { Root, VmsDirectory })
         {
-            Directory.CreateDirectory(VmsDirectory);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new LinuxKitException($"State directory '{Root}' cannot be created: {e.Message}. Set LinuxKitManagerOptions.StateDirectory or LINUXKIT_TESTING_HOME to a writable folder.", e);
+            try
+            {
+                if (Directory.Exists(folder) || File.Exists(folder))
+                {
+                    if (PrivateFiles.Distrust(folder) is { } reason)
+                        throw new LinuxKitException($"State directory '{folder}' is refused: {reason}. Another user could plant VM records there that make the SDK signal processes or delete files. {fix}");
+                    PrivateFiles.MakePrivate(folder); // one of ours from before folders were private
+                }
+                else
+                {
+                    PrivateFiles.CreateFolder(folder);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new LinuxKitException($"State directory '{folder}' cannot be created or secured: {e.Message}. {fix}", e);
+            }
         }
     }
 
@@ -39,10 +56,27 @@ internal sealed class StateStore
 
     private string VmsDirectory => Path.Combine(Root, "vms");
 
-    public string VmDirectory(string id) => Path.Combine(VmsDirectory, id);
+    /// <summary>Folders the SDK keeps beside the VMs: port reservations, copy spools.</summary>
+    public string Scratch(string name)
+    {
+        var folder = Path.Combine(Root, name);
+        PrivateFiles.CreateFolder(folder);
+        return folder;
+    }
+
+    public string VmDirectory(string id) => Path.Combine(VmsDirectory, RequireId(id));
 
     /// <summary>The files of a VM's folder.</summary>
     public VmFiles Files(string id) => new(id, VmDirectory(id));
+
+    /// <summary>True for what <see cref="NewId"/> makes: the only names a VM folder may have.</summary>
+    public static bool IsId(string text) => IdPattern().IsMatch(text);
+
+    [GeneratedRegex("^[0-9a-f]{8}$")]
+    private static partial Regex IdPattern();
+
+    private static string RequireId(string id) =>
+        IsId(id) ? id : throw new LinuxKitException($"'{id}' is not a VM id (8 lowercase hex characters).");
 
     /// <summary>Holds the store's lock (across processes) while <paramref name="action"/> runs.</summary>
     public async Task<T> LockedAsync<T>(Func<T> action, CancellationToken cancellationToken)
@@ -83,36 +117,73 @@ internal sealed class StateStore
         }
     }
 
+    /// <summary>
+    /// The record of VM <paramref name="id"/>: null when there is none (or the text is no id),
+    /// an <see cref="ContainerStatus.Error"/> record with <see cref="VmRecord.Damage"/> when it
+    /// cannot be read or does not check out.
+    /// </summary>
     public VmRecord? Load(string id)
     {
-        var path = Files(id).Record;
+        if (!IsId(id)) return null;
+        var files = Files(id);
         string text;
         try
         {
-            text = File.ReadAllText(path);
+            text = File.ReadAllText(files.Record);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
             return null;
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Damaged(files, $"it cannot be read: {e.Message}");
+        }
+        VmRecord? record;
         try
         {
-            return JsonSerializer.Deserialize<VmRecord>(text, Json)
-                ?? throw new JsonException("the file holds null");
+            record = JsonSerializer.Deserialize<VmRecord>(text, Json);
         }
         catch (JsonException e)
         {
-            throw new LinuxKitException(
-                $"State file '{path}' is damaged ({e.Message}). It was left as it is: stop the VM's process by hand if it still runs, then delete '{VmDirectory(id)}'.", e);
+            return Damaged(files, $"it is not a VM record ({e.Message})");
         }
+        if (record is null) return Damaged(files, "it holds null");
+        if (record.Id != id) return Damaged(files, $"it names id '{record.Id}', not its folder's");
+        if (record.RuntimeFiles.FirstOrDefault(f => !IsInside(f, files.Directory)) is { } outside)
+            return Damaged(files, $"it names file '{outside}' outside the VM's folder");
+        return record with { Files = files };
     }
 
+    // A record that does not check out is kept for the user to see and remove; nothing in it is
+    // used.
+    private static VmRecord Damaged(VmFiles files, string reason) => new()
+    {
+        Id = files.Id,
+        Image = "",
+        Format = Images.ImageFormat.Unknown,
+        Hypervisor = Hypervisors.HypervisorKind.Auto,
+        Status = ContainerStatus.Error,
+        SshUser = "",
+        SshKeyFile = "",
+        Damage = $"State file '{files.Record}' is not trusted: {reason}. Nothing in it was used; stop the VM to remove its folder.",
+        Files = files,
+    };
+
+    private static bool IsInside(string path, string folder)
+    {
+        var full = Path.GetFullPath(path);
+        return full.StartsWith(folder + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+    }
+
+    /// <summary>Every VM folder's record, damaged ones included (as errors).</summary>
     public IReadOnlyList<VmRecord> LoadAll()
     {
         var records = new List<VmRecord>();
         foreach (var dir in Directory.EnumerateDirectories(VmsDirectory).Order(StringComparer.Ordinal))
         {
-            // A folder without a record is a VM being created (or a failed one being removed).
+            // A folder not named like an id is none of the SDK's; a folder without a record is
+            // a VM being created (or a failed one being removed).
             if (Load(Path.GetFileName(dir)) is { } record) records.Add(record);
         }
         return records;
@@ -121,10 +192,14 @@ internal sealed class StateStore
     public void Save(VmRecord record)
     {
         var files = Files(record.Id);
-        Directory.CreateDirectory(files.Directory);
+        PrivateFiles.CreateFolder(files.Directory);
         var path = files.Record;
         var temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
-        File.WriteAllText(temp, JsonSerializer.Serialize(record, Json));
+        using (var file = PrivateFiles.CreateNew(temp))
+        {
+            JsonSerializer.Serialize(file, record, Json);
+            file.Flush(flushToDisk: true); // a crash after the rename must not leave an empty record
+        }
         File.Move(temp, path, overwrite: true); // rename(2): atomic on one file system
     }
 

@@ -1,9 +1,14 @@
+using System.Text.Json.Serialization;
 using LinuxKit.Testing.Hypervisors;
 using LinuxKit.Testing.Images;
 
 namespace LinuxKit.Testing.State;
 
-/// <summary>What the state store keeps of one VM, so that another process can find, use and stop it.</summary>
+/// <summary>
+/// What the state store keeps of one VM, so that another process can find, use and stop it.
+/// The VM's own files are not stored but derived from its folder (<see cref="Files"/>): a
+/// record cannot point the SDK at a file outside it.
+/// </summary>
 internal sealed record VmRecord
 {
     public required string Id { get; init; }
@@ -33,13 +38,18 @@ internal sealed record VmRecord
 
     /// <summary>How a stop that names no mode ends this VM (records from before this field: Fast).</summary>
     public StopMode StopMode { get; init; }
-    public required string ConsoleLog { get; init; }
-    public required string ControlSocket { get; init; }
-    public required string PidFile { get; init; }
-    public required string HypervisorLog { get; init; }
-
-    /// <summary>Files that exist only while the VM runs (disk overlay, converted copies).</summary>
+    /// <summary>Files that exist only while the VM runs (disk overlay, converted copies); all in the VM's folder.</summary>
     public List<string> RuntimeFiles { get; init; } = [];
+
+    /// <summary>Why the record is <see cref="ContainerStatus.Error"/> when it could not be read at all.</summary>
+    public string? Damage { get; init; }
+
+    /// <summary>
+    /// The VM's files, named from its folder (never read from the record): the store sets them
+    /// on every load, the manager when it makes a record.
+    /// </summary>
+    [JsonIgnore]
+    public VmFiles Files { get; init; } = null!;
 
     public Container ToContainer() => new()
     {
@@ -57,7 +67,8 @@ internal sealed record VmRecord
         SshPort = SshPort,
         SshUser = SshUser,
         SshKeyFile = SshKeyFile,
-        ConsoleLog = ConsoleLog,
+        ConsoleLog = Files.ConsoleLog,
         Detached = Detached,
+        Error = Damage,
     };
 }

@@ -18,7 +18,24 @@ public class ShellQuotingTests
 
     [Fact]
     public void Arguments_are_joined_with_spaces() =>
-        Assert.Equal("echo 'a b; rm -rf /'", ShellQuoting.Join(["echo", "a b; rm -rf /"]));
+        Assert.Equal("'echo' 'a b; rm -rf /'", ShellQuoting.Join(["echo", "a b; rm -rf /"]));
+
+    [Theory]
+    [InlineData("done")]
+    [InlineData("fi")]
+    [InlineData("X=1")]
+    [InlineData("{")]
+    public void A_program_named_like_shell_syntax_is_looked_up_as_a_program(string program)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("/bin/sh") { RedirectStandardError = true };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(ShellQuoting.Join([program]) + "; echo $? >&2");
+        using var sh = System.Diagnostics.Process.Start(psi)!;
+        var error = sh.StandardError.ReadToEnd();
+        sh.WaitForExit();
+        Assert.EndsWith("127\n", error, StringComparison.Ordinal); // not found, and the shell went on
+        Assert.Equal(0, sh.ExitCode);
+    }
 
     [Fact]
     public void Empty_command_is_refused() =>

@@ -23,10 +23,7 @@ public sealed class StateStoreTests : IDisposable
         Ports = new Dictionary<int, int> { [8080] = 80 },
         SshUser = "root",
         SshKeyFile = "/k",
-        ConsoleLog = "/c",
-        ControlSocket = "/s",
-        PidFile = "/p",
-        HypervisorLog = "/h",
+        Files = new VmFiles(id, "/unused"),
     };
 
     [Fact]
@@ -45,17 +42,96 @@ public sealed class StateStoreTests : IDisposable
     public void Unknown_id_loads_as_null() => Assert.Null(new StateStore(_dir.FullName).Load("ffffffff"));
 
     [Fact]
-    public void Damaged_record_is_an_error_naming_the_file_and_is_left_untouched()
+    public void Damaged_record_loads_as_an_error_naming_the_file_and_is_left_untouched()
     {
         var store = new StateStore(_dir.FullName);
         store.Save(Record("0000bbbb"));
+        store.Save(Record("0000cccc"));
         var path = Path.Combine(store.VmDirectory("0000bbbb"), "vm.json");
         File.WriteAllText(path, "{ \"Id\": \"0000bbbb\", trunc");
 
-        var e = Assert.Throws<LinuxKitException>(() => store.Load("0000bbbb"));
-        Assert.Contains(path, e.Message, StringComparison.Ordinal);
+        var damaged = store.Load("0000bbbb")!;
+
+        Assert.Equal(ContainerStatus.Error, damaged.Status);
+        Assert.Contains(path, damaged.Damage, StringComparison.Ordinal);
         Assert.Equal("{ \"Id\": \"0000bbbb\", trunc", File.ReadAllText(path));
-        Assert.Throws<LinuxKitException>(store.LoadAll);
+        Assert.Equal(["0000bbbb", "0000cccc"], store.LoadAll().Select(r => r.Id)); // the others still load
+    }
+
+    [Theory]
+    [InlineData("{\"Id\": \"/etc\"}", "it names id '/etc', not its folder's")]
+    [InlineData("{\"Id\": \"0000aaab\"}", "it names id '0000aaab', not its folder's")]
+    [InlineData("{\"Id\": \"0000aaaa\", \"RuntimeFiles\": [\"/home/victim/important\"]}", "it names file '/home/victim/important' outside the VM's folder")]
+    [InlineData("{\"Id\": \"0000aaaa\", \"RuntimeFiles\": [\"../../../x\"]}", "outside the VM's folder")]
+    public void A_planted_record_that_points_outside_its_folder_is_refused(string json, string reason)
+    {
+        var store = new StateStore(_dir.FullName);
+        var files = store.Files("0000aaaa");
+        Directory.CreateDirectory(files.Directory);
+        var full = json.Replace("{", "{\"Image\": \"x\", \"Format\": \"Iso\", \"Hypervisor\": \"Qemu\", \"SshUser\": \"root\", \"SshKeyFile\": \"/k\", ", StringComparison.Ordinal);
+        File.WriteAllText(files.Record, full);
+
+        var record = store.Load("0000aaaa")!;
+
+        Assert.Equal(ContainerStatus.Error, record.Status);
+        Assert.Contains(reason, record.Damage, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("../../etc")]
+    [InlineData("/etc")]
+    [InlineData("ABCDEF12")]
+    public void Text_that_is_no_id_never_becomes_a_path(string text)
+    {
+        var store = new StateStore(_dir.FullName);
+        Assert.Null(store.Load(text));
+        Assert.Throws<LinuxKitException>(() => store.VmDirectory(text));
+    }
+
+    [Fact]
+    public void The_state_folders_and_records_are_the_users_alone()
+    {
+        var store = new StateStore(Path.Combine(_dir.FullName, "state"));
+        store.Save(Record("0000aaaa"));
+
+        Assert.Equal(PrivateFiles.FolderMode, File.GetUnixFileMode(store.Root));
+        Assert.Equal(PrivateFiles.FolderMode, File.GetUnixFileMode(store.VmDirectory("0000aaaa")));
+        Assert.Equal(PrivateFiles.FileMode, File.GetUnixFileMode(store.Files("0000aaaa").Record));
+    }
+
+    [Fact]
+    public void A_state_folder_others_can_write_to_is_refused_naming_it_and_the_fix()
+    {
+        var root = Directory.CreateDirectory(Path.Combine(_dir.FullName, "shared")).FullName;
+        File.SetUnixFileMode(root, PrivateFiles.FolderMode | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite);
+
+        var e = Assert.Throws<LinuxKitException>(() => new StateStore(root));
+
+        Assert.Contains($"State directory '{root}' is refused: its group or other users can write to it", e.Message, StringComparison.Ordinal);
+        Assert.Contains("chmod 700", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_state_folder_that_is_a_symlink_is_refused()
+    {
+        var target = Directory.CreateDirectory(Path.Combine(_dir.FullName, "target")).FullName;
+        var link = Path.Combine(_dir.FullName, "link");
+        Directory.CreateSymbolicLink(link, target);
+
+        var e = Assert.Throws<LinuxKitException>(() => new StateStore(link));
+
+        Assert.Contains("is a symbolic link", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_owner_check_reads_the_same_owner_and_mode_the_runtime_reports()
+    {
+        var file = Path.Combine(_dir.FullName, "mine");
+        File.WriteAllText(file, "");
+
+        Assert.Equal(PrivateFiles.CurrentUser(), PrivateFiles.OwnerOf(file));
+        Assert.Null(PrivateFiles.OwnerOf(Path.Combine(_dir.FullName, "missing")));
+        Assert.Equal(0u, PrivateFiles.OwnerOf("/")); // root's
     }
 
     [Fact]

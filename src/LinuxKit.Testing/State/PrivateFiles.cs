@@ -1,0 +1,78 @@
+using System.Runtime.InteropServices;
+
+namespace LinuxKit.Testing.State;
+
+/// <summary>
+/// Files and folders only their owner can read or write (0600, 0700), and the checks that a
+/// folder handed to the SDK belongs to the current user: what the state directory holds (keys,
+/// records that name processes to signal) must not be readable or steerable by another user.
+/// </summary>
+// The SDK runs on Linux and macOS only (QEMU, Hyperkit, Unix sockets, signals); Unix file modes
+// are part of what it needs there.
+#pragma warning disable CA1416
+internal static partial class PrivateFiles
+{
+    public const UnixFileMode FolderMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    public const UnixFileMode FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    /// <summary>Creates a 0700 folder (and missing parents, also 0700); an existing one is left as it is.</summary>
+    public static void CreateFolder(string path) => Directory.CreateDirectory(path, FolderMode);
+
+    /// <summary>Makes an existing folder 0700.</summary>
+    public static void MakePrivate(string folder) => File.SetUnixFileMode(folder, FolderMode);
+
+    /// <summary>Creates or replaces a 0600 file.</summary>
+    public static FileStream Create(string path, FileOptions options = FileOptions.None) =>
+        new(path, new FileStreamOptions { Mode = System.IO.FileMode.Create, Access = FileAccess.ReadWrite, Share = FileShare.None, UnixCreateMode = FileMode, Options = options });
+
+    /// <summary>Creates a 0600 file that must not exist yet.</summary>
+    public static FileStream CreateNew(string path, FileOptions options = FileOptions.None) =>
+        new(path, new FileStreamOptions { Mode = System.IO.FileMode.CreateNew, Access = FileAccess.ReadWrite, Share = FileShare.None, UnixCreateMode = FileMode, Options = options });
+
+    /// <summary>Writes a 0600 file whole.</summary>
+    public static async Task WriteAsync(string path, byte[] content, CancellationToken cancellationToken)
+    {
+        var file = Create(path);
+        await using (file.ConfigureAwait(false))
+        {
+            await file.WriteAsync(content, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Why <paramref name="folder"/> cannot be trusted with the SDK's state, or null when it can:
+    /// it must be a real folder (not a symlink), owned by the current user, and writable by no
+    /// one else.
+    /// </summary>
+    public static string? Distrust(string folder)
+    {
+        var info = new DirectoryInfo(folder);
+        if (info.LinkTarget is { } target) return $"it is a symbolic link (to '{target}')";
+        var owner = OwnerOf(folder);
+        var self = CurrentUser();
+        if (owner is { } uid && uid != self) return $"it belongs to user id {uid}, not to this user (id {self})";
+        var mode = File.GetUnixFileMode(folder);
+        if ((mode & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
+            return $"its group or other users can write to it (mode {Convert.ToString((int)mode, 8)})";
+        return null;
+    }
+
+    /// <summary>The effective user id of this process.</summary>
+    public static uint CurrentUser() => GetEffectiveUserId();
+
+    /// <summary>The user id owning <paramref name="path"/> (the link itself for a symlink); null when it cannot be read.</summary>
+    public static uint? OwnerOf(string path)
+    {
+        // The runtime's own lstat wrapper has one layout on every Unix (Flags, Mode, Uid, Gid,
+        // ...), where libc's struct stat differs by platform; the buffer is larger than the
+        // struct on every runtime version.
+        var status = new byte[512];
+        return LStat(path, status) == 0 ? BitConverter.ToUInt32(status, 8) : null;
+    }
+
+    [LibraryImport("libSystem.Native", EntryPoint = "SystemNative_LStat", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int LStat(string path, [Out] byte[] status);
+
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint GetEffectiveUserId();
+}

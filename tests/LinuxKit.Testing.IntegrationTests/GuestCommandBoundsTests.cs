@@ -1,0 +1,90 @@
+namespace LinuxKit.Testing.IntegrationTests;
+
+/// <summary>One VM, booted with a small output limit, shared by the tests of <see cref="GuestCommandBoundsTests"/>.</summary>
+public sealed class SmallLimitVm : IAsyncLifetime
+{
+    public const long Limit = 1024 * 1024;
+
+    public string State { get; } = Directory.CreateTempSubdirectory("lkt-it-").FullName;
+
+    public LinuxKitManager Manager { get; private set; } = null!;
+
+    public string Id { get; private set; } = "";
+
+    public async Task InitializeAsync()
+    {
+        Manager = new LinuxKitManager(new LinuxKitManagerOptions { StateDirectory = State, OutputLimit = Limit });
+        Id = (await Manager.RunAsync(TestEnvironment.GuestImage("dropbear"), ScratchManager.Small)).Id;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Manager.DisposeAsync();
+        await TestEnvironment.AssertNoQemuLeftAsync(State);
+        Directory.Delete(State, recursive: true);
+    }
+}
+
+/// <summary>What one command leaves behind or sends back cannot spill into another's result or exhaust the host.</summary>
+[Trait("Category", "Integration")]
+public class GuestCommandBoundsTests(SmallLimitVm vm) : IClassFixture<SmallLimitVm>
+{
+    [Fact]
+    public async Task Output_of_a_background_child_left_by_one_command_never_lands_in_a_later_result()
+    {
+        var left = await vm.Manager.ExecAsync(vm.Id, ["sh", "-c", "(sleep 1; echo late; sleep 1; echo later >&2) & echo started"]);
+        Assert.Equal("started\n", left.Stdout);
+
+        for (var i = 0; i < 20; i++)
+        {
+            // Each takes 0.15 s, so the leftover child writes while one of them runs.
+            var result = await vm.Manager.ExecAsync(vm.Id, ["sh", "-c", $"sleep 0.15; echo {i}"]);
+            Assert.Equal($"{i}\n", result.Stdout);
+            Assert.Equal("", result.Stderr);
+        }
+    }
+
+    [Theory]
+    [InlineData("done")]
+    [InlineData("X=1")]
+    [InlineData("fi")]
+    public async Task A_program_named_like_shell_syntax_is_not_found_and_the_shell_lives_on(string program)
+    {
+        var result = await vm.Manager.ExecAsync(vm.Id, [program]);
+
+        Assert.Equal(127, result.ExitCode);
+        Assert.Equal("alive\n", (await vm.Manager.ExecAsync(vm.Id, ["echo", "alive"])).Stdout);
+    }
+
+    [Fact]
+    public async Task Output_over_the_limit_is_an_error_naming_the_limit_and_the_next_command_is_unaffected()
+    {
+        var e = await Assert.ThrowsAsync<LinuxKitException>(() => vm.Manager.ExecAsync(vm.Id, ["head", "-c", $"{3 * SmallLimitVm.Limit}", "/dev/zero"]));
+
+        Assert.Contains($"over the output limit of {SmallLimitVm.Limit} bytes", e.Message, StringComparison.Ordinal);
+        Assert.Equal("next\n", (await vm.Manager.ExecAsync(vm.Id, ["echo", "next"])).Stdout);
+    }
+
+    [Fact]
+    public async Task A_file_over_the_limit_is_refused_before_it_is_sent_naming_its_size()
+    {
+        await vm.Manager.ExecAsync(vm.Id, ["sh", "-c", $"head -c {2 * SmallLimitVm.Limit} /dev/zero > /tmp/big"]);
+
+        var e = await Assert.ThrowsAsync<LinuxKitException>(() => vm.Manager.ReadFileAsync(vm.Id, "/tmp/big"));
+
+        Assert.Contains($"is {2 * SmallLimitVm.Limit} bytes, over the output limit", e.Message, StringComparison.Ordinal);
+        await vm.Manager.ExecAsync(vm.Id, ["sh", "-c", "echo small > /tmp/small"]);
+        Assert.Equal("small\n"u8.ToArray(), await vm.Manager.ReadFileAsync(vm.Id, "/tmp/small")); // the next read works
+    }
+
+    [Fact]
+    public async Task A_cancelled_read_stops_and_the_connection_serves_the_next_call()
+    {
+        await vm.Manager.ExecAsync(vm.Id, ["sh", "-c", $"head -c {SmallLimitVm.Limit} /dev/urandom > /tmp/medium"]);
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => vm.Manager.ReadFileAsync(vm.Id, "/tmp/medium", cancel.Token));
+
+        Assert.Equal((int)SmallLimitVm.Limit, (await vm.Manager.ReadFileAsync(vm.Id, "/tmp/medium")).Length);
+    }
+}
