@@ -75,12 +75,21 @@ public sealed class LinuxKitManager : IManager
         hypervisor.Validate(resolved, options);
         var bootStarted = _time.GetTimestamp();
 
-        var id = await _store.LockedAsync(() => ClaimId(options.Name), cancellationToken).ConfigureAwait(false);
-        var files = _store.Files(id);
+        // The name is checked and the Starting record saved under one lock: two boots of one
+        // name at once cannot both pass.
+        var record = await _store.LockedAsync(
+            () =>
+            {
+                var claimed = NewRecord(_store.Files(ClaimId(options.Name)), image, resolved, options, hypervisor.Kind) with { StartedAt = _time.GetUtcNow() };
+                _store.Save(claimed);
+                return claimed;
+            },
+            cancellationToken).ConfigureAwait(false);
+        var id = record.Id;
+        var files = record.Files;
         var description = options.Name is null ? $"VM {id}" : $"VM {id} ({options.Name})";
         _logger.LogInformation("Booting {Vm} from {Image} ({Format})", description, resolved.Path, resolved.Format);
 
-        var record = NewRecord(files, image, resolved, options, hypervisor.Kind) with { StartedAt = _time.GetUtcNow() };
         ProcessIdentity? process = null;
         var reservations = new List<PortReservation>();
         try
@@ -113,7 +122,7 @@ public sealed class LinuxKitManager : IManager
                 Ports = forwards.ToDictionary(f => f.HostPort, f => f.GuestPort),
                 Volumes = shares.ToDictionary(s => s.HostPath, s => s.GuestPath),
             };
-            _store.Save(record);
+            await SaveWhileStartingAsync(record, description, cancellationToken).ConfigureAwait(false);
 
             var spec = new VmSpec
             {
@@ -125,6 +134,7 @@ public sealed class LinuxKitManager : IManager
                 SshPort = sshReservation.Port,
                 Ports = forwards,
                 Volumes = shares,
+                RestrictNetwork = options.RestrictNetwork,
                 Files = files,
             };
             // The watchdog starts before the hypervisor: there is no moment in which this
@@ -137,19 +147,20 @@ public sealed class LinuxKitManager : IManager
             foreach (var reservation in reservations) reservation.Dispose();
             reservations.Clear();
             record = record with { Pid = process.Value.Pid, PidStartTime = process.Value.StartTime, StartedAt = _time.GetUtcNow() };
-            _store.Save(record);
+            await SaveWhileStartingAsync(record, description, cancellationToken).ConfigureAwait(false);
 
             var started = process.Value;
             var ready = await SshReadiness.WaitAsync(
                 new SshEndpoint("127.0.0.1", record.SshPort, record.SshUser, record.SshKeyFile),
                 hypervisorExited: () => !started.IsAlive(),
+                bootFailed: () => BootFailure.InConsole(ConsoleLog.Tail(files.ConsoleLog, lines: 200)) ?? BootFailure.InFirmwareLog(ConsoleLog.Tail(files.FirmwareLog)),
                 consoleTail: () => ConsoleLog.Tail(record.Files.ConsoleLog),
                 options.BootTimeout,
                 description,
                 cancellationToken).ConfigureAwait(false);
             _sessions.Add(id, ready.Session);
+            await SaveWhileStartingAsync(record with { Status = ContainerStatus.Running, HostKeyFingerprint = ready.Session.HostKeyFingerprint }, description, cancellationToken).ConfigureAwait(false);
             record = record with { Status = ContainerStatus.Running, HostKeyFingerprint = ready.Session.HostKeyFingerprint };
-            _store.Save(record);
             _logger.LogInformation(
                 "{Vm} is ready after {Seconds:0.0} s, {Connections} SSH connections ({Banner}; ssh {User}@127.0.0.1 -p {Port})",
                 description, _time.GetElapsedTime(bootStarted).TotalSeconds, ready.Connections, ready.Banner, record.SshUser, record.SshPort);
@@ -239,14 +250,26 @@ public sealed class LinuxKitManager : IManager
         var record = Find(id);
         var timeline = _watchers.TryGetValue(record.Id, out var watcher) ? watcher.Timeline : new ConsoleTimeline();
         byte[] log;
+        long firstByte;
         var file = ConsoleLog.Open(record.Files.ConsoleLog);
         await using (file.ConfigureAwait(false))
         {
-            log = new byte[file.Length];
+            // At most the output limit, from the end: a console log can outgrow any buffer.
+            var length = file.Length;
+            firstByte = Math.Max(0, length - _options.OutputLimit);
+            file.Seek(firstByte, SeekOrigin.Begin);
+            log = new byte[length - firstByte];
             await file.ReadExactlyAsync(log, cancellationToken).ConfigureAwait(false);
+            timeline.Mark(length, _time.GetUtcNow());
         }
-        timeline.Mark(log.Length, _time.GetUtcNow());
-        return timeline.Lines(log, since ?? DateTimeOffset.MinValue, until ?? DateTimeOffset.MaxValue);
+        if (firstByte > 0)
+        {
+            // The first line is cut: it starts after the first newline.
+            var skip = Array.IndexOf(log, (byte)'\n') + 1;
+            log = log[skip..];
+            firstByte += skip;
+        }
+        return timeline.Lines(log, firstByte, since ?? DateTimeOffset.MinValue, until ?? DateTimeOffset.MaxValue);
     }
 
     // The VM over its pooled SSH connection; only a running VM has one.
@@ -327,7 +350,7 @@ public sealed class LinuxKitManager : IManager
             }
         }
         var id = _store.NewId();
-        Directory.CreateDirectory(_store.VmDirectory(id));
+        PrivateFiles.CreateFolder(_store.VmDirectory(id));
         return id;
     }
 
@@ -352,6 +375,14 @@ public sealed class LinuxKitManager : IManager
         };
     }
 
+    // Status changes during a boot are compare-and-set: a stop from another process wins, and
+    // the boot ends (its catch kills what it started).
+    private async Task SaveWhileStartingAsync(VmRecord record, string description, CancellationToken cancellationToken)
+    {
+        if (!await _store.LockedAsync(() => _store.SaveIf(record, ContainerStatus.Starting), cancellationToken).ConfigureAwait(false))
+            throw new LinuxKitException($"{description} was stopped by another process while it booted.");
+    }
+
     // A boot that failed or was cancelled leaves nothing running: the hypervisor is killed at
     // once (there is nothing to shut down gracefully), its files are removed and the record
     // says Error, with the console log kept for a post-mortem.
@@ -368,9 +399,10 @@ public sealed class LinuxKitManager : IManager
         RemoveRuntimeFiles(record);
         try
         {
-            _store.Save(record with { Status = ContainerStatus.Error, StoppedAt = _time.GetUtcNow() });
+            // A stop from another process during the boot stays what the record says.
+            await _store.LockedAsync(() => _store.SaveIf(record with { Status = ContainerStatus.Error, StoppedAt = _time.GetUtcNow() }, ContainerStatus.Starting), CancellationToken.None).ConfigureAwait(false);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or LinuxKitException)
         {
             _logger.LogWarning("Could not record the failure of VM {Id}: {Reason} (after: {Cause})", record.Id, e.Message, reason.Message);
         }

@@ -50,6 +50,14 @@ public sealed record RunOptions
     /// </summary>
     public StopMode StopMode { get; init; } = StopMode.Fast;
 
+    /// <summary>
+    /// When true the guest's network reaches nothing outside the VM: not the host's loopback
+    /// services (a database on 127.0.0.1 of the test host), not the internet. Forwarded ports
+    /// and SSH still reach the guest. Off by default, since many guests fetch things at boot.
+    /// QEMU only (user networking with <c>restrict=on</c>).
+    /// </summary>
+    public bool RestrictNetwork { get; init; }
+
     /// <summary>How long the VM may take to answer over SSH (default 2 minutes).</summary>
     public TimeSpan BootTimeout { get; init; } = TimeSpan.FromMinutes(2);
 

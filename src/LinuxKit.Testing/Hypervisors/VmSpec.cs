@@ -17,6 +17,9 @@ internal sealed record VmSpec
     public IReadOnlyList<PortForward> Ports { get; init; } = [];
     public IReadOnlyList<VolumeShare> Volumes { get; init; } = [];
 
+    /// <summary>The guest may reach nothing outside itself (see <see cref="RunOptions.RestrictNetwork"/>).</summary>
+    public bool RestrictNetwork { get; init; }
+
     /// <summary>The VM's folder and the files in it (console, logs, pid file, sockets, metadata).</summary>
     public required VmFiles Files { get; init; }
 }

@@ -66,6 +66,10 @@ internal sealed record LinuxKitImage
             case ImageFormat.Iso:
                 CheckIsoLength(path, header);
                 break;
+            case ImageFormat.Qcow2 or ImageFormat.Vmdk:
+                if (DiskStructure.Flaw(format, header, new FileInfo(path).Length) is { } flaw)
+                    throw new LinuxKitException($"{format} image '{path}' cannot boot: {flaw}.");
+                break;
         }
         WarnOnMisleadingExtension(path, format, logger);
         return new LinuxKitImage { Format = format, Path = path };

@@ -57,16 +57,19 @@ internal sealed class ConsoleTimeline
     /// keeping those written from <paramref name="since"/> up to <paramref name="until"/>
     /// (inclusive). Bytes past the last mark are left for a later call.
     /// </summary>
-    public IReadOnlyList<ConsoleLine> Lines(ReadOnlySpan<byte> log, DateTimeOffset since, DateTimeOffset until)
+    public IReadOnlyList<ConsoleLine> Lines(ReadOnlySpan<byte> log, DateTimeOffset since, DateTimeOffset until) => Lines(log, 0, since, until);
+
+    /// <summary>The lines of <paramref name="log"/>, the part of the console log from byte <paramref name="firstByte"/> on.</summary>
+    public IReadOnlyList<ConsoleLine> Lines(ReadOnlySpan<byte> log, long firstByte, DateTimeOffset since, DateTimeOffset until)
     {
         var lines = new List<ConsoleLine>();
-        var known = (int)Math.Min(log.Length, Length);
+        var known = (int)Math.Clamp(Length - firstByte, 0, log.Length);
         var start = 0;
         while (start < known)
         {
             var end = log[start..known].IndexOf((byte)'\n');
             var next = end < 0 ? known : start + end + 1;
-            var time = TimeOf(start)!.Value;
+            var time = TimeOf(firstByte + start)!.Value;
             if (time >= since && time <= until)
             {
                 var text = Encoding.UTF8.GetString(log[start..(end < 0 ? known : start + end)]).TrimEnd('\r');
@@ -76,4 +79,5 @@ internal sealed class ConsoleTimeline
         }
         return lines;
     }
+
 }

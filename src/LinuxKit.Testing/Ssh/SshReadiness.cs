@@ -23,11 +23,13 @@ internal static class SshReadiness
 
     /// <summary>
     /// Returns the first session that ran <c>true</c>. Throws <see cref="LinuxKitBootException"/>
-    /// as soon as <paramref name="hypervisorExited"/> says the VM died, or when the timeout passes.
+    /// as soon as <paramref name="hypervisorExited"/> says the VM died or <paramref name="bootFailed"/>
+    /// gives the line that says its boot failed, or when the timeout passes.
     /// </summary>
     public static async Task<ReadySession> WaitAsync(
         SshEndpoint endpoint,
         Func<bool> hypervisorExited,
+        Func<string?> bootFailed,
         Func<string> consoleTail,
         TimeSpan timeout,
         string vmDescription,
@@ -39,7 +41,8 @@ internal static class SshReadiness
         void Note(string step) => timeline.Append(CultureInfo.InvariantCulture, $"{clock.Elapsed.TotalSeconds:0.00} s {step}; ");
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         stop.CancelAfter(timeout);
-        var watching = WatchHypervisorAsync(hypervisorExited, stop);
+        string? failure = null;
+        var watching = WatchHypervisorAsync(() => hypervisorExited() || (failure = bootFailed()) is not null, stop);
         try
         {
             var result = await ReadinessSchedule.RunAsync<SshSession>(
@@ -48,6 +51,8 @@ internal static class SshReadiness
                 return new ReadySession(session, result.Banner ?? "", result.Connections, timeline.ToString().TrimEnd(' ', ';'));
 
             cancellationToken.ThrowIfCancellationRequested();
+            if (failure is not null)
+                throw new LinuxKitBootException($"{vmDescription} cannot boot: its console says \"{failure}\".", consoleTail());
             if (hypervisorExited())
                 throw new LinuxKitBootException($"{vmDescription} stopped while booting, before it ran a command over SSH.", consoleTail());
             throw new LinuxKitBootException(
@@ -78,7 +83,8 @@ internal static class SshReadiness
         return $"an SSH server answered ('{result.Banner}'), but the SSH handshake failed: {result.LastError?.Message ?? "no attempt finished in time"}.";
     }
 
-    // Cancels the wait as soon as the hypervisor is gone: nothing the guest could still send matters then.
+    // Cancels the wait as soon as the hypervisor is gone or the boot failed: nothing the guest
+    // could still send matters then.
     private static async Task WatchHypervisorAsync(Func<bool> hypervisorExited, CancellationTokenSource stop)
     {
         try

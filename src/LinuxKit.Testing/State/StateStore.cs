@@ -203,6 +203,18 @@ internal sealed partial class StateStore
         File.Move(temp, path, overwrite: true); // rename(2): atomic on one file system
     }
 
+    /// <summary>
+    /// Saves <paramref name="record"/> only if the stored one still has <paramref name="expected"/>
+    /// status; false when another process changed it meanwhile (a stop during a boot). Call under
+    /// the lock.
+    /// </summary>
+    public bool SaveIf(VmRecord record, ContainerStatus expected)
+    {
+        if (Load(record.Id)?.Status != expected) return false;
+        Save(record);
+        return true;
+    }
+
     public void Delete(string id)
     {
         var dir = VmDirectory(id);

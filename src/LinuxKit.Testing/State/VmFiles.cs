@@ -18,6 +18,9 @@ internal sealed record VmFiles(string Id, string Directory)
     /// <summary>The serial console, as the hypervisor writes it.</summary>
     public string ConsoleLog => Path.Combine(Directory, "console.log");
 
+    /// <summary>The firmware's debug log (QEMU's SeaBIOS): where "No bootable device" appears.</summary>
+    public string FirmwareLog => Path.Combine(Directory, "firmware.log");
+
     /// <summary>The hypervisor's own messages after it started.</summary>
     public string HypervisorLog => Path.Combine(Directory, "hypervisor.log");
 

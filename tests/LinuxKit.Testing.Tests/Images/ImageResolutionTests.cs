@@ -38,13 +38,46 @@ public sealed class ImageResolutionTests : IDisposable
     public void Iso_is_detected_by_its_volume_descriptor() =>
         Assert.Equal(ImageFormat.Iso, LinuxKitImage.Resolve(Write("os.iso", IsoBytes())).Format);
 
-    [Fact]
-    public void Qcow2_is_detected_by_its_magic() =>
-        Assert.Equal(ImageFormat.Qcow2, LinuxKitImage.Resolve(Write("os.qcow2", WithBytes(1024, 0, 0x51, 0x46, 0x49, 0xFB))).Format);
+    // A real, empty disk image of the format, as qemu-img makes it.
+    internal static byte[] DiskBytes(string format, string? subformat = null)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"lkt-disk-{Guid.NewGuid():N}.{format}");
+        string[] options = subformat is null ? [] : ["-o", $"subformat={subformat}"];
+        using (var qemuImg = System.Diagnostics.Process.Start("qemu-img", ["create", "-q", "-f", format, .. options, path, "64M"]))
+        {
+            qemuImg.WaitForExit();
+            Assert.Equal(0, qemuImg.ExitCode);
+        }
+        var bytes = File.ReadAllBytes(path);
+        File.Delete(path);
+        return bytes;
+    }
 
     [Fact]
-    public void Sparse_vmdk_is_detected_by_its_magic() =>
-        Assert.Equal(ImageFormat.Vmdk, LinuxKitImage.Resolve(Write("os.vmdk", WithBytes(1024, 0, "KDMV"u8.ToArray()))).Format);
+    public void Qcow2_is_detected_by_its_magic() =>
+        Assert.Equal(ImageFormat.Qcow2, LinuxKitImage.Resolve(Write("os.qcow2", DiskBytes("qcow2"))).Format);
+
+    [Theory]
+    [InlineData("monolithicSparse")]
+    [InlineData("streamOptimized")]
+    public void Sparse_vmdk_is_detected_by_its_magic(string subformat) =>
+        Assert.Equal(ImageFormat.Vmdk, LinuxKitImage.Resolve(Write("os.vmdk", DiskBytes("vmdk", subformat))).Format);
+
+    [Theory]
+    [InlineData("qcow2", 50, "ends inside its qcow2 header")]
+    [InlineData("qcow2", 1000, "past the end of the file (1000 bytes)")]
+    [InlineData("qcow2", 4096, "past the end of the file (4096 bytes): the file is truncated or damaged")]
+    [InlineData("vmdk", 1000, "past the end of the file (1000 bytes)")]
+    public void A_truncated_disk_image_is_refused_naming_the_image_and_the_table_past_its_end(string format, int keep, string reason)
+    {
+        var whole = DiskBytes(format);
+        var path = Write($"truncated.{format}", whole[..Math.Min(keep, whole.Length)]);
+
+        var e = Assert.Throws<LinuxKitException>(() => LinuxKitImage.Resolve(path));
+
+        Assert.Contains(path, e.Message, StringComparison.Ordinal);
+        Assert.Contains(reason, e.Message, StringComparison.Ordinal);
+    }
 
     [Fact]
     public void Vmdk_descriptor_file_is_detected() =>

@@ -41,6 +41,8 @@ internal sealed class HyperkitHypervisor : IHypervisor
     {
         if (options.Volumes.Count > 0)
             throw new LinuxKitException("Hyperkit cannot share host folders (its virtio-9p serves sockets, not folders). Use QEMU for volumes (LinuxKitManagerOptions.Hypervisor = Qemu), or copy files in with WriteFileAsync.");
+        if (options.RestrictNetwork)
+            throw new LinuxKitException("RunOptions.RestrictNetwork is not available with Hyperkit (VPNKit has no such mode). Use QEMU (LinuxKitManagerOptions.Hypervisor = Qemu), or leave the guest's network open.");
         if (_options.Networking == HyperkitNetworking.VmNet)
             throw new LinuxKitException("Hyperkit with vmnet publishes no ports, and this SDK reaches a guest through its published SSH port on 127.0.0.1 (finding the guest's vmnet address is not implemented). Use HyperkitNetworking.VpnKit.");
         RequireFirmware(image);
@@ -57,7 +59,7 @@ internal sealed class HyperkitHypervisor : IHypervisor
         {
             var source = File.OpenRead(image.Path);
             await using var sourceDisposal = source.ConfigureAwait(false);
-            var copy = File.Create(disk);
+            var copy = PrivateFiles.Create(disk);
             await using var copyDisposal = copy.ConfigureAwait(false);
             await source.CopyToAsync(copy, cancellationToken).ConfigureAwait(false);
             return disk;

@@ -33,6 +33,10 @@ internal static class QemuCommandBuilder
             // Not -nographic with -serial stdio: QEMU refuses two stdio character devices.
             "-chardev", $"file,id=console,path={Escape(spec.Files.ConsoleLog)}",
             "-serial", "chardev:console",
+            // The firmware's own log (SeaBIOS writes it to port 0x402, never to the serial
+            // console): how a boot that found nothing to boot is told at once.
+            "-chardev", $"file,id=firmware,path={Escape(spec.Files.FirmwareLog)}",
+            "-device", "isa-debugcon,iobase=0x402,chardev=firmware",
             "-qmp", $"unix:{Escape(spec.Files.ControlSocket)},server=on,wait=off",
             // -daemonize: QEMU returns once it is set up (ports bound, files open) or failed, and
             // runs in its own session, so Ctrl-C in the caller does not reach it. -D keeps its
@@ -42,7 +46,10 @@ internal static class QemuCommandBuilder
 
         var forwards = new List<string> { HostForward(spec.SshPort, 22) };
         forwards.AddRange(spec.Ports.Select(p => HostForward(p.HostPort, p.GuestPort)));
-        args.AddRange(["-netdev", "user,id=net0," + string.Join(',', forwards), "-device", "virtio-net-pci,netdev=net0"]);
+        // restrict=on: the guest reaches nothing outside (the host's loopback services
+        // included); the forwarded ports still reach the guest.
+        var restrict = spec.RestrictNetwork ? "restrict=on," : "";
+        args.AddRange(["-netdev", "user,id=net0," + restrict + string.Join(',', forwards), "-device", "virtio-net-pci,netdev=net0"]);
 
         // The metadata CD-ROM sits on virtio-scsi: Debian's cloud kernel has no AHCI driver.
         args.AddRange([

@@ -108,4 +108,14 @@ public class QemuCommandBuilderTests
     }
 
     private static string NetdevOf(IReadOnlyList<string> args) => args[args.ToList().IndexOf("-netdev") + 1];
+
+    [Theory]
+    [InlineData(false, "user,id=net0,hostfwd=")]
+    [InlineData(true, "user,id=net0,restrict=on,hostfwd=")]
+    public void A_restricted_network_is_user_networking_with_restrict_on_and_keeps_the_forwards(bool restrict, string netdev)
+    {
+        var args = QemuCommandBuilder.Build(SpecFor("kernel") with { RestrictNetwork = restrict }, Accelerator.Tcg).ToList();
+
+        Assert.StartsWith(netdev, args[args.IndexOf("-netdev") + 1], StringComparison.Ordinal);
+    }
 }
