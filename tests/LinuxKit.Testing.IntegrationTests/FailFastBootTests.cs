@@ -37,5 +37,49 @@ public class FailFastBootTests
 
         Assert.Contains("cannot boot: its console says", e.Message, StringComparison.Ordinal);
         Assert.Contains("Kernel panic", e.ConsoleTail, StringComparison.Ordinal);
+        Assert.Empty(TestEnvironment.QemuProcessesUnder(scratch.State));
+        Assert.Equal(ContainerStatus.Error, Assert.Single(await scratch.Manager.ListAsync()).Status);
+    }
+}
+
+/// <summary>RunOptions.RestrictNetwork: the guest cannot reach the host's loopback services.</summary>
+[Trait("Category", "Integration")]
+public class RestrictedNetworkTests
+{
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_restricted_guest_cannot_reach_a_host_loopback_service_and_still_answers_over_ssh(bool restrict)
+    {
+        // A host service on loopback that answers each connection and closes it.
+        using var service = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        service.Start();
+        var port = ((System.Net.IPEndPoint)service.LocalEndpoint).Port;
+        var accepted = 0;
+        using var stop = new CancellationTokenSource();
+        var serving = Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                {
+                    using var client = await service.AcceptTcpClientAsync(stop.Token);
+                    Interlocked.Increment(ref accepted);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        });
+        await using var scratch = new ScratchManager();
+        var vm = await scratch.Manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small with { RestrictNetwork = restrict });
+
+        // QEMU's user network shows the host's loopback to the guest as 10.0.2.2.
+        var reach = await scratch.Manager.ExecAsync(vm.Id, ["sh", "-c", $"echo hello | nc -w 3 10.0.2.2 {port}"]);
+
+        await stop.CancelAsync();
+        await serving;
+        Assert.Equal(restrict ? 0 : 1, Volatile.Read(ref accepted));
+        Assert.Equal(restrict, reach.ExitCode != 0);
     }
 }

@@ -17,6 +17,7 @@ namespace LinuxKit.Testing.Ssh;
 internal sealed class ResidentShell : IDisposable
 {
     private readonly SshCommand _command;
+    private readonly SshClient _client;
     private readonly Task _execution;
     private readonly Stream _input;
     private readonly MarkerReader _stdout;
@@ -28,8 +29,9 @@ internal sealed class ResidentShell : IDisposable
     private const int NoOutputFolder = 97;
     private const string Start = "LINUXKIT_OUT=$(mktemp -d 2>/dev/null || mktemp -d -p /run 2>/dev/null) || exit 97; export LINUXKIT_OUT; sh; s=$?; rm -rf \"$LINUXKIT_OUT\"; exit $s";
 
-    private ResidentShell(SshCommand command, Task execution, Stream input)
+    private ResidentShell(SshClient client, SshCommand command, Task execution, Stream input)
     {
+        _client = client;
         _command = command;
         _execution = execution;
         _input = input;
@@ -49,7 +51,7 @@ internal sealed class ResidentShell : IDisposable
         {
             // The shell outlives this call: its execution is not cancelled by any caller's token.
             var execution = command.ExecuteAsync(CancellationToken.None);
-            return new ResidentShell(command, execution, command.CreateInputStream());
+            return new ResidentShell(client, command, execution, command.CreateInputStream());
         }
         catch (SshOperationTimeoutException)
         {
@@ -110,8 +112,11 @@ internal sealed class ResidentShell : IDisposable
     private async Task<ResidentShellEndedException> EndedAsync()
     {
         await Task.WhenAny(_execution, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
-        // Refused outright, or no folder for output: in both cases the shell read no command.
-        var neverRan = _sequence == 1 && (_execution.IsFaulted || (_execution.IsCompleted && _command.ExitStatus == NoOutputFolder));
+        // Refused outright (the server turned the channel down while the connection stayed up),
+        // or no folder for output: in both cases the shell read no command. A connection that
+        // broke may have carried the command already.
+        var refused = _execution.IsFaulted && _execution.Exception?.InnerException is not SshConnectionException && _client.IsConnected;
+        var neverRan = _sequence == 1 && (refused || (_execution.IsCompleted && _command.ExitStatus == NoOutputFolder));
         var why = _execution.IsFaulted ? _execution.Exception!.InnerException?.Message
             : _execution.IsCanceled ? "its execution was cancelled"
             : _execution.IsCompleted ? $"exit status {_command.ExitStatus?.ToString(CultureInfo.InvariantCulture) ?? "none"}, signal {_command.ExitSignal ?? "none"}"

@@ -214,7 +214,9 @@ internal sealed class SshSession : IDisposable
         await TakeChannelAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await _channelStarts.WaitAsync(cancellationToken).ConfigureAwait(false);
+            // Held by a channel of its own until it closed, which a hung guest may never do.
+            if (!await _channelStarts.WaitAsync(ChannelRequestTimeout, cancellationToken).ConfigureAwait(false))
+                throw new LinuxKitException($"No SSH channel could start within {ChannelRequestTimeout.TotalSeconds:0} s: another channel to the VM has not closed (is the guest hung?).");
         }
         catch
         {

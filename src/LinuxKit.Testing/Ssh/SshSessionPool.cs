@@ -59,7 +59,7 @@ internal sealed class SshSessionPool : IDisposable
         {
             return await operation(session).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is SshConnectionException or ObjectDisposedException or InvalidOperationException or IOException or System.Net.Sockets.SocketException)
+        catch (Exception e) when (e is SshException or ObjectDisposedException or InvalidOperationException or IOException or System.Net.Sockets.SocketException)
         {
             Forget(guest.VmId, session);
             throw new LinuxKitException(

@@ -120,17 +120,27 @@ internal sealed class QemuHypervisor : IHypervisor
 
     public Task ResumeAsync(string controlSocket, CancellationToken cancellationToken) => RunQmpAsync(controlSocket, "cont", cancellationToken);
 
+    // QEMU serves one QMP client at a time: with another client connected (or QEMU wedged) the
+    // greeting never comes, so the whole exchange has a budget.
+    private static readonly TimeSpan QmpBudget = TimeSpan.FromSeconds(5);
+
     private static async Task RunQmpAsync(string controlSocket, string command, CancellationToken cancellationToken)
     {
+        using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        budget.CancelAfter(QmpBudget);
         try
         {
-            var qmp = await QmpClient.ConnectAsync(controlSocket, cancellationToken).ConfigureAwait(false);
+            var qmp = await QmpClient.ConnectAsync(controlSocket, budget.Token).ConfigureAwait(false);
             await using var qmpDisposal = qmp.ConfigureAwait(false);
-            await qmp.ExecuteAsync(command, cancellationToken).ConfigureAwait(false);
+            await qmp.ExecuteAsync(command, budget.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
         {
             throw new LinuxKitException($"Cannot reach QEMU's control socket {controlSocket} for '{command}': {e.Message}", e);
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new LinuxKitException($"QEMU's control socket {controlSocket} did not answer '{command}' within {QmpBudget.TotalSeconds:0} s (is another QMP client connected, or is QEMU hung?).", e);
         }
     }
 

@@ -36,4 +36,27 @@ public class QemuHypervisorTests
             images.Delete(recursive: true);
         }
     }
+
+    [Fact]
+    public async Task A_control_socket_that_never_greets_is_an_error_after_its_budget_not_a_hang()
+    {
+        // What QEMU's QMP socket does while another client holds it: it accepts, and says nothing.
+        var dir = Directory.CreateTempSubdirectory("lkt-qmp-");
+        var path = Path.Combine(dir.FullName, "control.sock");
+        using var listener = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        listener.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+        listener.Listen();
+        try
+        {
+            var qemu = new QemuHypervisor("qemu-system-x86_64", Accelerator.Tcg, NullLogger.Instance);
+
+            var e = await Assert.ThrowsAsync<LinuxKitException>(() => qemu.PauseAsync(path, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30)));
+
+            Assert.Contains("did not answer 'stop' within 5 s", e.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
 }
