@@ -53,6 +53,8 @@ public sealed class LinuxKitManager : IManager
         _time = time ?? TimeProvider.System;
         if (_options.OutputLimit <= 0)
             throw new LinuxKitException($"LinuxKitManagerOptions.OutputLimit is {_options.OutputLimit}: give a positive number of bytes.");
+        if (_options.ConsoleLogLimit <= 0)
+            throw new LinuxKitException($"LinuxKitManagerOptions.ConsoleLogLimit is {_options.ConsoleLogLimit}: give a positive number of bytes.");
         _sessions = new SshSessionPool(_time, _options.OutputLimit);
         _store = store ?? new StateStore(_options.ResolveStateDirectory());
         _ports = new PortAllocator(_store.Scratch("ports"));
@@ -142,7 +144,7 @@ public sealed class LinuxKitManager : IManager
             if (!options.Detach) _owned[id] = OwnerWatchdog.Start(spec.Files.PidFile, record.RuntimeFiles);
             else _owned[id] = null;
 
-            _watchers[id] = ConsoleWatcher.Start(record.Files.ConsoleLog, options.ConsoleOutput);
+            _watchers[id] = ConsoleWatcher.Start(record.Files.ConsoleLog, options.ConsoleOutput, _options.ConsoleLogLimit);
             process = await hypervisor.StartAsync(spec, cancellationToken).ConfigureAwait(false);
             foreach (var reservation in reservations) reservation.Dispose();
             reservations.Clear();
@@ -494,7 +496,13 @@ public sealed class LinuxKitManager : IManager
     // A VM whose hypervisor is gone is stopped, whatever its record said.
     private VmRecord Refresh(VmRecord record)
     {
-        if (record.Status is not (ContainerStatus.Running or ContainerStatus.Starting) || IsItsHypervisor(record)) return record;
+        if (record.Status is not (ContainerStatus.Running or ContainerStatus.Starting)) return record;
+        if (IsItsHypervisor(record))
+        {
+            // A VM no process of this SDK watches (detached) has its log kept in bounds here.
+            if (!_watchers.ContainsKey(record.Id)) ConsoleRotation.RotateIfOver(record.Files.ConsoleLog, _options.ConsoleLogLimit);
+            return record;
+        }
         if (record.Status == ContainerStatus.Starting && record.Pid == 0 && _time.GetUtcNow() - record.StartedAt < TimeSpan.FromMinutes(10))
             return record; // still being prepared by its process
         var stopped = record with

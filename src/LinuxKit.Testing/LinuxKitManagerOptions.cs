@@ -42,6 +42,13 @@ public sealed record LinuxKitManagerOptions
     /// </summary>
     public long OutputLimit { get; init; } = DefaultOutputLimit;
 
+    /// <summary>
+    /// The most bytes a VM's console log may hold on disk (default 64 MiB): past it, the SDK
+    /// moves it to <c>console.log.1</c> and starts it again, whenever it watches or looks at the
+    /// VM (while the VM's owner runs, and at each list or inspect).
+    /// </summary>
+    public long ConsoleLogLimit { get; init; } = DefaultOutputLimit;
+
     /// <summary>Where the manager logs what it does (boot progress, warnings).</summary>
     public ILogger? Logger { get; init; }
 

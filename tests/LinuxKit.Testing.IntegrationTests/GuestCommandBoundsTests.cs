@@ -4,6 +4,7 @@ namespace LinuxKit.Testing.IntegrationTests;
 public sealed class SmallLimitVm : IAsyncLifetime
 {
     public const long Limit = 1024 * 1024;
+    public const long ConsoleLimit = 64 * 1024;
 
     public string State { get; } = Directory.CreateTempSubdirectory("lkt-it-").FullName;
 
@@ -13,7 +14,7 @@ public sealed class SmallLimitVm : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Manager = new LinuxKitManager(new LinuxKitManagerOptions { StateDirectory = State, OutputLimit = Limit });
+        Manager = new LinuxKitManager(new LinuxKitManagerOptions { StateDirectory = State, OutputLimit = Limit, ConsoleLogLimit = ConsoleLimit });
         Id = (await Manager.RunAsync(TestEnvironment.GuestImage("dropbear"), ScratchManager.Small)).Id;
     }
 
@@ -86,5 +87,22 @@ public class GuestCommandBoundsTests(SmallLimitVm vm) : IClassFixture<SmallLimit
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => vm.Manager.ReadFileAsync(vm.Id, "/tmp/medium", cancel.Token));
 
         Assert.Equal((int)SmallLimitVm.Limit, (await vm.Manager.ReadFileAsync(vm.Id, "/tmp/medium")).Length);
+    }
+
+    [Fact]
+    public async Task A_console_log_past_its_limit_is_rotated_and_the_vm_goes_on()
+    {
+        var log = (await vm.Manager.InspectAsync(vm.Id)).ConsoleLog;
+
+        await vm.Manager.ExecAsync(vm.Id, ["sh", "-c", $"head -c {4 * SmallLimitVm.ConsoleLimit} /dev/zero | tr '\\0' x > /dev/console; echo marker-after-flood > /dev/console"]);
+
+        bool MarkerIn(string file) => File.Exists(file) && File.ReadAllText(file).Contains("marker-after-flood", StringComparison.Ordinal);
+        Assert.True(
+            await Polling.UntilAsync(() => MarkerIn(log) || MarkerIn(log + ".1"), TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(30), CancellationToken.None),
+            "the line written after the flood never reached the console log");
+        await Task.Delay(500); // a watcher pass or more, after the flood
+        Assert.True(File.Exists(log + ".1"), "the log was never rotated");
+        Assert.True(new FileInfo(log).Length <= SmallLimitVm.ConsoleLimit, $"console.log is {new FileInfo(log).Length} bytes");
+        Assert.Equal("alive\n", (await vm.Manager.ExecAsync(vm.Id, ["echo", "alive"])).Stdout);
     }
 }

@@ -21,6 +21,12 @@ internal sealed class ConsoleTimeline
         }
     }
 
+    /// <summary>The log was rotated: it starts again empty, and older lines are no longer in it.</summary>
+    public void Restart()
+    {
+        lock (_lock) _marks.Clear();
+    }
+
     /// <summary>The length of the log at the last mark.</summary>
     public long Length
     {

@@ -10,14 +10,16 @@ internal sealed class ConsoleWatcher : IAsyncDisposable
 
     private readonly string _path;
     private readonly Stream? _sink;
+    private readonly long _limit;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private long _copied;
 
-    private ConsoleWatcher(string path, Stream? sink)
+    private ConsoleWatcher(string path, Stream? sink, long limit)
     {
         _path = path;
         _sink = sink;
+        _limit = limit;
         _loop = Task.Run(LoopAsync);
     }
 
@@ -25,14 +27,23 @@ internal sealed class ConsoleWatcher : IAsyncDisposable
 
     public string Path => _path;
 
-    /// <summary>Starts following <paramref name="path"/>; what it already holds is stamped now.</summary>
-    public static ConsoleWatcher Start(string path, Stream? sink = null) => new(path, sink);
+    /// <summary>
+    /// Starts following <paramref name="path"/>; what it already holds is stamped now. Past
+    /// <paramref name="limit"/> bytes the log is rotated (see <see cref="ConsoleRotation"/>).
+    /// </summary>
+    public static ConsoleWatcher Start(string path, Stream? sink = null, long limit = long.MaxValue) => new(path, sink, limit);
 
     private async Task LoopAsync()
     {
         while (!_stop.IsCancellationRequested)
         {
             await CatchUpAsync().ConfigureAwait(false);
+            // After the catch-up, so the caller's stream has everything the log held.
+            if (ConsoleRotation.RotateIfOver(_path, _limit))
+            {
+                Timeline.Restart();
+                _copied = 0;
+            }
             try
             {
                 await Task.Delay(Poll, _stop.Token).ConfigureAwait(false);

@@ -28,6 +28,8 @@ internal sealed class FollowingStream(FileStream file, Func<bool> vmRunning, Can
             var read = await file.ReadAsync(buffer, CancellationToken.None).ConfigureAwait(false);
             if (read > 0) return read;
             if (both.IsCancellationRequested) return 0;
+            // Rotated (see ConsoleRotation): the log started again from empty.
+            if (file.Length < file.Position) file.Position = 0;
             if (!vmRunning())
             {
                 // The hypervisor may have written its last lines after our previous read.

@@ -31,7 +31,9 @@ internal static class QemuCommandBuilder
             "-m", Invariant(spec.MemoryMb),
             "-display", "none",
             // Not -nographic with -serial stdio: QEMU refuses two stdio character devices.
-            "-chardev", $"file,id=console,path={Escape(spec.Files.ConsoleLog)}",
+            // append=on: QEMU opens the log with O_APPEND, so the SDK can cut it short
+            // (ConsoleRotation) while QEMU writes.
+            "-chardev", $"file,id=console,path={Escape(spec.Files.ConsoleLog)},append=on",
             "-serial", "chardev:console",
             // The firmware's own log (SeaBIOS writes it to port 0x402, never to the serial
             // console): how a boot that found nothing to boot is told at once.
