@@ -38,7 +38,9 @@ internal sealed partial class StateStore
                 {
                     if (PrivateFiles.Distrust(folder) is { } reason)
                         throw new LinuxKitException($"State directory '{folder}' is refused: {reason}. Another user could plant VM records there that make the SDK signal processes or delete files. {fix}");
-                    PrivateFiles.MakePrivate(folder); // one of ours from before folders were private
+                    // The VMs' folder is the SDK's own (made before folders were private): made
+                    // private. A root the user chose keeps its mode; what it holds is private.
+                    if (folder == VmsDirectory) PrivateFiles.MakePrivate(folder);
                 }
                 else
                 {
