@@ -161,8 +161,8 @@ public sealed class LinuxKitManager : IManager
                 description,
                 cancellationToken).ConfigureAwait(false);
             _sessions.Add(id, ready.Session);
-            await SaveWhileStartingAsync(record with { Status = ContainerStatus.Running, HostKeyFingerprint = ready.Session.HostKeyFingerprint }, description, cancellationToken).ConfigureAwait(false);
             record = record with { Status = ContainerStatus.Running, HostKeyFingerprint = ready.Session.HostKeyFingerprint };
+            await SaveWhileStartingAsync(record, description, cancellationToken).ConfigureAwait(false);
             _logger.LogInformation(
                 "{Vm} is ready after {Seconds:0.0} s, {Connections} SSH connections ({Banner}; ssh {User}@127.0.0.1 -p {Port})",
                 description, _time.GetElapsedTime(bootStarted).TotalSeconds, ready.Connections, ready.Banner, record.SshUser, record.SshPort);
