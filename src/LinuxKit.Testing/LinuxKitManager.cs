@@ -460,8 +460,7 @@ public sealed class LinuxKitManager : IManager
     // hypervisor, which is ended only if it proves to be one (see IsHypervisorOf).
     private async Task RemoveDamagedAsync(VmRecord record, CancellationToken cancellationToken)
     {
-        if (File.Exists(record.Files.PidFile)
-            && int.TryParse(File.ReadAllText(record.Files.PidFile).Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid)
+        if (ProcessIdentity.ReadPidFile(record.Files.PidFile) is { } pid
             && ProcessIdentity.Of(pid) is { } process
             && process.IsHypervisorOf(record.Files.PidFile))
         {

@@ -1,7 +1,7 @@
 namespace LinuxKit.Testing.IntegrationTests;
 
 /// <summary>One VM, booted with a small output limit, shared by the tests of <see cref="GuestCommandBoundsTests"/>.</summary>
-public sealed class SmallLimitVm : IAsyncLifetime
+public abstract class SmallLimitVm(string guest) : IAsyncLifetime
 {
     public const long Limit = 1024 * 1024;
     public const long ConsoleLimit = 64 * 1024;
@@ -15,7 +15,7 @@ public sealed class SmallLimitVm : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Manager = new LinuxKitManager(new LinuxKitManagerOptions { StateDirectory = State, OutputLimit = Limit, ConsoleLogLimit = ConsoleLimit });
-        Id = (await Manager.RunAsync(TestEnvironment.GuestImage("dropbear"), ScratchManager.Small)).Id;
+        Id = (await Manager.RunAsync(TestEnvironment.GuestImage(guest), ScratchManager.Small)).Id;
     }
 
     public async Task DisposeAsync()
@@ -26,9 +26,21 @@ public sealed class SmallLimitVm : IAsyncLifetime
     }
 }
 
+public sealed class DropbearSmallLimitVm() : SmallLimitVm("dropbear");
+
+public sealed class OpenSshSmallLimitVm() : SmallLimitVm("openssh");
+
+/// <summary>The bounds against the dropbear guest.</summary>
+[Trait("Category", "Integration")]
+public class DropbearGuestCommandBoundsTests(DropbearSmallLimitVm vm) : GuestCommandBoundsTests(vm), IClassFixture<DropbearSmallLimitVm>;
+
+/// <summary>The bounds against the OpenSSH guest, as LinuxKit's sshd package runs it.</summary>
+[Trait("Category", "Integration")]
+public class OpenSshGuestCommandBoundsTests(OpenSshSmallLimitVm vm) : GuestCommandBoundsTests(vm), IClassFixture<OpenSshSmallLimitVm>;
+
 /// <summary>What one command leaves behind or sends back cannot spill into another's result or exhaust the host.</summary>
 [Trait("Category", "Integration")]
-public class GuestCommandBoundsTests(SmallLimitVm vm) : IClassFixture<SmallLimitVm>
+public abstract class GuestCommandBoundsTests(SmallLimitVm vm)
 {
     [Fact]
     public async Task Output_of_a_background_child_left_by_one_command_never_lands_in_a_later_result()

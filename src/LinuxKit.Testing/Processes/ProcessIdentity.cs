@@ -15,6 +15,19 @@ internal readonly record struct ProcessIdentity(int Pid, string StartTime)
         return start is null ? null : new ProcessIdentity(pid, start);
     }
 
+    /// <summary>The PID a hypervisor wrote to its pid file; null when the file is missing or holds no PID.</summary>
+    public static int? ReadPidFile(string path)
+    {
+        try
+        {
+            return int.TryParse(File.ReadAllText(path).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) ? pid : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>True while the very process this identity names is alive.</summary>
     public bool IsAlive() => Pid > 0 && ReadStartTime(Pid) == StartTime && !IsZombie(Pid);
 

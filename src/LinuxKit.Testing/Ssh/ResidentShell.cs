@@ -92,8 +92,7 @@ internal sealed class ResidentShell : IDisposable
         var stderr = await ReadBetweenAsync(_stderr, start, end).ConfigureAwait(false) ?? throw await EndedAsync().ConfigureAwait(false);
         foreach (var (name, output) in new[] { ("standard output", stdout.Output), ("standard error", stderr.Output) })
         {
-            if (output.Length > outputLimit)
-                throw new LinuxKitException($"The command's {name} is over the output limit of {outputLimit} bytes (LinuxKitManagerOptions.OutputLimit); the rest was not read. Redirect it to a file in the guest, or raise the limit.");
+            if (output.Length > outputLimit) throw SshSession.OverOutputLimit(name, outputLimit);
         }
         var exitCode = int.Parse(stdout.RestOfLine.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture);
         return new ExecResult(exitCode, Encoding.UTF8.GetString(stdout.Output), Encoding.UTF8.GetString(stderr.Output));

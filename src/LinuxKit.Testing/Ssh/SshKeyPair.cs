@@ -1,3 +1,4 @@
+using LinuxKit.Testing.State;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
@@ -23,9 +24,7 @@ internal static class SshKeyPair
         WriteString(blob, "nistp256"u8);
         WriteString(blob, [0x04, .. point.X!, .. point.Y!]);
 
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        using (var file = new StreamWriter(privateKeyPath, Encoding.ASCII, options))
+        using (var file = new StreamWriter(PrivateFiles.CreateNew(privateKeyPath), Encoding.ASCII))
         {
             file.Write(key.ExportECPrivateKeyPem());
             file.Write('\n');

@@ -242,10 +242,14 @@ internal sealed class SshSession : IDisposable
         using var command = _client.CreateCommand(commandLine);
         await command.ExecuteAsync(CancellationToken.None).ConfigureAwait(false);
         var result = new ExecResult(command.ExitStatus ?? -1, command.Result, command.Error);
-        if (result.Stdout.Length > OutputLimit || result.Stderr.Length > OutputLimit)
-            throw new LinuxKitException($"The command's output is over the output limit of {OutputLimit} bytes (LinuxKitManagerOptions.OutputLimit). Redirect it to a file in the guest, or raise the limit.");
+        if (result.Stdout.Length > OutputLimit) throw OverOutputLimit("standard output", OutputLimit);
+        if (result.Stderr.Length > OutputLimit) throw OverOutputLimit("standard error", OutputLimit);
         return result;
     }
+
+    /// <summary>The error for a command whose <paramref name="stream"/> is over <paramref name="limit"/> bytes.</summary>
+    public static LinuxKitException OverOutputLimit(string stream, long limit) =>
+        new($"The command's {stream} is over the output limit of {limit} bytes (LinuxKitManagerOptions.OutputLimit). Redirect it to a file in the guest, or raise the limit.");
 
     /// <summary>
     /// Writes <paramref name="content"/> to a guest file through <c>cat</c> on a channel of its

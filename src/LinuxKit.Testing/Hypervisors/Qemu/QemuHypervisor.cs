@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Globalization;
 using LinuxKit.Testing.Images;
 using LinuxKit.Testing.Processes;
 using LinuxKit.Testing.State;
@@ -68,8 +67,8 @@ internal sealed class QemuHypervisor : IHypervisor
             throw new LinuxKitException(
                 $"QEMU could not start VM {spec.Id} (exit code {outcome.ExitCode}): {reason}{hint}");
         }
-        var pidText = await File.ReadAllTextAsync(spec.Files.PidFile, CancellationToken.None).ConfigureAwait(false);
-        var pid = int.Parse(pidText.Trim(), CultureInfo.InvariantCulture);
+        var pid = ProcessIdentity.ReadPidFile(spec.Files.PidFile)
+            ?? throw new LinuxKitException($"QEMU reported VM {spec.Id} started, but its pid file {spec.Files.PidFile} holds no PID. See {spec.Files.HypervisorLog}.");
         return ProcessIdentity.Of(pid)
             ?? throw new LinuxKitException($"QEMU started VM {spec.Id} as PID {pid}, which exited at once. See {spec.Files.HypervisorLog} and {spec.Files.ConsoleLog}.");
     }
