@@ -58,6 +58,12 @@ public sealed class StartLinuxKit : LinuxKitTask
     public bool GracefulStop { get; set; }
 
     /// <summary>
+    /// False to boot the VM cold instead of restoring it from a warm-start template
+    /// (<see cref="RunOptions.WarmStart"/>, on by default).
+    /// </summary>
+    public bool WarmStart { get; set; } = Defaults.WarmStart;
+
+    /// <summary>
     /// When true the VM is not detached: it is stopped when this build ends, also in a reused
     /// MSBuild node, and when the build process dies (the `dotnet test` hand-off uses this, so
     /// failing tests still stop it).
@@ -163,6 +169,7 @@ public sealed class StartLinuxKit : LinuxKitTask
                 SshPort = SshPort,
                 BootTimeout = TimeSpan.FromSeconds(BootTimeout),
                 StopMode = GracefulStop ? StopMode.Graceful : StopMode.Fast,
+                WarmStart = WarmStart,
             };
             options.Validate();
             return true;

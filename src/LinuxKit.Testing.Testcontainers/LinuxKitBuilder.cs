@@ -75,6 +75,12 @@ public sealed class LinuxKitBuilder
     /// <summary>How long the VM may take to answer over SSH (default 2 minutes), within the startup timeout.</summary>
     public LinuxKitBuilder WithBootTimeout(TimeSpan timeout) => WithOptions(o => o with { BootTimeout = timeout });
 
+    /// <summary>
+    /// Whether the VM may be restored from a warm-start template instead of booting (on by
+    /// default; see <see cref="RunOptions.WarmStart"/>).
+    /// </summary>
+    public LinuxKitBuilder WithWarmStart(bool enabled = true) => WithOptions(o => o with { WarmStart = enabled });
+
     /// <summary>Which hypervisor runs the VM (default: LINUXKIT_TESTING_HYPERVISOR, else detected).</summary>
     public LinuxKitBuilder WithHypervisor(HypervisorKind hypervisor) => WithManagerOptions(m => m with { Hypervisor = hypervisor });
 

@@ -61,4 +61,10 @@ public sealed record Container
     /// why (stop it and remove it with <see cref="IManager.StopAsync(string, CancellationToken)"/>).
     /// </summary>
     public string? Error { get; init; }
+
+    /// <summary>
+    /// The warm-start template the VM was restored from (see <see cref="RunOptions.WarmStart"/>);
+    /// null when it booted cold.
+    /// </summary>
+    public string? WarmStartTemplate { get; init; }
 }

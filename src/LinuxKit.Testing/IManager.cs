@@ -108,4 +108,17 @@ public interface IManager : IAsyncDisposable
     /// <param name="id">The VM's id or name.</param>
     /// <param name="cancellationToken">Cancels the request.</param>
     Task ResumeAsync(string id, CancellationToken cancellationToken = default);
+
+    /// <summary>The warm-start templates in the state directory, with their size on disk.</summary>
+    /// <param name="cancellationToken">Cancels the listing.</param>
+    Task<IReadOnlyList<WarmStartTemplate>> ListTemplatesAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Removes a warm-start template (the next VM of its image and options makes a new one).
+    /// VMs restored from it run on.
+    /// </summary>
+    /// <param name="key">The template's key (<see cref="WarmStartTemplate.Key"/>).</param>
+    /// <param name="cancellationToken">Cancels the removal.</param>
+    /// <exception cref="LinuxKitException">The key is not a template key.</exception>
+    Task RemoveTemplateAsync(string key, CancellationToken cancellationToken = default);
 }

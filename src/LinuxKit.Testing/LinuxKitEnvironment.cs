@@ -22,6 +22,9 @@ internal static class LinuxKitEnvironment
     /// <summary><c>kvm</c>, <c>hvf</c> or <c>tcg</c>: wins over detection when <see cref="LinuxKitManagerOptions.Accelerator"/> is Auto.</summary>
     public const string Accelerator = "LINUXKIT_TESTING_ACCEL";
 
+    /// <summary><c>0</c>, <c>false</c>, <c>off</c> or <c>no</c>: every VM boots cold (see <see cref="RunOptions.WarmStart"/>).</summary>
+    public const string WarmStart = "LINUXKIT_TESTING_WARM_START";
+
     /// <summary>The image the test fixtures boot when neither a fixture nor an attribute names one.</summary>
     public const string Image = "LINUXKIT_IMAGE";
 

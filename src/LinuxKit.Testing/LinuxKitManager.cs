@@ -6,6 +6,7 @@ using LinuxKit.Testing.Networking;
 using LinuxKit.Testing.Processes;
 using LinuxKit.Testing.Ssh;
 using LinuxKit.Testing.State;
+using LinuxKit.Testing.Templates;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Renci.SshNet.Common;
@@ -33,6 +34,7 @@ public sealed class LinuxKitManager : IManager
     private readonly SshSessionPool _sessions;
     private readonly ConcurrentDictionary<string, OwnerWatchdog?> _owned = new();
     private readonly ConcurrentDictionary<string, ConsoleWatcher> _watchers = new();
+    private readonly WarmStart _warmStart;
     private bool _disposed;
 
     /// <summary>Creates a manager; nothing is started until <see cref="RunAsync"/>.</summary>
@@ -58,6 +60,7 @@ public sealed class LinuxKitManager : IManager
         _sessions = new SshSessionPool(_time, _options.OutputLimit);
         _store = store ?? new StateStore(_options.ResolveStateDirectory());
         _ports = new PortAllocator(_store.Scratch("ports"));
+        _warmStart = new WarmStart(this, new TemplateStore(_store.Scratch("templates")), _ports, _time, _logger, _options.StopTimeout);
         // Created on first use, so that listing or stopping works where QEMU is not installed.
         _hypervisor = new Lazy<IHypervisor>(hypervisorFactory ?? (() => HypervisorFactory.Create(_options, _logger)));
         _hypervisorGiven = hypervisorFactory is not null;
@@ -89,11 +92,9 @@ public sealed class LinuxKitManager : IManager
             cancellationToken).ConfigureAwait(false);
         var id = record.Id;
         var files = record.Files;
-        var description = options.Name is null ? $"VM {id}" : $"VM {id} ({options.Name})";
-        _logger.LogInformation("Booting {Vm} from {Image} ({Format})", description, resolved.Path, resolved.Format);
+        var boot = new Boot(record, options.Name is null ? $"VM {id}" : $"VM {id} ({options.Name})");
+        _logger.LogInformation("Booting {Vm} from {Image} ({Format})", boot.Description, resolved.Path, resolved.Format);
 
-        ProcessIdentity? process = null;
-        var reservations = new List<PortReservation>();
         try
         {
             var sshKeyLine = options.SshKey is null
@@ -104,78 +105,106 @@ public sealed class LinuxKitManager : IManager
                 files.MetadataIso,
                 MetadataIso.Build(LinuxKitMetadata.Build(sshKeyLine, shares.Select(s => (s.Tag, s.GuestPath)).ToList()), _time.GetUtcNow().UtcDateTime),
                 cancellationToken).ConfigureAwait(false);
-            var bootDisk = await hypervisor.PrepareBootDiskAsync(resolved, files, cancellationToken).ConfigureAwait(false);
-            if (bootDisk is not null) record = record with { RuntimeFiles = [bootDisk] };
+            boot.Record = boot.Record with { Volumes = shares.ToDictionary(s => s.HostPath, s => s.GuestPath) };
+            // From the first byte: a warm start copies its template's boot into the log.
+            _watchers[id] = ConsoleWatcher.Start(files.ConsoleLog, options.ConsoleOutput, _options.ConsoleLogLimit);
 
-            var sshReservation = options.SshPort == 0 ? _ports.ReserveFree() : _ports.ReserveExact(options.SshPort, "SSH");
-            reservations.Add(sshReservation);
-            var forwards = new List<PortForward>();
-            foreach (var mapping in options.Ports)
+            var ready = await _warmStart.TryRestoreAsync(boot, resolved, options, hypervisor, sshKeyLine, cancellationToken).ConfigureAwait(false);
+            if (ready is null)
             {
-                var reservation = mapping.HostPort == 0
-                    ? _ports.ReserveFree()
-                    : _ports.ReserveExact(mapping.HostPort, $"forwarded to guest port {mapping.GuestPort}");
-                reservations.Add(reservation);
-                forwards.Add(new PortForward(reservation.Port, mapping.GuestPort));
+                var bootDisk = await hypervisor.PrepareBootDiskAsync(resolved, files, cancellationToken).ConfigureAwait(false);
+                if (bootDisk is not null) boot.Record = boot.Record with { RuntimeFiles = [bootDisk] };
+                var spec = new VmSpec
+                {
+                    Id = id,
+                    Image = resolved,
+                    BootDisk = bootDisk,
+                    MemoryMb = options.Memory,
+                    Cpus = options.Cpus,
+                    SshPort = 0,
+                    Volumes = shares,
+                    RestrictNetwork = options.RestrictNetwork,
+                    Files = files,
+                };
+                ready = await LaunchAsync(boot, hypervisor, spec, options, record.SshKeyFile, options.BootTimeout, restore: null, cancellationToken).ConfigureAwait(false);
             }
-            record = record with
-            {
-                SshPort = sshReservation.Port,
-                Ports = forwards.ToDictionary(f => f.HostPort, f => f.GuestPort),
-                Volumes = shares.ToDictionary(s => s.HostPath, s => s.GuestPath),
-            };
-            await SaveWhileStartingAsync(record, description, cancellationToken).ConfigureAwait(false);
-
-            var spec = new VmSpec
-            {
-                Id = id,
-                Image = resolved,
-                BootDisk = bootDisk,
-                MemoryMb = options.Memory,
-                Cpus = options.Cpus,
-                SshPort = sshReservation.Port,
-                Ports = forwards,
-                Volumes = shares,
-                RestrictNetwork = options.RestrictNetwork,
-                Files = files,
-            };
-            // The watchdog starts before the hypervisor: there is no moment in which this
-            // process could die and leave a VM that nothing will stop.
-            if (!options.Detach) _owned[id] = OwnerWatchdog.Start(spec.Files.PidFile, record.RuntimeFiles);
-            else _owned[id] = null;
-
-            _watchers[id] = ConsoleWatcher.Start(record.Files.ConsoleLog, options.ConsoleOutput, _options.ConsoleLogLimit);
-            process = await hypervisor.StartAsync(spec, cancellationToken).ConfigureAwait(false);
-            foreach (var reservation in reservations) reservation.Dispose();
-            reservations.Clear();
-            record = record with { Pid = process.Value.Pid, PidStartTime = process.Value.StartTime, StartedAt = _time.GetUtcNow() };
-            await SaveWhileStartingAsync(record, description, cancellationToken).ConfigureAwait(false);
-
-            var started = process.Value;
-            var ready = await SshReadiness.WaitAsync(
-                new SshEndpoint("127.0.0.1", record.SshPort, record.SshUser, record.SshKeyFile),
-                hypervisorExited: () => !started.IsAlive(),
-                bootFailed: () => BootFailure.InConsole(ConsoleLog.Tail(files.ConsoleLog, lines: 200)) ?? BootFailure.InFirmwareLog(ConsoleLog.Tail(files.FirmwareLog)),
-                consoleTail: () => ConsoleLog.Tail(record.Files.ConsoleLog),
-                options.BootTimeout,
-                description,
-                cancellationToken).ConfigureAwait(false);
             _sessions.Add(id, ready.Session);
-            record = record with { Status = ContainerStatus.Running, HostKeyFingerprint = ready.Session.HostKeyFingerprint };
-            await SaveWhileStartingAsync(record, description, cancellationToken).ConfigureAwait(false);
+            boot.Record = boot.Record with { Status = ContainerStatus.Running, HostKeyFingerprint = ready.Session.HostKeyFingerprint };
+            await SaveWhileStartingAsync(boot.Record, boot.Description, cancellationToken).ConfigureAwait(false);
             _logger.LogInformation(
-                "{Vm} is ready after {Seconds:0.0} s, {Connections} SSH connections ({Banner}; ssh {User}@127.0.0.1 -p {Port})",
-                description, _time.GetElapsedTime(bootStarted).TotalSeconds, ready.Connections, ready.Banner, record.SshUser, record.SshPort);
-            _logger.LogDebug("{Vm} readiness: {Timeline}", description, ready.Timeline);
-            return record.ToContainer();
+                "{Vm} is ready after {Seconds:0.0} s, {Connections} SSH connections ({Banner}; ssh {User}@127.0.0.1 -p {Port}){How}",
+                boot.Description, _time.GetElapsedTime(bootStarted).TotalSeconds,
+                ready.Connections, ready.Banner, boot.Record.SshUser, boot.Record.SshPort,
+                boot.Record.Template is { } template ? $", restored from warm-start template {template}" : "");
+            _logger.LogDebug("{Vm} readiness: {Timeline}", boot.Description, ready.Timeline);
+            return boot.Record.ToContainer();
         }
         catch (Exception e)
         {
-            foreach (var reservation in reservations) reservation.Dispose();
-            _logger.LogError("{Vm} failed to boot: {Reason}", description, e.Message);
-            await AbandonAsync(record, process, e).ConfigureAwait(false);
+            foreach (var reservation in boot.Reservations) reservation.Dispose();
+            _logger.LogError("{Vm} failed to boot: {Reason}", boot.Description, e.Message);
+            await AbandonAsync(boot.Record, boot.Process, e).ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>One VM's boot as it goes: the record so far, the ports held, the hypervisor once started.</summary>
+    internal sealed class Boot(VmRecord record, string description)
+    {
+        public VmRecord Record { get; set; } = record;
+        public string Description { get; } = description;
+        public List<PortReservation> Reservations { get; } = [];
+        public ProcessIdentity? Process { get; set; }
+    }
+
+    /// <summary>
+    /// Reserves the VM's host ports, starts its hypervisor for <paramref name="spec"/> (the ports
+    /// filled in), lets <paramref name="restore"/> load a saved state if there is one, and waits
+    /// until the guest runs a command over SSH with <paramref name="sshKey"/>.
+    /// </summary>
+    internal async Task<ReadySession> LaunchAsync(
+        Boot boot, IHypervisor hypervisor, VmSpec spec, RunOptions options, string sshKey, TimeSpan timeout,
+        Func<ProcessIdentity, CancellationToken, Task>? restore, CancellationToken cancellationToken)
+    {
+        var sshReservation = options.SshPort == 0 ? _ports.ReserveFree() : _ports.ReserveExact(options.SshPort, "SSH");
+        boot.Reservations.Add(sshReservation);
+        var forwards = new List<PortForward>();
+        foreach (var mapping in options.Ports)
+        {
+            var reservation = mapping.HostPort == 0
+                ? _ports.ReserveFree()
+                : _ports.ReserveExact(mapping.HostPort, $"forwarded to guest port {mapping.GuestPort}");
+            boot.Reservations.Add(reservation);
+            forwards.Add(new PortForward(reservation.Port, mapping.GuestPort));
+        }
+        var record = boot.Record with { SshPort = sshReservation.Port, Ports = forwards.ToDictionary(f => f.HostPort, f => f.GuestPort) };
+        boot.Record = record;
+        await SaveWhileStartingAsync(record, boot.Description, cancellationToken).ConfigureAwait(false);
+        spec = spec with { SshPort = sshReservation.Port, Ports = forwards };
+
+        // The watchdog starts before the hypervisor: there is no moment in which this process
+        // could die and leave a VM that nothing will stop. One per VM, also when a failed warm
+        // start is followed by a cold boot: it finds whichever hypervisor wrote the pid file.
+        if (!_owned.ContainsKey(record.Id)) _owned[record.Id] = options.Detach ? null : OwnerWatchdog.Start(spec.Files.PidFile, record.RuntimeFiles);
+        var process = await hypervisor.StartAsync(spec, cancellationToken).ConfigureAwait(false);
+        boot.Process = process;
+        foreach (var reservation in boot.Reservations) reservation.Dispose();
+        boot.Reservations.Clear();
+        record = record with { Pid = process.Pid, PidStartTime = process.StartTime, StartedAt = _time.GetUtcNow() };
+        boot.Record = record;
+        await SaveWhileStartingAsync(record, boot.Description, cancellationToken).ConfigureAwait(false);
+
+        if (restore is not null) await restore(process, cancellationToken).ConfigureAwait(false);
+        var files = record.Files;
+        return await SshReadiness.WaitAsync(
+            new SshEndpoint("127.0.0.1", record.SshPort, record.SshUser, sshKey),
+            hypervisorExited: () => !process.IsAlive(),
+            bootFailed: () => BootFailure.InConsole(ConsoleLog.Tail(files.ConsoleLog, lines: 200)) ?? BootFailure.InFirmwareLog(ConsoleLog.Tail(files.FirmwareLog)),
+            consoleTail: () => ConsoleLog.Tail(files.ConsoleLog),
+            timeout,
+            boot.Description,
+            restored: restore is not null,
+            cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -299,6 +328,34 @@ public sealed class LinuxKitManager : IManager
     {
         var record = Find(id);
         await HypervisorFor(record).ResumeAsync(record.Files.ControlSocket, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<WarmStartTemplate>> ListTemplatesAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        cancellationToken.ThrowIfCancellationRequested();
+        IReadOnlyList<WarmStartTemplate> templates = _warmStart.Store.List().Select(t => new WarmStartTemplate
+        {
+            Key = t.Template.Key,
+            Image = t.Template.Image,
+            Memory = t.Template.Memory,
+            Cpus = t.Template.Cpus,
+            CreatedAt = t.Template.CreatedAt,
+            LastUsedAt = t.LastUsed,
+            SizeOnDisk = t.Size,
+        }).ToList();
+        return Task.FromResult(templates);
+    }
+
+    /// <inheritdoc />
+    public Task RemoveTemplateAsync(string key, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentException.ThrowIfNullOrEmpty(key);
+        cancellationToken.ThrowIfCancellationRequested();
+        _warmStart.Store.Remove(key);
+        return Task.CompletedTask;
     }
 
     /// <summary>Stops the VMs this manager started that are not detached and removes their folders.</summary>

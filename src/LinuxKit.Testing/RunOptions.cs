@@ -58,6 +58,17 @@ public sealed record RunOptions
     /// </summary>
     public bool RestrictNetwork { get; init; }
 
+    /// <summary>
+    /// When true (the default) the VM is restored from a memory snapshot of an earlier boot of
+    /// the same image and options (a warm-start template, made by the first such VM) instead of
+    /// booting: a fraction of a cold boot. Its clock, random generator and key are renewed
+    /// before it is handed over; it shares the template's SSH host key. A template that cannot
+    /// be made or restored means a cold boot and a warning, never a failure. VMs with volumes,
+    /// and VMs under Hyperkit, always boot cold. The environment variable
+    /// LINUXKIT_TESTING_WARM_START=0 turns it off for every VM.
+    /// </summary>
+    public bool WarmStart { get; init; } = true;
+
     /// <summary>How long the VM may take to answer over SSH (default 2 minutes).</summary>
     public TimeSpan BootTimeout { get; init; } = TimeSpan.FromMinutes(2);
 

@@ -8,11 +8,15 @@
 //   stop:   StopAsync, fast (the default) against graceful (an ACPI request, the only way
 //           before fast stops), on both images;               target fast median <= 0.5 s
 //   exec:   20 ssh client calls against 20 ExecAsync calls;   target ssh/ExecAsync >= 10
+//   warm:   RunAsync + the first command, restored from a warm-start template against a cold
+//           boot, on both images (the template is made before the rounds, and its making
+//           timed on its own);                                target warm/cold <= 0.2 (aim 0.1)
 //   memory: managed heap of the manager with 4 VMs up;        target < 50 MB
+//           QEMU's proportional set size (PSS) of 4 warm-start clones against 4 cold VMs
 //   xUnit:  one `dotnet test` of ten class fixtures on the OpenSSH image, graceful stops
-//           against fast ones
+//           against fast ones (cold boots), and warm starts against cold boots (fast stops)
 // Usage: Benchmarks DROPBEAR-IMAGE OPENSSH-IMAGE [ROUNDS [PARTS]]
-//   PARTS: a comma-separated choice of boot (boot and stop), exec, memory, xunit; default all
+//   PARTS: a comma-separated choice of boot (boot and stop), warm, exec, memory, xunit; default all
 using System.Diagnostics;
 using System.Globalization;
 using LinuxKit.Testing;
@@ -33,11 +37,13 @@ if (args.Length < 2)
 // Each image's SSH server, and the console line it writes when it starts.
 var images = new[] { ("dropbear", args[0], "Not backgrounding"), ("OpenSSH", args[1], "Server listening on") };
 var rounds = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3;
-var parts = args.Length > 3 ? args[3].Split(',') : ["boot", "exec", "memory", "xunit"];
+var parts = args.Length > 3 ? args[3].Split(',') : ["boot", "warm", "exec", "memory", "xunit"];
 var state = Directory.CreateTempSubdirectory("lkt-bench-").FullName;
 var options = new LinuxKitManagerOptions { StateDirectory = state };
 var qemu = new QemuHypervisor(null, Accelerator.Auto, NullLogger.Instance);
-var runOptions = new RunOptions { Memory = 256 };
+// Cold unless a part measures warm start: plain QEMU boots cold.
+var runOptions = new RunOptions { Memory = 256, WarmStart = false };
+var warmOptions = runOptions with { WarmStart = true };
 
 try
 {
@@ -87,6 +93,32 @@ try
         summary.Add($"{server}: stop (median of {rounds}): fast {Median(fastStops):0.00} s (target <= 0.5 s), graceful {Median(gracefulStops):0.00} s, ratio fast/graceful = {Median(fastStops) / Median(gracefulStops):0.000}");
     }
 
+    foreach (var (server, path, _) in parts.Contains("warm") ? images : [])
+    {
+        await using var manager = new LinuxKitManager(options);
+        var clock = Stopwatch.StartNew();
+        var maker = await manager.RunAsync(path, warmOptions);
+        await manager.ExecAsync(maker.Id, ["true"]);
+        var making = clock.Elapsed.TotalSeconds;
+        await manager.StopAsync(maker.Id);
+        var cold = new List<double>();
+        var warm = new List<double>();
+        for (var round = 0; round < rounds; round++)
+        {
+            foreach (var (times, how) in new[] { (cold, runOptions), (warm, warmOptions) })
+            {
+                clock.Restart();
+                var vm = await manager.RunAsync(path, how);
+                await manager.ExecAsync(vm.Id, ["true"]);
+                times.Add(clock.Elapsed.TotalSeconds);
+                if (how.WarmStart && vm.WarmStartTemplate is null) throw new InvalidOperationException("a warm round booted cold; its time is void");
+                await manager.StopAsync(vm.Id);
+            }
+            Console.WriteLine($"{server} round {round + 1}: to the first command cold {cold[^1]:0.00} s, warm {warm[^1]:0.00} s");
+        }
+        summary.Add($"{server}: to the first command (median of {rounds}): cold boot {Median(cold):0.00} s, warm start {Median(warm):0.00} s, ratio warm/cold = {Median(warm) / Median(cold):0.00} (target <= 0.2, aim 0.1); making the template (first VM) {making:0.00} s");
+    }
+
     // Alternating rounds on one VM, after warm-up, so that both tools see the same guest.
     if (parts.Contains("exec"))
     {
@@ -122,15 +154,27 @@ try
         for (var i = 0; i < 4; i++) vms.Add(await manager.RunAsync(args[0], runOptions));
         foreach (var vm in vms) await manager.ExecAsync(vm.Id, ["true"]);
         var heap = GC.GetTotalMemory(forceFullCollection: true);
+        var coldPss = vms.Sum(vm => ProportionalSetSize(vm.Pid));
         foreach (var vm in vms) await manager.StopAsync(vm.Id);
         summary.Add($"managed heap with 4 VMs up: {heap / 1048576.0:0.0} MB (target < 50 MB)");
+
+        // Clones read the template's RAM from one shared page cache and copy only what they write.
+        await manager.StopAsync((await manager.RunAsync(args[0], warmOptions)).Id); // the template
+        vms.Clear();
+        for (var i = 0; i < 4; i++) vms.Add(await manager.RunAsync(args[0], warmOptions));
+        foreach (var vm in vms) await manager.ExecAsync(vm.Id, ["true"]);
+        var warmPss = vms.Sum(vm => ProportionalSetSize(vm.Pid));
+        foreach (var vm in vms) await manager.StopAsync(vm.Id);
+        summary.Add($"QEMU memory (PSS) of 4 VMs of {runOptions.Memory} MB: cold {coldPss / 1048576.0:0} MB, warm-start clones {warmPss / 1048576.0:0} MB, ratio warm/cold = {(double)warmPss / coldPss:0.00}");
     }
 
     if (parts.Contains("xunit"))
     {
-        var graceful = await TenFixturesAsync(args[1], StopMode.Graceful);
-        var fast = await TenFixturesAsync(args[1], StopMode.Fast);
-        summary.Add($"xUnit, 10 class fixtures on the OpenSSH image: graceful stops {graceful:0.0} s, fast stops {fast:0.0} s, ratio fast/graceful = {fast / graceful:0.00}");
+        var graceful = await TenFixturesAsync(args[1], StopMode.Graceful, warm: false);
+        var fast = await TenFixturesAsync(args[1], StopMode.Fast, warm: false);
+        var warm = await TenFixturesAsync(args[1], StopMode.Fast, warm: true);
+        summary.Add($"xUnit, 10 class fixtures on the OpenSSH image, cold boots: graceful stops {graceful:0.0} s, fast stops {fast:0.0} s, ratio fast/graceful = {fast / graceful:0.00}");
+        summary.Add($"xUnit, 10 class fixtures on the OpenSSH image, fast stops: cold boots {fast:0.0} s, warm starts {warm:0.0} s (the template made in the run), ratio warm/cold = {warm / fast:0.00}");
     }
 
     Console.WriteLine();
@@ -200,23 +244,28 @@ static async Task<double> WatchConsoleAsync(string consoleLog, string line, Stop
     throw new InvalidOperationException($"the console never showed '{line}'");
 }
 
-// One `dotnet test` of ten class fixtures (built beforehand by benchmark.sh), its wall time.
-static async Task<double> TenFixturesAsync(string image, StopMode stop)
+// One `dotnet test` of ten class fixtures (built beforehand by benchmark.sh), its wall time. Each
+// run has a state directory of its own: a warm run makes its template as a first run would.
+static async Task<double> TenFixturesAsync(string image, StopMode stop, bool warm)
 {
+    var runState = Directory.CreateTempSubdirectory("lkt-bench-xunit-").FullName;
     var project = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "LinuxKit.Testing.Benchmarks.TenFixtures");
     var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
     foreach (var a in new[] { "test", project, "--configuration", "Release", "--no-build" }) info.ArgumentList.Add(a);
     info.Environment["LINUXKIT_IMAGE"] = image;
     info.Environment["LINUXKIT_BENCH_STOP"] = stop.ToString();
+    info.Environment["LINUXKIT_TESTING_HOME"] = runState;
+    info.Environment["LINUXKIT_TESTING_WARM_START"] = warm ? "1" : "0";
     var clock = Stopwatch.StartNew();
     using var dotnet = Process.Start(info)!;
     var output = dotnet.StandardOutput.ReadToEndAsync();
     var errors = dotnet.StandardError.ReadToEndAsync();
     await dotnet.WaitForExitAsync();
     var took = clock.Elapsed.TotalSeconds;
+    Directory.Delete(runState, recursive: true);
     if (dotnet.ExitCode != 0)
         throw new InvalidOperationException($"the ten-fixture run ({stop}) failed, so its time is void:\n{await output}{await errors}");
-    Console.WriteLine($"xUnit run with 10 class fixtures, {stop} stops: {took:0.0} s");
+    Console.WriteLine($"xUnit run with 10 class fixtures, {stop} stops, {(warm ? "warm starts" : "cold boots")}: {took:0.0} s");
     return took;
 }
 
@@ -242,6 +291,14 @@ static async Task SshCommandAsync(string key, int port, string command)
 {
     var exitCode = await SshClientAsync(key, port, command);
     if (exitCode != 0) throw new InvalidOperationException($"ssh exited with {exitCode}; the exec comparison is void.");
+}
+
+// The Pss line of /proc/PID/smaps_rollup: the process's share of the memory it maps, each page
+// shared by N processes counted 1/N.
+static long ProportionalSetSize(int pid)
+{
+    var line = File.ReadLines($"/proc/{pid}/smaps_rollup").First(l => l.StartsWith("Pss:", StringComparison.Ordinal));
+    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
 }
 
 static double Median(List<double> values)

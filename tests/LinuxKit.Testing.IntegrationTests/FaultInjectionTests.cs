@@ -26,7 +26,9 @@ public class FaultInjectionTests
     public async Task Qemu_killed_during_readiness_fails_the_boot_at_once_saying_it_stopped()
     {
         await using var scratch = new ScratchManager();
-        var run = scratch.Manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small);
+        // A cold boot: a warm-start clone whose QEMU dies is booted cold instead (as a damaged
+        // template is, see WarmStartTests).
+        var run = scratch.Manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small with { WarmStart = false });
         var qemu = await WaitForBootingVmAsync(scratch.Manager);
 
         KillHypervisor(qemu);

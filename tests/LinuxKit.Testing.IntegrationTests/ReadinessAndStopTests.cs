@@ -34,7 +34,9 @@ public partial class ReadinessAndStopTests
         await using (state)
         await using (manager)
         {
-            var vm = await manager.RunAsync(TestEnvironment.GuestImage(guest), ScratchManager.Small);
+            // A cold boot: the readiness schedule is what this is about (a warm-start clone's
+            // server already listens, and it takes one connection).
+            var vm = await manager.RunAsync(TestEnvironment.GuestImage(guest), ScratchManager.Small with { WarmStart = false });
 
             // One probe at a time, backing off: OpenSSH forks per connection, and a crowd of
             // probes runs into its MaxStartups throttling (the issue saw 98 dropped). At most 20

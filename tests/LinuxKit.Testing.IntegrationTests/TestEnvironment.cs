@@ -135,7 +135,14 @@ internal static class TestEnvironment
     /// helper leads a new session and process group (setsid), which a test can then signal as a
     /// terminal or CI runner signals a job.
     /// </summary>
-    public static Process StartHost(string stateDirectory, bool ownProcessGroup, params string[] args)
+    public static Process StartHost(string stateDirectory, bool ownProcessGroup, params string[] args) =>
+        StartHost(stateDirectory, ownProcessGroup, new Dictionary<string, string>(), args);
+
+    /// <summary>As <see cref="StartHost(string, string[])"/>, with more environment variables.</summary>
+    public static Process StartHost(string stateDirectory, Dictionary<string, string> environment, params string[] args) =>
+        StartHost(stateDirectory, ownProcessGroup: false, environment, args);
+
+    private static Process StartHost(string stateDirectory, bool ownProcessGroup, Dictionary<string, string> environment, string[] args)
     {
         var info = new ProcessStartInfo(ownProcessGroup ? "setsid" : "dotnet")
         {
@@ -148,6 +155,7 @@ internal static class TestEnvironment
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "LinuxKit.Testing.TestHost.dll"));
         foreach (var a in args) info.ArgumentList.Add(a);
         info.Environment["LINUXKIT_TESTING_HOME"] = stateDirectory;
+        foreach (var (name, value) in environment) info.Environment[name] = value;
         return Process.Start(info)!;
     }
 }

@@ -34,6 +34,12 @@ public sealed class LinuxKitImageAttribute(string image) : Attribute
     /// </summary>
     public bool GracefulStop { get; set; }
 
+    /// <summary>
+    /// False to boot the VM cold instead of restoring it from a warm-start template
+    /// (<see cref="RunOptions.WarmStart"/>, on by default).
+    /// </summary>
+    public bool WarmStart { get; set; } = Defaults.WarmStart;
+
     /// <summary>Guest ports to forward to free host ports (see <see cref="SharedVm.HostPortFor"/>).</summary>
     public int[] GuestPorts { get; set; } = [];
 
@@ -68,6 +74,7 @@ public sealed class LinuxKitImageAttribute(string image) : Attribute
         Cpus = Cpus,
         BootTimeout = TimeSpan.FromSeconds(BootTimeout),
         StopMode = GracefulStop ? StopMode.Graceful : StopMode.Fast,
+        WarmStart = WarmStart,
         Ports = [.. options.Ports, .. GuestPorts.Select(p => new PortMapping(0, p)), .. Ports.Select(ParsePort)],
         Volumes = MergeVolumes(options.Volumes),
         SshKey = string.IsNullOrEmpty(SshKey) ? options.SshKey : resolvePath(SshKey),

@@ -22,4 +22,24 @@ internal sealed record VmSpec
 
     /// <summary>The VM's folder and the files in it (console, logs, pid file, sockets, metadata).</summary>
     public required VmFiles Files { get; init; }
+
+    /// <summary>
+    /// Guest RAM held in a file instead of anonymous memory: a warm-start template writes its RAM
+    /// there, a clone maps the template's copy-on-write. Null for an ordinary boot.
+    /// </summary>
+    public MemoryFile? MemoryFile { get; init; }
+
+    /// <summary>
+    /// The VM does not boot: it waits for a saved state to be loaded over its control socket
+    /// (a warm-start clone).
+    /// </summary>
+    public bool Incoming { get; init; }
 }
+
+/// <summary>A file that holds guest RAM.</summary>
+/// <param name="Path">The file.</param>
+/// <param name="Shared">
+/// True: the guest's writes reach the file (a template being made). False: the file is mapped
+/// copy-on-write, so any number of clones read it and none changes it.
+/// </param>
+internal sealed record MemoryFile(string Path, bool Shared);

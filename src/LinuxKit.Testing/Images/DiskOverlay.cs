@@ -8,7 +8,7 @@ namespace LinuxKit.Testing.Images;
 /// </summary>
 internal static class DiskOverlay
 {
-    public static async Task CreateAsync(string qemuImg, LinuxKitImage image, string overlayPath, CancellationToken cancellationToken)
+    public static Task CreateAsync(string qemuImg, LinuxKitImage image, string overlayPath, CancellationToken cancellationToken)
     {
         var backingFormat = image.Format switch
         {
@@ -17,15 +17,21 @@ internal static class DiskOverlay
             ImageFormat.Raw => "raw",
             _ => throw new ArgumentException($"{image.Format} images boot without an overlay.", nameof(image)),
         };
+        return CreateAsync(qemuImg, image.Path, backingFormat, overlayPath, cancellationToken);
+    }
+
+    /// <summary>An overlay over <paramref name="backing"/> (a warm-start clone's is over its template's disk).</summary>
+    public static async Task CreateAsync(string qemuImg, string backing, string backingFormat, string overlayPath, CancellationToken cancellationToken)
+    {
         var outcome = await ProcessRunner.RunAsync(
             qemuImg,
-            ["create", "-q", "-f", "qcow2", "-F", backingFormat, "-b", image.Path, overlayPath],
+            ["create", "-q", "-f", "qcow2", "-F", backingFormat, "-b", backing, overlayPath],
             TimeSpan.FromSeconds(60),
             cancellationToken).ConfigureAwait(false);
         if (outcome.ExitCode != 0)
         {
             throw new LinuxKitException(
-                $"Image '{image.Path}' cannot be used as a {backingFormat} disk (it may be corrupt or truncated): " +
+                $"Image '{backing}' cannot be used as a {backingFormat} disk (it may be corrupt or truncated): " +
                 $"qemu-img says: {outcome.Stderr.Trim()}");
         }
     }

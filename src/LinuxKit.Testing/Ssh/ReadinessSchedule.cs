@@ -38,15 +38,20 @@ internal static class ReadinessSchedule
     /// <param name="deadline">When the wait ends (also passed to the attempts as their patience).</param>
     /// <param name="stop">Ends the wait.</param>
     /// <param name="note">Told each attempt's outcome, for the boot's diagnostics.</param>
+    /// <param name="serverRunning">
+    /// The guest's server already runs (a VM restored from a snapshot taken while it answered):
+    /// the first attempt is the handshake.
+    /// </param>
     public static async Task<ReadinessResult<T>> RunAsync<T>(
         int port,
         Func<TimeSpan, CancellationToken, Task<Attempt<T>>> handshake,
         DateTime deadline,
         CancellationToken stop,
-        Action<string>? note = null)
+        Action<string>? note = null,
+        bool serverRunning = false)
     {
         var started = DateTime.UtcNow;
-        var networkAnswered = false;
+        var networkAnswered = serverRunning;
         var connections = 0;
         string? banner = null;
         Exception? lastError = null;

@@ -33,6 +33,7 @@ internal static class SshReadiness
         Func<string> consoleTail,
         TimeSpan timeout,
         string vmDescription,
+        bool restored,
         CancellationToken cancellationToken)
     {
         var deadline = DateTime.UtcNow + timeout;
@@ -46,7 +47,7 @@ internal static class SshReadiness
         try
         {
             var result = await ReadinessSchedule.RunAsync<SshSession>(
-                endpoint.Port, (patience, token) => AttemptAsync(endpoint, patience, token), deadline, stop.Token, Note).ConfigureAwait(false);
+                endpoint.Port, (patience, token) => AttemptAsync(endpoint, patience, token), deadline, stop.Token, Note, serverRunning: restored).ConfigureAwait(false);
             if (result.Value is { } session)
                 return new ReadySession(session, result.Banner ?? "", result.Connections, timeline.ToString().TrimEnd(' ', ';'));
 

@@ -34,6 +34,9 @@ internal sealed record VmRecord
     public required string SshUser { get; init; }
     public required string SshKeyFile { get; init; }
     public string? HostKeyFingerprint { get; init; }
+
+    /// <summary>The warm-start template the VM was restored from; null after a cold boot.</summary>
+    public string? Template { get; init; }
     public bool Detached { get; init; }
 
     /// <summary>How a stop that names no mode ends this VM (records from before this field: Fast).</summary>
@@ -70,5 +73,6 @@ internal sealed record VmRecord
         ConsoleLog = Files.ConsoleLog,
         Detached = Detached,
         Error = Damage,
+        WarmStartTemplate = Template,
     };
 }

@@ -17,8 +17,23 @@ internal static class QemuCommandBuilder
             "-name", "linuxkit-" + spec.Id,
             // No default devices (VGA, NIC, floppy, CD-ROM): fewer devices to emulate, faster boot.
             "-nodefaults", "-no-user-config",
-            "-machine", "q35",
         };
+        if (spec.MemoryFile is { } memory)
+        {
+            // Warm start: RAM is a file, so a template's memory outlives its QEMU and clones map
+            // it instead of loading it (migration skips it: x-ignore-shared). vmgenid gives each
+            // clone a new generation id, which kernels built with CONFIG_VMGENID take as the cue
+            // to reseed their random generator.
+            args.AddRange([
+                "-machine", "q35,memory-backend=ram",
+                "-object", string.Create(CultureInfo.InvariantCulture, $"memory-backend-file,id=ram,size={spec.MemoryMb}M,mem-path={Escape(memory.Path)},share={(memory.Shared ? "on" : "off")}"),
+                "-device", "vmgenid",
+            ]);
+        }
+        else
+        {
+            args.AddRange(["-machine", "q35"]);
+        }
         args.AddRange(accelerator switch
         {
             Accelerator.Kvm => ["-accel", "kvm"],
@@ -82,6 +97,10 @@ internal static class QemuCommandBuilder
             default:
                 throw new ArgumentException($"QEMU cannot boot a {spec.Image.Format} image.", nameof(spec));
         }
+
+        // The saved state is loaded through the control socket (migrate-incoming) once the
+        // caller has set the migration's capabilities.
+        if (spec.Incoming) args.AddRange(["-incoming", "defer"]);
 
         for (var i = 0; i < spec.Volumes.Count; i++)
         {

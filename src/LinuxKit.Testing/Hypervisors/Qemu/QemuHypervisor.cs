@@ -8,7 +8,7 @@ using Microsoft.Extensions.Logging;
 namespace LinuxKit.Testing.Hypervisors.Qemu;
 
 /// <summary>Runs VMs with qemu-system-x86_64: finds the binaries, picks the accelerator, starts and controls QEMU.</summary>
-internal sealed class QemuHypervisor : IHypervisor
+internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
 {
     private const string InstallHint =
         "Install QEMU: Debian/Ubuntu 'sudo apt-get install qemu-system-x86 qemu-utils', Fedora 'sudo dnf install qemu-system-x86 qemu-img', macOS 'brew install qemu'; " +
@@ -140,6 +140,87 @@ internal sealed class QemuHypervisor : IHypervisor
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
             throw new LinuxKitException($"QEMU's control socket {controlSocket} did not answer '{command}' within {QmpBudget.TotalSeconds:0} s (is another QMP client connected, or is QEMU hung?).", e);
+        }
+    }
+
+    public async Task<string> IdentityAsync(VmSpec canonical, CancellationToken cancellationToken)
+    {
+        var accelerator = await ResolveAcceleratorAsync(cancellationToken).ConfigureAwait(false);
+        return string.Join('\n', QemuCommandBuilder.Build(canonical, accelerator));
+    }
+
+    // Saving and loading a template move only device state (a few hundred KB): RAM is in the
+    // memory file, which x-ignore-shared leaves out of the stream.
+    private static readonly TimeSpan MigrationBudget = TimeSpan.FromSeconds(60);
+
+    private static readonly System.Text.Json.Nodes.JsonObject IgnoreSharedRam = new()
+    {
+        ["capabilities"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonObject { ["capability"] = "x-ignore-shared", ["state"] = true }),
+    };
+
+    public async Task SaveAsync(string controlSocket, string stateFile, CancellationToken cancellationToken)
+    {
+        await WithMigrationBudgetAsync(controlSocket, "save the VM's state", async (qmp, token) =>
+        {
+            await qmp.ExecuteAsync("migrate-set-capabilities", IgnoreSharedRam.DeepClone().AsObject(), token).ConfigureAwait(false);
+            // Frozen first: the RAM file must not change after the device state is taken.
+            await qmp.ExecuteAsync("stop", token).ConfigureAwait(false);
+            await qmp.ExecuteAsync("migrate", new() { ["uri"] = "exec:cat > " + Ssh.ShellQuoting.Quote(stateFile) }, token).ConfigureAwait(false);
+            await WaitForMigrationAsync(qmp, exited: () => false, token).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task RestoreAsync(string controlSocket, string stateFile, Func<bool> exited, CancellationToken cancellationToken)
+    {
+        await WithMigrationBudgetAsync(controlSocket, "load the template's state", async (qmp, token) =>
+        {
+            await qmp.ExecuteAsync("migrate-set-capabilities", IgnoreSharedRam.DeepClone().AsObject(), token).ConfigureAwait(false);
+            await qmp.ExecuteAsync("migrate-incoming", new() { ["uri"] = "exec:cat " + Ssh.ShellQuoting.Quote(stateFile) }, token).ConfigureAwait(false);
+            await WaitForMigrationAsync(qmp, exited, token).ConfigureAwait(false);
+            // The template was frozen when it was saved, so the clone arrives frozen.
+            await qmp.ExecuteAsync("cont", token).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    public Task CreateOverlayAsync(string templateDisk, string overlay, CancellationToken cancellationToken) =>
+        DiskOverlay.CreateAsync(QemuImg, templateDisk, "qcow2", overlay, cancellationToken);
+
+    private static async Task WithMigrationBudgetAsync(string controlSocket, string what, Func<QmpClient, CancellationToken, Task> steps, CancellationToken cancellationToken)
+    {
+        using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        budget.CancelAfter(MigrationBudget);
+        try
+        {
+            var qmp = await QmpClient.ConnectAsync(controlSocket, budget.Token).ConfigureAwait(false);
+            await using var qmpDisposal = qmp.ConfigureAwait(false);
+            await steps(qmp, budget.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+        {
+            throw new LinuxKitException($"QEMU could not {what}: its control socket {controlSocket} failed ({e.Message}).", e);
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new LinuxKitException($"QEMU did not {what} within {MigrationBudget.TotalSeconds:0} s.", e);
+        }
+    }
+
+    // Both ends report the migration's progress through query-migrate.
+    private static async Task WaitForMigrationAsync(QmpClient qmp, Func<bool> exited, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var info = await qmp.ExecuteAsync("query-migrate", cancellationToken).ConfigureAwait(false);
+            var status = info?["status"]?.GetValue<string>();
+            switch (status)
+            {
+                case "completed":
+                    return;
+                case "failed" or "cancelled":
+                    throw new LinuxKitException($"QEMU's migration {status}: {info?["error-desc"]?.GetValue<string>() ?? "no reason given"}.");
+            }
+            if (exited()) throw new LinuxKitException("QEMU exited while loading the saved state.");
+            await Task.Delay(TimeSpan.FromMilliseconds(10), cancellationToken).ConfigureAwait(false);
         }
     }
 

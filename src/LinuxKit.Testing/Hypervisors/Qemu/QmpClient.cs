@@ -1,6 +1,5 @@
 using System.Net.Sockets;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace LinuxKit.Testing.Hypervisors.Qemu;
@@ -41,10 +40,15 @@ internal sealed class QmpClient : IAsyncDisposable
     }
 
     /// <summary>Runs a command and returns its "return" value; a QMP error becomes an exception.</summary>
-    public async Task<JsonNode?> ExecuteAsync(string command, CancellationToken cancellationToken)
+    public Task<JsonNode?> ExecuteAsync(string command, CancellationToken cancellationToken) =>
+        ExecuteAsync(command, arguments: null, cancellationToken);
+
+    /// <summary>Runs a command with arguments and returns its "return" value; a QMP error becomes an exception.</summary>
+    public async Task<JsonNode?> ExecuteAsync(string command, JsonObject? arguments, CancellationToken cancellationToken)
     {
-        var request = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new Dictionary<string, string> { ["execute"] = command }) + "\n");
-        await _stream.WriteAsync(request, cancellationToken).ConfigureAwait(false);
+        var request = new JsonObject { ["execute"] = command };
+        if (arguments is not null) request["arguments"] = arguments;
+        await _stream.WriteAsync(Encoding.UTF8.GetBytes(request.ToJsonString() + "\n"), cancellationToken).ConfigureAwait(false);
         while (true)
         {
             var message = await ReadMessageAsync(cancellationToken).ConfigureAwait(false);

@@ -58,6 +58,28 @@ public class QemuCommandBuilderTests
     }
 
     [Fact]
+    public void A_template_keeps_its_ram_in_a_shared_file_and_a_clone_maps_it_privately_and_waits_for_the_state()
+    {
+        var template = QemuCommandBuilder.Build(SpecFor("qcow2") with { MemoryFile = new MemoryFile("/state/templates/k/memory.ram", Shared: true) }, Accelerator.Tcg);
+        var clone = QemuCommandBuilder.Build(SpecFor("qcow2") with { MemoryFile = new MemoryFile("/state/templates/k/memory.ram", Shared: false), Incoming = true }, Accelerator.Tcg);
+        Snapshot.Match(new { template, clone });
+        Assert.DoesNotContain("-incoming", template);
+        // The device set is what a saved state depends on: the same in both but for the share flag.
+        var incoming = clone.ToList().IndexOf("-incoming");
+        Assert.Equal("defer", clone[incoming + 1]);
+        Assert.Equal(
+            template.Where(a => !a.Contains("share=", StringComparison.Ordinal)),
+            clone.Where((a, i) => i != incoming && i != incoming + 1 && !a.Contains("share=", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void An_ordinary_boot_has_no_memory_file_and_no_generation_id()
+    {
+        var args = QemuCommandBuilder.Build(SpecFor("kernel"), Accelerator.Tcg);
+        Assert.DoesNotContain(args, a => a.Contains("memory-backend", StringComparison.Ordinal) || a == "vmgenid" || a == "-incoming");
+    }
+
+    [Fact]
     public void Forwarded_ports_listen_on_loopback_only()
     {
         var spec = SpecFor("kernel") with { Ports = [new PortForward(8080, 80)] };

@@ -1,0 +1,52 @@
+using System.Text.Json.Serialization;
+using LinuxKit.Testing.State;
+
+namespace LinuxKit.Testing.Templates;
+
+/// <summary>
+/// A VM saved right after its first boot answered over SSH, which later VMs of the same image
+/// and options restore instead of booting: its RAM (a file clones map copy-on-write), its device
+/// state, its disk, its console up to that moment and the key it accepts. Written once, never
+/// changed; clones only read it.
+/// </summary>
+internal sealed record Template
+{
+    /// <summary>What the template was made from, hashed (see <see cref="TemplateKey"/>); also its folder's name.</summary>
+    public required string Key { get; init; }
+
+    /// <summary>The image as the caller named it, for listings.</summary>
+    public required string Image { get; init; }
+    public required int Memory { get; init; }
+    public required int Cpus { get; init; }
+    public required DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>The host key the template's SSH server showed: every clone must show the same.</summary>
+    public required string HostKeyFingerprint { get; init; }
+
+    /// <summary>Length of the device-state file, to tell a damaged one before QEMU reads it.</summary>
+    public required long StateLength { get; init; }
+
+    /// <summary>The files the template depends on, as fingerprints: when one changes, the template is stale.</summary>
+    public required IReadOnlyList<string> Inputs { get; init; }
+
+    [JsonIgnore]
+    public TemplateFiles Files { get; init; } = null!;
+}
+
+/// <summary>
+/// The files of a template's folder. A template is made by booting a VM in that folder, so the
+/// VM's own names (console, key, disk overlay) are the template's.
+/// </summary>
+internal sealed record TemplateFiles(string Directory)
+{
+    public string Record => Path.Combine(Directory, "template.json");
+
+    /// <summary>The guest's RAM at the moment it was saved.</summary>
+    public string Memory => Path.Combine(Directory, "memory.ram");
+
+    /// <summary>QEMU's device state (CPUs, devices), without RAM.</summary>
+    public string State => Path.Combine(Directory, "state.bin");
+
+    /// <summary>The files of the VM that made the template; its id names its control socket when that falls back to the temp folder.</summary>
+    public VmFiles Vm(string id) => new(id, Directory);
+}

@@ -1,0 +1,197 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using LinuxKit.Testing.State;
+
+namespace LinuxKit.Testing.Templates;
+
+/// <summary>
+/// Warm-start templates under the state directory (<c>templates/KEY/</c>). A template is made in
+/// a staging folder and renamed into place with its record written last, so a folder named like
+/// a key is complete; a process killed while making one leaves only a staging folder, which
+/// nothing reads and <see cref="Prune"/> removes. One lock file per key makes a template be made
+/// once when several processes want it at once.
+/// </summary>
+internal sealed class TemplateStore
+{
+    private const string StagingMarker = ".partial-";
+
+    // A staging folder older than this belongs to a maker that died (making one takes a boot).
+    private static readonly TimeSpan AbandonedAfter = TimeSpan.FromMinutes(30);
+    private static readonly TimeSpan LockRetry = TimeSpan.FromMilliseconds(50);
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    public TemplateStore(string root) => Root = root;
+
+    /// <summary>The templates' folder (made by the caller, private like the rest of the state directory).</summary>
+    public string Root { get; }
+
+    /// <summary>Templates not used for this long are removed by <see cref="Prune"/>.</summary>
+    public static TimeSpan UnusedLimit { get; } = TimeSpan.FromDays(14);
+
+    /// <summary>
+    /// The template for <paramref name="key"/>, or null with the reason when there is none or it
+    /// does not check out (a damaged one is removed).
+    /// </summary>
+    public Template? Find(string key, out string? reason)
+    {
+        var files = new TemplateFiles(Path.Combine(Root, key));
+        Template? template;
+        try
+        {
+            template = JsonSerializer.Deserialize<Template>(File.ReadAllText(files.Record), Json);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            reason = null;
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+        {
+            return Reject(key, $"its record cannot be read ({e.Message})", out reason);
+        }
+        if (template is null || template.Key != key) return Reject(key, "its record names another template", out reason);
+        template = template with { Files = files };
+        var state = new FileInfo(files.State);
+        if (!state.Exists || state.Length != template.StateLength)
+            return Reject(key, $"its device state {files.State} is missing or not the length it was saved with", out reason);
+        var memory = new FileInfo(files.Memory);
+        if (!memory.Exists || memory.Length != template.Memory * 1024L * 1024L)
+            return Reject(key, $"its memory file {files.Memory} is missing or not {template.Memory} MB", out reason);
+        // The folder's time says when it was last used, for Prune.
+        Directory.SetLastWriteTimeUtc(files.Directory, DateTime.UtcNow);
+        reason = null;
+        return template;
+    }
+
+    private Template? Reject(string key, string why, out string reason)
+    {
+        reason = $"warm-start template {key} is not used: {why}; it was removed";
+        Remove(key);
+        return null;
+    }
+
+    /// <summary>
+    /// Holds the lock for <paramref name="key"/> (across processes); null when another process
+    /// holds it longer than <paramref name="timeout"/>.
+    /// </summary>
+    public async Task<IDisposable?> LockAsync(string key, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(Root, key + ".lock");
+        FileStream? held = null;
+        return await Polling.UntilAsync(() => (held = TryLock(path)) is not null, LockRetry, timeout, cancellationToken).ConfigureAwait(false)
+            ? held
+            : null;
+    }
+
+    // FileShare.None takes an exclusive flock(2): the kernel drops it when its holder dies.
+    private static FileStream? TryLock(string path)
+    {
+        try
+        {
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>A new private staging folder for the template <paramref name="key"/>.</summary>
+    public TemplateFiles Stage(string key)
+    {
+        var folder = Path.Combine(Root, key + StagingMarker + Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant());
+        PrivateFiles.CreateFolder(folder);
+        return new TemplateFiles(folder);
+    }
+
+    /// <summary>Writes the record into the staging folder and moves the folder into place. Call under the key's lock.</summary>
+    public Template Commit(TemplateFiles staging, Template template)
+    {
+        var path = staging.Record;
+        using (var file = PrivateFiles.CreateNew(path))
+        {
+            JsonSerializer.Serialize(file, template, Json);
+            file.Flush(flushToDisk: true);
+        }
+        using (var state = new FileStream(staging.State, FileMode.Open, FileAccess.ReadWrite)) state.Flush(flushToDisk: true);
+        var final = Path.Combine(Root, template.Key);
+        Remove(template.Key);
+        Directory.Move(staging.Directory, final);
+        return template with { Files = new TemplateFiles(final) };
+    }
+
+    /// <summary>Removes a template; clones running from it keep their open files.</summary>
+    public void Remove(string key)
+    {
+        if (!TemplateKey.IsKey(key)) throw new LinuxKitException($"'{key}' is not a warm-start template key (16 lowercase hex characters).");
+        RemoveFolder(Path.Combine(Root, key));
+    }
+
+    // Renamed aside first, so no reader finds a half-removed template.
+    private static void RemoveFolder(string folder)
+    {
+        if (!Directory.Exists(folder)) return;
+        var aside = folder + StagingMarker + "removed-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant();
+        try
+        {
+            Directory.Move(folder, aside);
+            Directory.Delete(aside, recursive: true);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // Removed by another process meanwhile.
+        }
+    }
+
+    /// <summary>Every complete template, with its size on disk.</summary>
+    public IReadOnlyList<(Template Template, long Size, DateTimeOffset LastUsed)> List()
+    {
+        var found = new List<(Template, long, DateTimeOffset)>();
+        if (!Directory.Exists(Root)) return found;
+        foreach (var folder in Directory.EnumerateDirectories(Root).Order(StringComparer.Ordinal))
+        {
+            var key = Path.GetFileName(folder);
+            if (!TemplateKey.IsKey(key)) continue;
+            try
+            {
+                var template = JsonSerializer.Deserialize<Template>(File.ReadAllText(Path.Combine(folder, "template.json")), Json);
+                if (template is null) continue;
+                var size = Directory.EnumerateFiles(folder).Sum(DiskUsage.Of);
+                found.Add((template with { Files = new TemplateFiles(folder) }, size, Directory.GetLastWriteTimeUtc(folder)));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+            {
+                // Being made, removed, or damaged: Find removes a damaged one when it is wanted.
+            }
+        }
+        return found;
+    }
+
+    /// <summary>
+    /// Removes what no run will use: templates whose image or hypervisor changed
+    /// (<paramref name="stale"/>), templates unused for <see cref="UnusedLimit"/>, and staging
+    /// folders their maker abandoned. Returns the keys removed.
+    /// </summary>
+    public IReadOnlyList<string> Prune(Func<Template, bool> stale)
+    {
+        var removed = new List<string>();
+        if (!Directory.Exists(Root)) return removed;
+        foreach (var (template, _, lastUsed) in List())
+        {
+            if (stale(template) || DateTimeOffset.UtcNow - lastUsed > UnusedLimit)
+            {
+                Remove(template.Key);
+                removed.Add(template.Key);
+            }
+        }
+        foreach (var folder in Directory.EnumerateDirectories(Root).Where(f => Path.GetFileName(f).Contains(StagingMarker, StringComparison.Ordinal)))
+        {
+            if (DateTime.UtcNow - Directory.GetLastWriteTimeUtc(folder) > AbandonedAfter)
+            {
+                try { Directory.Delete(folder, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            }
+        }
+        return removed;
+    }
+}

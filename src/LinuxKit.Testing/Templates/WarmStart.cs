@@ -1,0 +1,321 @@
+using LinuxKit.Testing.Hypervisors;
+using LinuxKit.Testing.Images;
+using LinuxKit.Testing.Logs;
+using LinuxKit.Testing.Networking;
+using LinuxKit.Testing.Processes;
+using LinuxKit.Testing.Ssh;
+using LinuxKit.Testing.State;
+using Microsoft.Extensions.Logging;
+
+namespace LinuxKit.Testing.Templates;
+
+/// <summary>
+/// Warm start: the first VM of an image and options boots a template VM whose RAM is a file,
+/// saves it as soon as it answers over SSH, and every VM of that image and options (this one
+/// included) is restored from it instead of booting: under half a second instead of several.
+/// The cache never fails a boot: a template that cannot be made or restored is reported as a
+/// warning and the VM boots cold.
+/// </summary>
+internal sealed class WarmStart
+{
+    // A restored guest answers within a second; one that does not is broken, and booting cold
+    // is quicker than waiting for the whole boot timeout.
+    private static readonly TimeSpan RestoreBudget = TimeSpan.FromSeconds(20);
+
+    // How long to wait beyond the boot timeout for another process making the same template.
+    private static readonly TimeSpan MakerGrace = TimeSpan.FromSeconds(30);
+
+    private readonly LinuxKitManager _manager;
+    private readonly TemplateStore _store;
+    private readonly PortAllocator _ports;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly TimeSpan _stopTimeout;
+    private readonly HashSet<string> _toldOnce = [];
+
+    public WarmStart(LinuxKitManager manager, TemplateStore store, PortAllocator ports, TimeProvider time, ILogger logger, TimeSpan stopTimeout)
+    {
+        _manager = manager;
+        _store = store;
+        _ports = ports;
+        _time = time;
+        _logger = logger;
+        _stopTimeout = stopTimeout;
+    }
+
+    public TemplateStore Store => _store;
+
+    /// <summary>True unless <see cref="LinuxKitEnvironment.WarmStart"/> says 0, false, off or no.</summary>
+    public static bool AllowedByEnvironment() =>
+        LinuxKitEnvironment.Read(LinuxKitEnvironment.WarmStart)?.Trim().ToLowerInvariant() is not ("0" or "false" or "off" or "no");
+
+    /// <summary>
+    /// Restores the VM from its template (making the template first if there is none) and
+    /// returns its ready session; null when it is to boot cold (warm start off or impossible
+    /// for it, or the template failed: a warning says why, and nothing of the attempt is left).
+    /// </summary>
+    public async Task<ReadySession?> TryRestoreAsync(LinuxKitManager.Boot boot, LinuxKitImage image, RunOptions options, IHypervisor hypervisor, string sshKeyLine, CancellationToken cancellationToken)
+    {
+        if (!options.WarmStart || !AllowedByEnvironment()) return null;
+        if (hypervisor is not IMemorySnapshots snapshots)
+        {
+            TellOnce($"{hypervisor.Kind} cannot save a running VM: VMs boot cold (warm start is QEMU's).");
+            return null;
+        }
+        if (options.Volumes.Count > 0)
+        {
+            TellOnce("VMs with volumes boot cold: a mounted 9p share cannot be saved.");
+            return null;
+        }
+
+        var inputs = TemplateKey.Inputs(image).Append(TemplateKey.Fingerprint(snapshots.Binary)).ToList();
+        var key = TemplateKey.Compute(inputs, image, options, await snapshots.IdentityAsync(CanonicalSpec(image, options), cancellationToken).ConfigureAwait(false));
+        var template = _store.Find(key, out var rejected);
+        if (rejected is not null) _logger.LogWarning("{Reason}", rejected);
+        if (template is null)
+        {
+            using var held = await _store.LockAsync(key, options.BootTimeout + MakerGrace, cancellationToken).ConfigureAwait(false);
+            if (held is null)
+            {
+                _logger.LogWarning("{Vm} boots cold: another process has been making warm-start template {Key} for longer than the boot timeout.", boot.Description, key);
+                return null;
+            }
+            template = _store.Find(key, out rejected);
+            if (rejected is not null) _logger.LogWarning("{Reason}", rejected);
+            try
+            {
+                template ??= await MakeAsync(key, inputs, image, boot, options, hypervisor, snapshots, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not (LinuxKitBootException or OperationCanceledException))
+            {
+                _logger.LogWarning("{Vm} boots cold: its warm-start template could not be made ({Reason}).", boot.Description, e.Message);
+                return null;
+            }
+        }
+
+        ReadySession? ready = null;
+        try
+        {
+            ready = await CloneAsync(boot, template, image, options, hypervisor, snapshots, sshKeyLine, cancellationToken).ConfigureAwait(false);
+            return ready;
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested && !IsCallersFault(e))
+        {
+            _logger.LogWarning("{Vm} boots cold: it could not be restored from warm-start template {Key} ({Reason}); the template is removed.", boot.Description, key, e.Message);
+            ready?.Session.Dispose();
+            await UndoAsync(boot).ConfigureAwait(false);
+            _store.Remove(key);
+            return null;
+        }
+    }
+
+    // A fixed host port that is taken fails a cold boot just the same: reported at once.
+    private static bool IsCallersFault(Exception e) => e is LinuxKitException && e.Message.Contains("already in use", StringComparison.Ordinal);
+
+    private void TellOnce(string message)
+    {
+        lock (_toldOnce)
+        {
+            if (!_toldOnce.Add(message)) return;
+        }
+        _logger.LogInformation("{Message}", message);
+    }
+
+    // The command line every clone of this image and options gets, with the parts that differ
+    // per VM (folder, ports) fixed: what the template key must capture of the hypervisor.
+    private static VmSpec CanonicalSpec(LinuxKitImage image, RunOptions options)
+    {
+        var files = new TemplateFiles("/template").Vm("template");
+        return new VmSpec
+        {
+            Id = "template",
+            Image = image,
+            BootDisk = image.Format is ImageFormat.Qcow2 or ImageFormat.Vmdk or ImageFormat.Raw ? files.Overlay : null,
+            MemoryMb = options.Memory,
+            Cpus = options.Cpus,
+            SshPort = 0,
+            Files = files,
+            MemoryFile = new MemoryFile("/template/memory.ram", Shared: false),
+            Incoming = true,
+        };
+    }
+
+    private async Task<Template> MakeAsync(
+        string key, IReadOnlyList<string> inputs, LinuxKitImage image, LinuxKitManager.Boot boot, RunOptions options,
+        IHypervisor hypervisor, IMemorySnapshots snapshots, CancellationToken cancellationToken)
+    {
+        var started = _time.GetTimestamp();
+        var staging = _store.Stage(key);
+        var vm = staging.Vm("tpl-" + key[..8]);
+        _logger.LogInformation("{Vm}: making warm-start template {Key} (a cold boot, saved once it answers over SSH)", boot.Description, key);
+        ProcessIdentity? process = null;
+        OwnerWatchdog? watchdog = null;
+        PortReservation? port = null;
+        try
+        {
+            var keyLine = SshKeyPair.Generate(vm.SshKey, $"linuxkit-testing-template-{key}");
+            await PrivateFiles.WriteAsync(vm.MetadataIso, MetadataIso.Build(LinuxKitMetadata.Build(keyLine, []), _time.GetUtcNow().UtcDateTime), cancellationToken).ConfigureAwait(false);
+            var bootDisk = await hypervisor.PrepareBootDiskAsync(image, vm, cancellationToken).ConfigureAwait(false);
+            port = _ports.ReserveFree();
+            var spec = new VmSpec
+            {
+                Id = vm.Id,
+                Image = image,
+                BootDisk = bootDisk,
+                MemoryMb = options.Memory,
+                Cpus = options.Cpus,
+                SshPort = port.Port,
+                Files = vm,
+                MemoryFile = new MemoryFile(staging.Memory, Shared: true),
+            };
+            // If this process dies while the template boots, its QEMU goes too; the staging
+            // folder it leaves is never read, and pruned later.
+            watchdog = OwnerWatchdog.Start(vm.PidFile, []);
+            process = await hypervisor.StartAsync(spec, cancellationToken).ConfigureAwait(false);
+            port.Dispose();
+            port = null;
+            var running = process.Value;
+            string hostKey;
+            try
+            {
+                var ready = await SshReadiness.WaitAsync(
+                    new SshEndpoint("127.0.0.1", spec.SshPort, options.SshUser, vm.SshKey),
+                    hypervisorExited: () => !running.IsAlive(),
+                    bootFailed: () => BootFailure.InConsole(ConsoleLog.Tail(vm.ConsoleLog, lines: 200)) ?? BootFailure.InFirmwareLog(ConsoleLog.Tail(vm.FirmwareLog)),
+                    consoleTail: () => ConsoleLog.Tail(vm.ConsoleLog),
+                    options.BootTimeout,
+                    boot.Description,
+                    restored: false,
+                    cancellationToken).ConfigureAwait(false);
+                hostKey = ready.Session.HostKeyFingerprint;
+                // Closed before saving: a connection saved open would be dead in every clone, its
+                // server process left waiting.
+                ready.Session.Dispose();
+            }
+            catch (LinuxKitBootException)
+            {
+                // The image does not boot: a cold boot would fail the same way, so this is the
+                // VM's failure. Its console log gets what the boot wrote.
+                await AppendConsoleAsync(vm.ConsoleLog, boot.Record.Files.ConsoleLog, cancellationToken).ConfigureAwait(false);
+                throw;
+            }
+            await snapshots.SaveAsync(vm.ControlSocket, staging.State, cancellationToken).ConfigureAwait(false);
+            await hypervisor.StopAsync(vm.ControlSocket, running, StopMode.Fast, _stopTimeout, cancellationToken).ConfigureAwait(false);
+            process = null;
+            foreach (var file in new[] { vm.PidFile, vm.ControlSocket, vm.MetadataIso, vm.HypervisorLog, vm.FirmwareLog }) File.Delete(file);
+            var template = _store.Commit(staging, new Template
+            {
+                Key = key,
+                Image = boot.Record.Image,
+                Memory = options.Memory,
+                Cpus = options.Cpus,
+                CreatedAt = _time.GetUtcNow(),
+                HostKeyFingerprint = hostKey,
+                StateLength = new FileInfo(staging.State).Length,
+                Inputs = inputs,
+            });
+            _logger.LogInformation("Warm-start template {Key} made in {Seconds:0.0} s", key, _time.GetElapsedTime(started).TotalSeconds);
+            foreach (var stale in _store.Prune(t => t.Inputs.Any(i => !TemplateKey.IsCurrent(i))))
+                _logger.LogInformation("Warm-start template {Key} removed: its image or hypervisor changed, or it was unused for {Days} days", stale, TemplateStore.UnusedLimit.TotalDays);
+            return template;
+        }
+        catch
+        {
+            if (process is { } p && p.IsAlive())
+            {
+                p.Signal(UnixSignal.Kill);
+                await p.WaitForExitAsync(TimeSpan.FromSeconds(10), CancellationToken.None).ConfigureAwait(false);
+            }
+            try { Directory.Delete(staging.Directory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            throw;
+        }
+        finally
+        {
+            port?.Dispose();
+            watchdog?.Dispose();
+        }
+    }
+
+    private async Task<ReadySession> CloneAsync(
+        LinuxKitManager.Boot boot, Template template, LinuxKitImage image, RunOptions options,
+        IHypervisor hypervisor, IMemorySnapshots snapshots, string sshKeyLine, CancellationToken cancellationToken)
+    {
+        var files = boot.Record.Files;
+        var templateVm = template.Files.Vm("template");
+        string? overlay = null;
+        if (File.Exists(templateVm.Overlay))
+        {
+            overlay = files.Overlay;
+            await snapshots.CreateOverlayAsync(templateVm.Overlay, overlay, cancellationToken).ConfigureAwait(false);
+            boot.Record = boot.Record with { RuntimeFiles = [overlay] };
+        }
+        // The clone's console starts with the template's boot, as if it had booted itself.
+        await AppendConsoleAsync(templateVm.ConsoleLog, files.ConsoleLog, cancellationToken).ConfigureAwait(false);
+        var spec = new VmSpec
+        {
+            Id = files.Id,
+            Image = image,
+            BootDisk = overlay,
+            MemoryMb = options.Memory,
+            Cpus = options.Cpus,
+            SshPort = 0,
+            RestrictNetwork = options.RestrictNetwork,
+            Files = files,
+            MemoryFile = new MemoryFile(template.Files.Memory, Shared: false),
+            Incoming = true,
+        };
+        var ready = await _manager.LaunchAsync(
+            boot, hypervisor, spec, options, templateVm.SshKey, options.BootTimeout < RestoreBudget ? options.BootTimeout : RestoreBudget,
+            (process, token) => snapshots.RestoreAsync(files.ControlSocket, template.Files.State, () => !process.IsAlive(), token),
+            cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (ready.Session.HostKeyFingerprint != template.HostKeyFingerprint)
+                throw new LinuxKitException($"the restored VM shows host key {ready.Session.HostKeyFingerprint}, the template {template.HostKeyFingerprint}");
+            var renewal = await ready.Session.RunAsync(CloneIdentity.Command(_time.GetUtcNow(), CloneIdentity.Entropy(), sshKeyLine), cancellationToken).ConfigureAwait(false);
+            if (renewal.ExitCode == CloneIdentity.PartlyRenewed)
+                TellOnce($"Warm-start clones of {boot.Record.Image} keep the template's clock or random state: setting the clock and reseeding need root in the guest, and an executable /tmp ({renewal.Stderr.Trim()}).");
+            else if (renewal.ExitCode != 0)
+                throw new LinuxKitException($"the VM's own key could not be installed (exit code {renewal.ExitCode}: {renewal.Stderr.Trim()})");
+        }
+        catch
+        {
+            ready.Session.Dispose();
+            throw;
+        }
+        boot.Record = boot.Record with { Template = template.Key };
+        return ready;
+    }
+
+    // A clone that failed leaves nothing the cold boot could trip over: its QEMU is gone (the
+    // pid file and control socket with it), and its overlay.
+    private static async Task UndoAsync(LinuxKitManager.Boot boot)
+    {
+        if (boot.Process is { } process && process.IsAlive())
+        {
+            process.Signal(UnixSignal.Kill);
+            await process.WaitForExitAsync(TimeSpan.FromSeconds(10), CancellationToken.None).ConfigureAwait(false);
+        }
+        boot.Process = null;
+        foreach (var reservation in boot.Reservations) reservation.Dispose();
+        boot.Reservations.Clear();
+        var files = boot.Record.Files;
+        foreach (var file in boot.Record.RuntimeFiles.Append(files.PidFile).Append(files.ControlSocket)) File.Delete(file);
+        boot.Record = boot.Record with { RuntimeFiles = [], Pid = 0, PidStartTime = null, Template = null };
+    }
+
+    private static async Task AppendConsoleAsync(string from, string to, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(from)) return;
+        if (!File.Exists(to)) PrivateFiles.Create(to).Dispose();
+        var source = ConsoleLog.Open(from);
+        await using (source.ConfigureAwait(false))
+        {
+            var target = new FileStream(to, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+            await using (target.ConfigureAwait(false))
+            {
+                await source.CopyToAsync(target, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+}

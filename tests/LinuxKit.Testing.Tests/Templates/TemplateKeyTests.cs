@@ -1,0 +1,78 @@
+using LinuxKit.Testing.Images;
+using LinuxKit.Testing.Templates;
+
+namespace LinuxKit.Testing.Tests.Templates;
+
+public sealed class TemplateKeyTests : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("lkt-key-");
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    private LinuxKitImage Image(string content = "kernel")
+    {
+        var kernel = Path.Combine(_dir.FullName, "os-kernel");
+        var initrd = Path.Combine(_dir.FullName, "os-initrd.img");
+        File.WriteAllText(kernel, content);
+        File.WriteAllText(initrd, "initrd");
+        return new LinuxKitImage { Format = ImageFormat.KernelInitrd, Path = kernel, Initrd = initrd, CommandLine = "console=ttyS0" };
+    }
+
+    private static string Key(LinuxKitImage image, RunOptions options, string hypervisor = "qemu -machine q35") =>
+        TemplateKey.Compute(TemplateKey.Inputs(image), image, options, hypervisor);
+
+    [Fact]
+    public void The_same_image_and_options_give_the_same_key()
+    {
+        var image = Image();
+        var key = Key(image, new RunOptions());
+        Assert.Equal(key, Key(image, new RunOptions()));
+        Assert.True(TemplateKey.IsKey(key));
+    }
+
+    [Fact]
+    public void Memory_cpus_user_command_line_and_hypervisor_each_change_the_key()
+    {
+        var image = Image();
+        var key = Key(image, new RunOptions());
+        Assert.NotEqual(key, Key(image, new RunOptions { Memory = 512 }));
+        Assert.NotEqual(key, Key(image, new RunOptions { Cpus = 2 }));
+        Assert.NotEqual(key, Key(image, new RunOptions { SshUser = "me" }));
+        Assert.NotEqual(key, Key(image with { CommandLine = "console=ttyS0 quiet" }, new RunOptions()));
+        Assert.NotEqual(key, Key(image, new RunOptions(), "qemu -machine q35 -device vmgenid"));
+    }
+
+    [Fact]
+    public void Options_that_do_not_reach_the_saved_state_keep_the_key()
+    {
+        var image = Image();
+        var key = Key(image, new RunOptions());
+        Assert.Equal(key, Key(image, new RunOptions { Name = "db", Ports = [new PortMapping(0, 80)], SshPort = 2222, BootTimeout = TimeSpan.FromSeconds(5), Detach = true }));
+    }
+
+    [Fact]
+    public void A_rewritten_image_file_changes_the_key_and_makes_the_old_fingerprint_stale()
+    {
+        var image = Image("kernel v1");
+        var inputs = TemplateKey.Inputs(image);
+        var key = Key(image, new RunOptions());
+        Assert.All(inputs, i => Assert.True(TemplateKey.IsCurrent(i)));
+
+        File.WriteAllText(image.Path, "kernel v2, longer");
+        Assert.NotEqual(key, Key(image, new RunOptions()));
+        Assert.False(TemplateKey.IsCurrent(inputs[0]));
+        Assert.True(TemplateKey.IsCurrent(inputs[1]));
+    }
+
+    [Fact]
+    public void A_fingerprint_of_a_path_with_spaces_is_checked_whole()
+    {
+        var file = Path.Combine(_dir.FullName, "my images", "os 1.iso");
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        File.WriteAllText(file, "iso");
+        var fingerprint = TemplateKey.Fingerprint(file);
+        Assert.True(TemplateKey.IsCurrent(fingerprint));
+        File.Delete(file);
+        Assert.False(TemplateKey.IsCurrent(fingerprint));
+    }
+}
