@@ -447,11 +447,7 @@ public sealed class LinuxKitManager : IManager
     // says Error, with the console log kept for a post-mortem.
     private async Task AbandonAsync(VmRecord record, ProcessIdentity? process, Exception reason)
     {
-        if (process is { } p && p.IsAlive())
-        {
-            p.Signal(UnixSignal.Kill);
-            await p.WaitForExitAsync(TimeSpan.FromSeconds(10), CancellationToken.None).ConfigureAwait(false);
-        }
+        if (process is { } p) await p.KillAsync(CancellationToken.None).ConfigureAwait(false);
         _sessions.Close(record.Id);
         if (_owned.TryRemove(record.Id, out var watchdog)) watchdog?.Dispose();
         if (_watchers.TryRemove(record.Id, out var watcher)) await watcher.DisposeAsync().ConfigureAwait(false);
@@ -521,8 +517,7 @@ public sealed class LinuxKitManager : IManager
             && ProcessIdentity.Of(pid) is { } process
             && process.IsHypervisorOf(record.Files.PidFile))
         {
-            process.Signal(UnixSignal.Kill);
-            await process.WaitForExitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+            await process.KillAsync(cancellationToken).ConfigureAwait(false);
         }
         await _store.LockedAsync(() => _store.Delete(record.Id), cancellationToken).ConfigureAwait(false);
         _logger.LogInformation("VM {Id}'s untrusted record and folder removed", record.Id);

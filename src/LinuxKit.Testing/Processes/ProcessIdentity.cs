@@ -103,6 +103,16 @@ internal readonly record struct ProcessIdentity(int Pid, string StartTime)
     /// <summary>Sends a signal, only if this identity still names a live process.</summary>
     public bool Signal(UnixSignal signal) => IsAlive() && NativeMethods.Kill(Pid, (int)signal) == 0;
 
+    /// <summary>
+    /// Ends a hypervisor that has nothing to shut down gracefully (a boot that failed, a template
+    /// or clone given up): SIGKILL, then up to 10 s for it to be gone.
+    /// </summary>
+    public async Task KillAsync(CancellationToken cancellationToken)
+    {
+        if (!Signal(UnixSignal.Kill)) return;
+        await WaitForExitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Waits until the process is gone or the timeout passes; true when it is gone.</summary>
     public Task<bool> WaitForExitAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {

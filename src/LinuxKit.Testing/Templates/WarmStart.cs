@@ -221,11 +221,7 @@ internal sealed class WarmStart
         }
         catch
         {
-            if (process is { } p && p.IsAlive())
-            {
-                p.Signal(UnixSignal.Kill);
-                await p.WaitForExitAsync(TimeSpan.FromSeconds(10), CancellationToken.None).ConfigureAwait(false);
-            }
+            if (process is { } p) await p.KillAsync(CancellationToken.None).ConfigureAwait(false);
             try { Directory.Delete(staging.Directory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             throw;
         }
@@ -291,11 +287,7 @@ internal sealed class WarmStart
     // pid file and control socket with it), and its overlay.
     private static async Task UndoAsync(LinuxKitManager.Boot boot)
     {
-        if (boot.Process is { } process && process.IsAlive())
-        {
-            process.Signal(UnixSignal.Kill);
-            await process.WaitForExitAsync(TimeSpan.FromSeconds(10), CancellationToken.None).ConfigureAwait(false);
-        }
+        if (boot.Process is { } process) await process.KillAsync(CancellationToken.None).ConfigureAwait(false);
         boot.Process = null;
         foreach (var reservation in boot.Reservations) reservation.Dispose();
         boot.Reservations.Clear();
