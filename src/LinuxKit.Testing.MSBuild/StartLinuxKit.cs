@@ -71,6 +71,24 @@ public sealed class StartLinuxKit : LinuxKitTask
     public bool StopWhenBuildEnds { get; set; }
 
     /// <summary>
+    /// When true the VM is not detached and lives as long as the process that runs this build:
+    /// it is stopped when that process exits, and by its watchdog if it dies. This is the
+    /// `dotnet test` hand-off under Microsoft Testing Platform, where `dotnet test` builds in
+    /// its own process and then runs the tests, with no target after them. In an MSBuild worker
+    /// node (whose end is not the tests') no VM is started (warning LKT011).
+    /// </summary>
+    public bool StopWhenProcessEnds { get; set; }
+
+    /// <summary>
+    /// A file to write the VM's id and state directory to, for test fixtures that cannot
+    /// inherit <see cref="ExportEnvironment"/>'s variables (under Microsoft Testing Platform the
+    /// tests run after the build, whose environment MSBuild has put back): the hand-off targets
+    /// write it beside the test assembly. Removed when a <see cref="StopWhenProcessEnds"/> VM is
+    /// stopped.
+    /// </summary>
+    public string? HandOffFile { get; set; }
+
+    /// <summary>
     /// When true the VM's details are put in this build process's environment (LINUXKIT_VM_ID,
     /// LINUXKIT_TESTING_HOME, LINUXKIT_VM_SSH_PORT, LINUXKIT_VM_SSH_KEY, LINUXKIT_VM_SSH_USER), which
     /// the test processes it starts inherit; the test fixtures then use this VM.
@@ -93,6 +111,18 @@ public sealed class StartLinuxKit : LinuxKitTask
     private protected override async Task<bool> ExecuteAsync(CancellationToken cancellationToken)
     {
         if (!TryReadParameters(out var options, out var managerOptions)) return false;
+        if (StopWhenProcessEnds)
+        {
+            if (Environment.GetCommandLineArgs().Any(a => a.Contains("nodemode", StringComparison.OrdinalIgnoreCase)))
+            {
+                Log.LogWarningWithCodeFromResources("Task.WorkerNodeHandOff", nameof(StartLinuxKit));
+                return true;
+            }
+            var processManager = ProcessLifetimeVms.For(this, managerOptions);
+            if (!await BootAsync(processManager, options, cancellationToken).ConfigureAwait(false)) return false;
+            if (!string.IsNullOrEmpty(HandOffFile)) ProcessLifetimeVms.RemoveAtExit(HandOffFile);
+            return true;
+        }
         if (StopWhenBuildEnds)
         {
             // A VM tied to the build lives in a manager that MSBuild disposes when the build
@@ -133,6 +163,7 @@ public sealed class StartLinuxKit : LinuxKitTask
             return (ITaskItem)item;
         }).ToArray();
         Log.LogMessage(MessageImportance.Normal, "LinuxKit: VM {0} ready after {1} s (ssh {2}@127.0.0.1 -p {3} -i {4})", vm.Id, Seconds(clock), vm.SshUser, vm.SshPort, vm.SshKeyFile);
+        if (!string.IsNullOrEmpty(HandOffFile)) Fixtures.HandOffFile.Write(Path.GetFullPath(HandOffFile), vm.Id, manager.StateDirectory);
         if (ExportEnvironment)
         {
             Environment.SetEnvironmentVariable(LinuxKitEnvironment.VmId, vm.Id);
@@ -159,7 +190,7 @@ public sealed class StartLinuxKit : LinuxKitTask
             options = new RunOptions
             {
                 Name = string.IsNullOrEmpty(Name) ? null : Name,
-                Detach = !StopWhenBuildEnds, // otherwise the VM outlives this task and this MSBuild node
+                Detach = !(StopWhenBuildEnds || StopWhenProcessEnds), // otherwise the VM outlives this task and this MSBuild node
                 Memory = Memory,
                 Cpus = Cpus,
                 Ports = (Ports ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(PortMapping.Parse).ToList(),

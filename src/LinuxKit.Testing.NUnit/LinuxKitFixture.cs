@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using LinuxKit.Testing.Fixtures;
 using NUnit.Framework;
+using NUnit.Framework.Interfaces;
 
 namespace LinuxKit.Testing.NUnit;
 
@@ -10,8 +11,10 @@ namespace LinuxKit.Testing.NUnit;
 /// then <c>await ExecAsync("uname", "-a")</c> in a test. Fixtures that run in parallel each get
 /// their own VM. As a <c>[SetUpFixture]</c> it gives one VM to a whole namespace; its tests reach
 /// it with <see cref="Get{T}"/>. Configuration is that of <see cref="SharedVm"/>.
-/// Boot progress and the serial console go to NUnit's progress output.
+/// Boot progress and the serial console go to NUnit's progress output, and a failed test's
+/// output gets the console lines the VM wrote while it ran.
 /// </summary>
+[ConsoleOfFailedTests]
 public abstract class LinuxKitFixture : SharedVm
 {
     private static readonly ConcurrentDictionary<Type, LinuxKitFixture> Running = new();
@@ -30,6 +33,29 @@ public abstract class LinuxKitFixture : SharedVm
     {
         await ConfigureAndStartAsync(GetType().Assembly).ConfigureAwait(false);
         Running[GetType()] = this;
+    }
+
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _testStarts = new();
+
+    // Per test, through an action attribute rather than [SetUp]/[TearDown], which NUnit refuses
+    // on a [SetUpFixture].
+    internal void NoteTestStart(ITest test) => _testStarts[test.Id] = DateTimeOffset.UtcNow;
+
+    internal void ReportConsoleIfFailed(ITest test)
+    {
+        if (!_testStarts.TryRemove(test.Id, out var started)) return;
+        if (TestContext.CurrentContext.Result.Outcome.Status != TestStatus.Failed) return;
+        string console;
+        try
+        {
+            console = ReadConsoleSinceAsync(started).GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is InvalidOperationException or LinuxKitException)
+        {
+            return; // no VM (its boot failed: the failure says so) or its console is gone
+        }
+        TestContext.Out.WriteLine($"--- VM {Container.Id}: serial console while the test ran ({(console.Length == 0 ? "nothing" : "below")}) ---");
+        TestContext.Out.Write(console);
     }
 
     /// <summary>Stops the VM if this fixture booted it.</summary>

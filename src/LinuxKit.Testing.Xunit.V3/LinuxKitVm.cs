@@ -14,4 +14,12 @@ namespace LinuxKit.Testing.Xunit;
 public class LinuxKitVm() : SharedVm(message => TestContext.Current.SendDiagnosticMessage(message)), IAsyncLifetime
 {
     ValueTask IAsyncLifetime.InitializeAsync() => new(ConfigureAndStartAsync(testAssembly: null));
+
+    /// <summary>
+    /// Sends the console lines the VM writes from now on to the running test's output
+    /// (<c>TestContext.Current.TestOutputHelper</c>), so that a failed test shows what the VM said
+    /// while it ran. One line in the test class's constructor: <c>vm.StreamConsoleToCurrentTest();</c>.
+    /// </summary>
+    public void StreamConsoleToCurrentTest() =>
+        StreamConsoleTo(TestContext.Current.TestOutputHelper is { } output ? output.WriteLine : null);
 }

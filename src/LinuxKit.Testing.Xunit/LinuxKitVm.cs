@@ -19,6 +19,17 @@ public class LinuxKitVm(IMessageSink diagnosticMessageSink)
 {
     Task IAsyncLifetime.InitializeAsync() => ConfigureAndStartAsync(testAssembly: null);
 
+    /// <summary>
+    /// Sends the console lines the VM writes from now on to <paramref name="output"/>, so that a
+    /// failed test shows what the VM said while it ran. One line in the test class's constructor:
+    /// <c>public MyTests(LinuxKitVm vm, ITestOutputHelper output) { vm.StreamConsoleTo(output); }</c>.
+    /// </summary>
+    public void StreamConsoleTo(ITestOutputHelper output)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        StreamConsoleTo(output.WriteLine);
+    }
+
     Task IAsyncLifetime.DisposeAsync() => DisposeAsync().AsTask();
 
     private sealed record Diagnostic(string Message) : IDiagnosticMessage;

@@ -67,4 +67,16 @@ public sealed record Container
     /// null when it booted cold.
     /// </summary>
     public string? WarmStartTemplate { get; init; }
+
+    /// <summary>
+    /// The guest's SSH host key, seen at boot and pinned, as an OpenSSH known_hosts entry
+    /// writes it ("TYPE BASE64"); null before the VM answered.
+    /// </summary>
+    public string? SshHostKey { get; init; }
+
+    /// <summary>The process that started the VM, whose end stops it; null for a detached VM.</summary>
+    public int? OwnerPid { get; init; }
+
+    /// <summary>Whether <see cref="OwnerPid"/> still runs (the same process, not a reused PID).</summary>
+    public bool OwnerAlive { get; init; }
 }

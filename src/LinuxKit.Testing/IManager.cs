@@ -109,6 +109,25 @@ public interface IManager : IAsyncDisposable
     /// <param name="cancellationToken">Cancels the request.</param>
     Task ResumeAsync(string id, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Removes a VM that does not run, with its folder (console log included); a record that
+    /// could not be trusted (<see cref="Container.Error"/>) is removed as by a stop.
+    /// </summary>
+    /// <param name="id">The VM's id or name.</param>
+    /// <param name="cancellationToken">Cancels the removal.</param>
+    /// <exception cref="LinuxKitException">There is no such VM, or it runs: stop it first.</exception>
+    Task RemoveAsync(string id, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Removes what nothing will use again: stopped and failed VMs' folders, VMs whose owner
+    /// died (stopped first, if their watchdog did not), and warm-start templates whose image or
+    /// QEMU changed or that were not used for 14 days.
+    /// </summary>
+    /// <param name="dryRun">True to only say what would be removed.</param>
+    /// <param name="cancellationToken">Cancels the pruning (what was removed stays removed).</param>
+    /// <returns>What was removed, or with <paramref name="dryRun"/> what would be.</returns>
+    Task<PruneResult> PruneAsync(bool dryRun = false, CancellationToken cancellationToken = default);
+
     /// <summary>The warm-start templates in the state directory, with their size on disk.</summary>
     /// <param name="cancellationToken">Cancels the listing.</param>
     Task<IReadOnlyList<WarmStartTemplate>> ListTemplatesAsync(CancellationToken cancellationToken = default);

@@ -129,7 +129,7 @@ public sealed class LinuxKitManager : IManager
                 ready = await LaunchAsync(boot, hypervisor, spec, options, record.SshKeyFile, options.BootTimeout, restore: null, cancellationToken).ConfigureAwait(false);
             }
             _sessions.Add(id, ready.Session);
-            boot.Record = boot.Record with { Status = ContainerStatus.Running, HostKeyFingerprint = ready.Session.HostKeyFingerprint };
+            boot.Record = boot.Record with { Status = ContainerStatus.Running, HostKeyFingerprint = ready.Session.HostKeyFingerprint, HostKey = ready.Session.HostKey };
             await SaveWhileStartingAsync(boot.Record, boot.Description, cancellationToken).ConfigureAwait(false);
             _logger.LogInformation(
                 "{Vm} is ready after {Seconds:0.0} s, {Connections} SSH connections ({Banner}; ssh {User}@127.0.0.1 -p {Port}){How}",
@@ -331,6 +331,44 @@ public sealed class LinuxKitManager : IManager
     }
 
     /// <inheritdoc />
+    public async Task RemoveAsync(string id, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var record = Find(id);
+        if (record.Damage is not null)
+        {
+            await RemoveDamagedAsync(record, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+        var current = await _store.LockedAsync(() => Refresh(record), cancellationToken).ConfigureAwait(false);
+        if (current.Status is ContainerStatus.Running or ContainerStatus.Starting)
+            throw new LinuxKitException($"VM {record.Id} is {current.Status.ToString().ToLowerInvariant()}; stop it before removing it.");
+        await _store.LockedAsync(() => _store.Delete(record.Id), cancellationToken).ConfigureAwait(false);
+        _owned.TryRemove(record.Id, out _);
+        _logger.LogInformation("VM {Id} removed", record.Id);
+    }
+
+    /// <inheritdoc />
+    public async Task<PruneResult> PruneAsync(bool dryRun = false, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        // A VM of an owner that died should have died with it (its watchdog); one that did not is
+        // an orphan nobody will stop.
+        var prunable = (await ListAsync(cancellationToken).ConfigureAwait(false))
+            .Where(vm => vm.Status is ContainerStatus.Stopped or ContainerStatus.Error || (vm.OwnerPid is not null && !vm.OwnerAlive))
+            .ToList();
+        if (!dryRun)
+        {
+            foreach (var vm in prunable)
+            {
+                if (vm.Status is ContainerStatus.Running or ContainerStatus.Starting) await StopAsync(vm.Id, StopMode.Fast, cancellationToken).ConfigureAwait(false);
+                await RemoveAsync(vm.Id, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        return new PruneResult(prunable, _warmStart.Store.Prune(dryRun));
+    }
+
+    /// <inheritdoc />
     public Task<IReadOnlyList<WarmStartTemplate>> ListTemplatesAsync(CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -429,6 +467,8 @@ public sealed class LinuxKitManager : IManager
             SshUser = options.SshUser,
             SshKeyFile = options.SshKey is null ? files.SshKey : Path.GetFullPath(options.SshKey),
             Detached = options.Detach,
+            OwnerPid = options.Detach ? null : Environment.ProcessId,
+            OwnerStartTime = options.Detach ? null : ProcessIdentity.Of(Environment.ProcessId)?.StartTime,
             StopMode = options.StopMode,
             Files = files,
         };

@@ -40,19 +40,80 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
         return (exitCode, output, clock.Elapsed);
     }
 
+    // The Microsoft Testing Platform sample runs from its own folder, whose global.json selects
+    // that runner; `--output Detailed` shows passed tests' output, where the fixture writes how
+    // the VM was started.
+    private async Task<(int ExitCode, string Output)> DotnetTestOnTestingPlatformAsync(string image, string state, Dictionary<string, string?> environment, params string[] properties)
+    {
+        environment["LINUXKIT_TESTING_HOME"] = state;
+        return await TestEnvironment.RunDotnetAsync(
+            new[]
+            {
+                "test", "--output", "Detailed", "--no-progress",
+                $"-p:LinuxKitTestImage={image}",
+                $"-p:LinuxKitPackageVersion={feed.Version}",
+                $"-p:RestoreAdditionalProjectSources={feed.Path}",
+            }.Concat(properties),
+            environment,
+            TimeSpan.FromMinutes(5),
+            workingDirectory: Path.Combine(Repo, "samples", "XunitV3MtpSample"));
+    }
+
     [Theory]
-    [InlineData("XunitSample", 2, 4, "dropbear")]   // two class fixtures (3 tests and 1 test)
-    [InlineData("XunitSample", 2, 4, "openssh")]
-    [InlineData("XunitV3Sample", 1, 3, "dropbear")] // one assembly fixture for two classes
-    [InlineData("XunitV3Sample", 1, 3, "openssh")]
-    [InlineData("NUnitSample", 3, 5, "dropbear")]   // two parallel fixtures and one namespace SetUpFixture
-    [InlineData("NUnitSample", 3, 5, "openssh")]
+    [MemberData(nameof(TestEnvironment.Guests), MemberType = typeof(TestEnvironment))]
+    public async Task The_xunit_v3_sample_on_the_testing_platform_boots_one_vm_shows_how_and_stops_it(string guest)
+    {
+        using var state = new TempDirectory("lkt-fixture-");
+        var (exitCode, output) = await DotnetTestOnTestingPlatformAsync(TestEnvironment.GuestImage(guest), state.Path, []);
+        Assert.True(exitCode == 0, output);
+        Assert.Matches(@"succeeded:\s+3\b", output);
+        Assert.Single(ReadyLine().Matches(output).Select(m => m.Value).Distinct());
+        Assert.Contains("--- LinuxKit.Testing: how the VM was started ---", output, StringComparison.Ordinal);
+        await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
+    }
+
+    [Fact]
+    public async Task The_hand_off_works_on_the_testing_platform_too_and_the_vm_ends_with_dotnet_test()
+    {
+        using var state = new TempDirectory("lkt-fixture-");
+        var image = TestEnvironment.Image("kernel");
+        var (exitCode, output) = await DotnetTestOnTestingPlatformAsync(image, state.Path, [], $"-p:LinuxKitImage={image}");
+        Assert.True(exitCode == 0, output);
+        // MSBuild puts its environment back when the build ends, before these tests run: the
+        // VM is named by a file beside the test assembly, removed with the VM.
+        Assert.Contains("started by the build (linuxkit-testing.handoff.json)", output, StringComparison.Ordinal);
+        Assert.Equal(0, ReadyLine().Count(output)); // the fixture booted nothing itself
+        Assert.Matches(@"succeeded:\s+3\b", output);
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(Repo, "samples", "XunitV3MtpSample", "bin"), "linuxkit-testing.handoff.json", SearchOption.AllDirectories));
+        await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
+    }
+
+    [Fact]
+    public async Task A_failed_test_on_the_testing_platform_shows_the_console_lines_the_vm_wrote_while_it_ran()
+    {
+        using var state = new TempDirectory("lkt-fixture-");
+        var (exitCode, output) = await DotnetTestOnTestingPlatformAsync(TestEnvironment.Image("kernel"), state.Path, new() { ["LINUXKIT_SAMPLE_FAIL"] = "1" });
+        Assert.NotEqual(0, exitCode);
+        Assert.Matches(@"failed:\s+1\b", output);
+        var failure = output[output.IndexOf("failed XunitV3MtpSample", StringComparison.Ordinal)..];
+        Assert.Contains("sample: written to the console during this test", failure, StringComparison.Ordinal);
+        await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
+    }
+
+    [Theory]
+    [InlineData("XunitSample", 2, 5, "dropbear")]   // two class fixtures (4 tests and 1 test)
+    [InlineData("XunitSample", 2, 5, "openssh")]
+    [InlineData("XunitV3Sample", 1, 4, "dropbear")] // one assembly fixture for two classes
+    [InlineData("XunitV3Sample", 1, 4, "openssh")]
+    [InlineData("NUnitSample", 3, 6, "dropbear")]   // two parallel fixtures and one namespace SetUpFixture
+    [InlineData("NUnitSample", 3, 6, "openssh")]
     public async Task Each_fixture_boots_one_vm_for_all_its_tests_and_stops_it(string sample, int boots, int tests, string guest)
     {
         using var state = new TempDirectory("lkt-fixture-");
         var (exitCode, output, _) = await DotnetTestSampleAsync(sample, TestEnvironment.GuestImage(guest), state.Path);
         Assert.True(exitCode == 0, output);
-        Assert.Equal(boots, ReadyLine().Count(output));
+        // A VM's ready line shows in the diagnostics, and again in the first test's output.
+        Assert.Equal(boots, ReadyLine().Matches(output).Select(m => m.Value).Distinct().Count());
         Assert.Matches($@"Passed:\s+{tests}\b", output);
         await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
     }
@@ -84,7 +145,7 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
         Assert.True(exitCode == 0, output);
         Assert.Equal(0, ReadyLine().Count(output));
         Assert.Contains($"Using VM {vm.Id}", output, StringComparison.Ordinal);
-        Assert.Matches(@"Passed:\s+3\b", output);
+        Assert.Matches(@"Passed:\s+4\b", output);
 
         Assert.True(TestEnvironment.IsRunning(vm.Pid));
         await scratch.Manager.StopAsync(vm.Id);
@@ -100,7 +161,26 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
         Assert.True(exitCode == 0, output);
         Assert.Contains("started by the build (LINUXKIT_VM_ID)", output, StringComparison.Ordinal);
         Assert.Equal(0, ReadyLine().Count(output)); // the fixture booted nothing itself
-        Assert.Matches(@"Passed:\s+3\b", output);
+        Assert.Matches(@"Passed:\s+4\b", output);
+        await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
+    }
+
+    [Theory]
+    [InlineData("XunitSample")]
+    [InlineData("XunitV3Sample")]
+    [InlineData("NUnitSample")]
+    public async Task A_failed_test_shows_the_console_lines_the_vm_wrote_while_it_ran(string sample)
+    {
+        using var state = new TempDirectory("lkt-fixture-");
+        var (exitCode, output, _) = await DotnetTestSampleAsync(
+            sample, TestEnvironment.Image("kernel"), state.Path, new Dictionary<string, string?> { ["LINUXKIT_SAMPLE_FAIL"] = "1" });
+        Assert.NotEqual(0, exitCode);
+        Assert.Matches(@"Failed:\s+1\b", output);
+        // The logger names a failed xUnit test with its class, an NUnit one without.
+        var failed = Regex.Match(output, @"Failed \S*Console_lines_written_during_a");
+        Assert.True(failed.Success, output);
+        var failure = output[failed.Index..];
+        Assert.Contains("sample: written to the console during this test", failure, StringComparison.Ordinal);
         await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
     }
 

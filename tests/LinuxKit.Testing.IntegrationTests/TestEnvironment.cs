@@ -111,9 +111,10 @@ internal static class TestEnvironment
 
     /// <summary>Runs the dotnet CLI to the end and returns its exit code and all it printed.</summary>
     public static async Task<(int ExitCode, string Output)> RunDotnetAsync(
-        IEnumerable<string> args, IReadOnlyDictionary<string, string?> environment, TimeSpan timeout)
+        IEnumerable<string> args, IReadOnlyDictionary<string, string?> environment, TimeSpan timeout, string? workingDirectory = null)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (workingDirectory is not null) info.WorkingDirectory = workingDirectory;
         foreach (var a in args) info.ArgumentList.Add(a);
         foreach (var (name, value) in environment)
         {

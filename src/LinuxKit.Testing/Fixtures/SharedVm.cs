@@ -20,6 +20,7 @@ namespace LinuxKit.Testing.Fixtures;
 public class SharedVm : IAsyncDisposable
 {
     private readonly Action<string> _diagnostics;
+    private readonly ConsoleLines _console = new();
     private LinuxKitManager? _manager;
     private Container? _container;
     private bool _booted;
@@ -29,8 +30,23 @@ public class SharedVm : IAsyncDisposable
     /// <param name="diagnostics">Where boot progress and the serial console go (the framework's diagnostic channel).</param>
     public SharedVm(Action<string>? diagnostics = null)
     {
-        _diagnostics = diagnostics ?? (_ => { });
+        var channel = diagnostics ?? (_ => { });
+        _diagnostics = message =>
+        {
+            lock (_bootLog)
+            {
+                if (_bootLog.Count < BootLogLimit) _bootLog.Add(message);
+            }
+            channel(message);
+        };
     }
+
+    // The boot's progress and console as the diagnostic channel got them, for the first test's
+    // output: a runner that shows no diagnostics (Microsoft Testing Platform under dotnet test)
+    // still shows test output.
+    private const int BootLogLimit = 2000;
+    private readonly List<string> _bootLog = [];
+    private bool _bootLogShown;
 
     /// <summary>The image to boot, when this VM boots one.</summary>
     public string? Image { get; set; }
@@ -123,7 +139,22 @@ public class SharedVm : IAsyncDisposable
     /// <exception cref="LinuxKitException">Nothing is configured, or the VM did not boot (the message carries the console tail).</exception>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
-        _manager ??= new LinuxKitManager(ManagerOptions with { Logger = ManagerOptions.Logger ?? new DiagnosticLogger(_diagnostics) });
+        // A build step's VM: named by the environment (VSTest: the build runs the tests), else by
+        // a file beside the test assembly (Microsoft Testing Platform: the tests run after it).
+        var handOffFile = LinuxKitEnvironment.Read(LinuxKitEnvironment.VmId) is null ? HandOffFile.Read() : null;
+        var managerOptions = handOffFile is null ? ManagerOptions : ManagerOptions with { StateDirectory = handOffFile.StateDirectory };
+        _manager ??= new LinuxKitManager(managerOptions with { Logger = ManagerOptions.Logger ?? new DiagnosticLogger(_diagnostics) });
+        if (handOffFile is not null)
+        {
+            var handed = (await Manager.ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(c => c.Id == handOffFile.VmId);
+            if (handed?.Status == ContainerStatus.Running)
+            {
+                _diagnostics($"Using VM {handed.Id} started by the build ({HandOffFile.Name})");
+                _container = handed;
+                return;
+            }
+            _diagnostics($"{HandOffFile.Name} names VM {handOffFile.VmId}, which is not running (a file left by an earlier run): booting one.");
+        }
         var handedOff = LinuxKitEnvironment.Read(LinuxKitEnvironment.VmId);
         if (!string.IsNullOrEmpty(handedOff))
         {
@@ -141,7 +172,10 @@ public class SharedVm : IAsyncDisposable
                 "No LinuxKit image is configured for the test fixture: add [assembly: LinuxKitImage(\"path/to/image\")], " +
                 $"override the fixture's Configure method, or set {LinuxKitEnvironment.Image}.");
         }
-        _container = await Manager.RunAsync(Image, Options, cancellationToken).ConfigureAwait(false);
+        // The console also goes, line by line, to the running test's output (StreamConsoleTo),
+        // and on to a stream the caller set.
+        _console.Forward = Options.ConsoleOutput;
+        _container = await Manager.RunAsync(Image, Options with { ConsoleOutput = _console }, cancellationToken).ConfigureAwait(false);
         _booted = true;
         foreach (var line in (await ReadConsoleAsync(cancellationToken).ConfigureAwait(false)).Split('\n', StringSplitOptions.RemoveEmptyEntries))
             _diagnostics($"[{_container.Id} console] {line.TrimEnd('\r')}");
@@ -161,6 +195,49 @@ public class SharedVm : IAsyncDisposable
         await using var streamDisposal = stream.ConfigureAwait(false);
         using var reader = new StreamReader(stream, Encoding.UTF8);
         return await reader.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// From now on, copies each line the VM writes to its serial console to
+    /// <paramref name="writeLine"/>, until the next call replaces it (null stops): call it where
+    /// a test starts, with the test's output, and the console written while the test ran is
+    /// beside its result (runners show it for failed tests). The first call also writes how the
+    /// VM was started (the boot's progress and console), which runners that show no diagnostic
+    /// messages would otherwise hide. Writes that fail (the test has ended) are dropped. Only
+    /// for a VM this fixture booted; one handed off by a build step is read with
+    /// <see cref="ReadConsoleSinceAsync"/>.
+    /// </summary>
+    /// <param name="writeLine">The running test's output, e.g. xUnit's <c>ITestOutputHelper.WriteLine</c>.</param>
+    public void StreamConsoleTo(Action<string>? writeLine)
+    {
+        if (writeLine is not null)
+        {
+            string[] boot;
+            lock (_bootLog)
+            {
+                boot = _bootLogShown ? [] : [.. _bootLog];
+                _bootLogShown = true;
+            }
+            if (boot.Length > 0)
+            {
+                writeLine("--- LinuxKit.Testing: how the VM was started ---");
+                foreach (var line in boot) writeLine(line);
+                writeLine("--- the VM's console during this test ---");
+            }
+        }
+        _console.Sink = writeLine;
+    }
+
+    /// <summary>
+    /// The console lines the VM wrote since <paramref name="since"/>, each with the time it
+    /// appeared, as one text (empty when there were none): for a test's output after it failed.
+    /// </summary>
+    public async Task<string> ReadConsoleSinceAsync(DateTimeOffset since, CancellationToken cancellationToken = default)
+    {
+        var lines = await Manager.ReadConsoleAsync(Container.Id, since, until: null, cancellationToken).ConfigureAwait(false);
+        var text = new StringBuilder();
+        foreach (var line in lines) text.Append(System.Globalization.CultureInfo.InvariantCulture, $"[{line.Time:HH:mm:ss.fff}] {line.Text}").Append('\n');
+        return text.ToString();
     }
 
     /// <summary>Stops the VM if this fixture booted it; a VM it attached to keeps running.</summary>

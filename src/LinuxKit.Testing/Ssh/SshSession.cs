@@ -12,10 +12,11 @@ internal sealed class SshSession : IDisposable
 {
     private readonly SshClient _client;
 
-    private SshSession(SshClient client, string hostKeyFingerprint)
+    private SshSession(SshClient client, string hostKeyFingerprint, string hostKey)
     {
         _client = client;
         HostKeyFingerprint = hostKeyFingerprint;
+        HostKey = hostKey;
         // Only dropbear needs channel starts one at a time (see _channelStarts); for any other
         // server the lock admits as many starts as there are channels, so it never waits.
         var oneAtATime = client.ConnectionInfo.ServerVersion?.Contains("dropbear", StringComparison.OrdinalIgnoreCase) ?? true;
@@ -26,6 +27,9 @@ internal sealed class SshSession : IDisposable
 
     /// <summary>The SHA-256 fingerprint of the server's host key.</summary>
     public string HostKeyFingerprint { get; }
+
+    /// <summary>The server's host key as known_hosts writes it: "TYPE BASE64".</summary>
+    public string HostKey { get; }
 
     public bool IsConnected => _client.IsConnected;
 
@@ -52,9 +56,11 @@ internal sealed class SshSession : IDisposable
         var info = new PrivateKeyConnectionInfo(endpoint.Host, endpoint.Port, endpoint.User, key) { Timeout = timeout };
         var client = new SshClient(info);
         string? seen = null;
+        string? hostKey = null;
         client.HostKeyReceived += (_, e) =>
         {
             seen = e.FingerPrintSHA256;
+            hostKey = $"{e.HostKeyName} {Convert.ToBase64String(e.HostKey)}";
             e.CanTrust = pinnedFingerprint is null || string.Equals(pinnedFingerprint, seen, StringComparison.Ordinal);
         };
         try
@@ -63,7 +69,7 @@ internal sealed class SshSession : IDisposable
             // From now on the timeout bounds each channel request (open, exec): a guest under
             // TCG on a loaded host answers slowly, and one that never answers must not hang us.
             client.ConnectionInfo.Timeout = ChannelRequestTimeout;
-            return new SshSession(client, seen!);
+            return new SshSession(client, seen!, hostKey!);
         }
         catch (SshConnectionException) when (pinnedFingerprint is not null && seen is not null && seen != pinnedFingerprint)
         {

@@ -35,6 +35,13 @@ internal sealed record VmRecord
     public required string SshKeyFile { get; init; }
     public string? HostKeyFingerprint { get; init; }
 
+    /// <summary>The host key itself ("TYPE BASE64"), for an SSH client's known_hosts.</summary>
+    public string? HostKey { get; init; }
+
+    /// <summary>The process that started the VM and whose end stops it (PID and start time); none for a detached VM.</summary>
+    public int? OwnerPid { get; init; }
+    public string? OwnerStartTime { get; init; }
+
     /// <summary>The warm-start template the VM was restored from; null after a cold boot.</summary>
     public string? Template { get; init; }
     public bool Detached { get; init; }
@@ -74,5 +81,8 @@ internal sealed record VmRecord
         Detached = Detached,
         Error = Damage,
         WarmStartTemplate = Template,
+        SshHostKey = HostKey,
+        OwnerPid = OwnerPid,
+        OwnerAlive = OwnerPid is { } owner && new Processes.ProcessIdentity(owner, OwnerStartTime ?? "").IsAlive(),
     };
 }

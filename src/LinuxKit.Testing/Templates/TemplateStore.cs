@@ -170,21 +170,23 @@ internal sealed class TemplateStore
 
     /// <summary>
     /// Removes what no run will use: templates whose image or hypervisor changed
-    /// (<paramref name="stale"/>), templates unused for <see cref="UnusedLimit"/>, and staging
-    /// folders their maker abandoned. Returns the keys removed.
+    /// (<see cref="TemplateKey.IsCurrent"/> fails for one of their inputs), templates unused for
+    /// <see cref="UnusedLimit"/>, and staging folders their maker abandoned. Returns the keys
+    /// removed; with <paramref name="dryRun"/>, the keys it would remove, removing nothing.
     /// </summary>
-    public IReadOnlyList<string> Prune(Func<Template, bool> stale)
+    public IReadOnlyList<string> Prune(bool dryRun = false)
     {
         var removed = new List<string>();
         if (!Directory.Exists(Root)) return removed;
         foreach (var (template, _, lastUsed) in List())
         {
-            if (stale(template) || DateTimeOffset.UtcNow - lastUsed > UnusedLimit)
+            if (template.Inputs.Any(i => !TemplateKey.IsCurrent(i)) || DateTimeOffset.UtcNow - lastUsed > UnusedLimit)
             {
-                Remove(template.Key);
+                if (!dryRun) Remove(template.Key);
                 removed.Add(template.Key);
             }
         }
+        if (dryRun) return removed;
         foreach (var folder in Directory.EnumerateDirectories(Root).Where(f => Path.GetFileName(f).Contains(StagingMarker, StringComparison.Ordinal)))
         {
             if (DateTime.UtcNow - Directory.GetLastWriteTimeUtc(folder) > AbandonedAfter)

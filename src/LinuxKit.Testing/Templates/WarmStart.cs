@@ -215,7 +215,7 @@ internal sealed class WarmStart
                 Inputs = inputs,
             });
             _logger.LogInformation("Warm-start template {Key} made in {Seconds:0.0} s", key, _time.GetElapsedTime(started).TotalSeconds);
-            foreach (var stale in _store.Prune(t => t.Inputs.Any(i => !TemplateKey.IsCurrent(i))))
+            foreach (var stale in _store.Prune())
                 _logger.LogInformation("Warm-start template {Key} removed: its image or hypervisor changed, or it was unused for {Days} days", stale, TemplateStore.UnusedLimit.TotalDays);
             return template;
         }

@@ -101,9 +101,17 @@ public sealed class TemplateStoreTests : IDisposable
     public void Prune_removes_stale_templates_and_keeps_current_ones()
     {
         const string other = "fedcba9876543210";
-        _store.Commit(Staged(), Describe(inputs: ["stale"]));
-        _store.Commit(Staged(other), Describe(other, inputs: ["current"]));
-        var removed = _store.Prune(t => t.Inputs.Contains("stale"));
+        var image = Path.Combine(_dir.FullName, "os.iso");
+        File.WriteAllText(image, "iso");
+        _store.Commit(Staged(), Describe(inputs: [TemplateKey.Fingerprint(image)]));
+        var current = Path.Combine(_dir.FullName, "other.iso");
+        File.WriteAllText(current, "iso");
+        _store.Commit(Staged(other), Describe(other, inputs: [TemplateKey.Fingerprint(current)]));
+        File.WriteAllText(image, "iso, rebuilt");
+
+        Assert.Equal([Key], _store.Prune(dryRun: true));
+        Assert.Equal(2, _store.List().Count); // a dry run removes nothing
+        var removed = _store.Prune();
         Assert.Equal([Key], removed);
         Assert.Equal([other], _store.List().Select(t => t.Template.Key));
     }
@@ -117,7 +125,7 @@ public sealed class TemplateStoreTests : IDisposable
         Directory.SetLastWriteTimeUtc(abandoned.Directory, DateTime.UtcNow - TimeSpan.FromHours(2));
         var fresh = Staged("1111111111111111");
 
-        Assert.Equal([Key], _store.Prune(_ => false));
+        Assert.Equal([Key], _store.Prune());
         Assert.False(Directory.Exists(abandoned.Directory));
         Assert.True(Directory.Exists(fresh.Directory)); // its maker may still be at work
     }

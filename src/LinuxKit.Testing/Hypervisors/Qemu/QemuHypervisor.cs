@@ -237,17 +237,18 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
 
     private static async Task<Accelerator> DetectAsync(string binary, ILogger logger)
     {
-        if (OperatingSystem.IsMacOS()) return Accelerator.Hvf;
-        string why;
-        if (!CanOpenKvm(out why))
-        {
-            logger.LogWarning("KVM is not available ({Reason}); QEMU uses TCG software emulation, which is several times slower.", why);
-            return Accelerator.Tcg;
-        }
+        var (accelerator, whyNotKvm) = await DiagnoseAcceleratorAsync(binary).ConfigureAwait(false);
+        if (whyNotKvm is not null) logger.LogWarning("{Reason}; QEMU uses TCG software emulation, which is several times slower.", whyNotKvm);
+        return accelerator;
+    }
+
+    /// <summary>The accelerator QEMU can use here, and when it is not KVM on Linux, why not.</summary>
+    internal static async Task<(Accelerator Accelerator, string? WhyNotKvm)> DiagnoseAcceleratorAsync(string binary)
+    {
+        if (OperatingSystem.IsMacOS()) return (Accelerator.Hvf, null);
+        if (!CanOpenKvm(out var why)) return (Accelerator.Tcg, $"KVM is not available ({why})");
         var probe = await ProbeKvmAsync(binary).ConfigureAwait(false);
-        if (probe is null) return Accelerator.Kvm;
-        logger.LogWarning("/dev/kvm opens but KVM does not run a guest here ({Reason}); QEMU uses TCG software emulation, which is several times slower.", probe);
-        return Accelerator.Tcg;
+        return probe is null ? (Accelerator.Kvm, null) : (Accelerator.Tcg, $"/dev/kvm opens but KVM does not run a guest here ({probe})");
     }
 
     private static bool CanOpenKvm(out string why)

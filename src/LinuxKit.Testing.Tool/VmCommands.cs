@@ -1,0 +1,269 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace LinuxKit.Testing.Tool;
+
+/// <summary>ps, logs, exec, ssh, stop, rm, prune and run: the VMs of the state directory.</summary>
+internal static class VmCommands
+{
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+    };
+
+    public static IEnumerable<Command> All(ToolContext context) =>
+        [Ps(context), Logs(context), Exec(context), Ssh(context), Stop(context), Remove(context), Prune(context), Run(context)];
+
+    private static Argument<string> VmArgument() => new("vm") { Description = "The VM's id or name." };
+
+    private static Command Ps(ToolContext context)
+    {
+        var all = new Option<bool>("--all", "-a") { Description = "Also stopped and failed VMs." };
+        var json = new Option<bool>("--json") { Description = "One JSON array, every field of every VM." };
+        var command = new Command("ps", "List the VMs (running and starting ones; --all for every one).") { all, json };
+        command.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
+        {
+            await using var manager = context.Manager(parsed);
+            var vms = (await manager.ListAsync(token))
+                .Where(vm => parsed.GetValue(all) || vm.Status is ContainerStatus.Running or ContainerStatus.Starting)
+                .ToList();
+            if (parsed.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(vms, Json));
+                return ExitCodes.Ok;
+            }
+            var now = DateTimeOffset.UtcNow;
+            Table.Write(Console.Out, ["ID", "NAME", "IMAGE", "STATUS", "PID", "PORTS", "OWNER", "AGE"], vms.Select(vm => (IReadOnlyList<string>)
+            [
+                vm.Id,
+                vm.Name ?? "-",
+                Path.GetFileName(vm.Image),
+                vm.Error is null ? vm.Status.ToString().ToLowerInvariant() : "error (untrusted record)",
+                vm.Pid > 0 && vm.Status is ContainerStatus.Running or ContainerStatus.Starting ? vm.Pid.ToString(CultureInfo.InvariantCulture) : "-",
+                string.Join(",", vm.Ports.Select(p => $"{p.Key}->{p.Value}").Prepend($"{vm.SshPort}->22").Where(_ => vm.SshPort > 0)),
+                vm.OwnerPid is { } owner ? $"{owner} ({(vm.OwnerAlive ? "alive" : "gone")})" : "detached",
+                Table.Age(vm.StartedAt, now),
+            ]));
+            return ExitCodes.Ok;
+        }, token));
+        return command;
+    }
+
+    private static Command Logs(ToolContext context)
+    {
+        var vm = VmArgument();
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing what the VM writes until it stops (or Ctrl-C)." };
+        var command = new Command("logs", "Print a VM's serial console.") { vm, follow };
+        command.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
+        {
+            await using var manager = context.Manager(parsed);
+            var log = await manager.LogsAsync(parsed.GetValue(vm)!, parsed.GetValue(follow), token);
+            await using (log)
+            {
+                using var stdout = Console.OpenStandardOutput();
+                await log.CopyToAsync(stdout, token);
+            }
+            return ExitCodes.Ok;
+        }, token));
+        return command;
+    }
+
+    private static Command Exec(ToolContext context)
+    {
+        var vm = VmArgument();
+        var program = new Argument<string[]>("command") { Description = "The program and its arguments (after --).", Arity = ArgumentArity.OneOrMore };
+        var command = new Command("exec", "Run a command in a VM; its exit code becomes the tool's.") { vm, program };
+        command.SetAction(async (parsed, token) =>
+        {
+            await using var manager = context.Manager(parsed);
+            ExecResult result;
+            try
+            {
+                result = await manager.ExecAsync(parsed.GetValue(vm)!, parsed.GetValue(program)!, token);
+            }
+            catch (LinuxKitException e)
+            {
+                Console.Error.WriteLine($"linuxkit-testing: {e.Message}");
+                return ExitCodes.ExecFailed;
+            }
+            Console.Out.Write(result.Stdout);
+            Console.Error.Write(result.Stderr);
+            return result.ExitCode;
+        });
+        return command;
+    }
+
+    private static Command Ssh(ToolContext context)
+    {
+        var vm = VmArgument();
+        var remote = new Argument<string[]>("command") { Description = "A command to run instead of a login shell (after --).", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("ssh", "Open an interactive shell in a VM with OpenSSH's client, its key and its pinned host key.") { vm, remote };
+        command.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
+        {
+            await using var manager = context.Manager(parsed);
+            var target = await manager.InspectAsync(parsed.GetValue(vm)!, token);
+            if (target.Status != ContainerStatus.Running)
+                throw new LinuxKitException($"VM {target.Id} is {target.Status.ToString().ToLowerInvariant()}; only a running VM takes SSH connections.");
+            if (target.SshHostKey is null)
+                throw new LinuxKitException($"VM {target.Id}'s record has no host key (it was started by an older SDK); use 'linuxkit-testing exec'.");
+            // Only the key seen at boot is trusted: a known_hosts of one line, checked strictly.
+            var knownHosts = Path.Combine(Path.GetTempPath(), $"linuxkit-testing-{target.Id}-{Environment.ProcessId}.known_hosts");
+            await File.WriteAllTextAsync(knownHosts, string.Create(CultureInfo.InvariantCulture, $"[127.0.0.1]:{target.SshPort} {target.SshHostKey}\n"), token);
+            try
+            {
+                var info = new ProcessStartInfo("ssh") { UseShellExecute = false };
+                foreach (var arg in new[]
+                         {
+                             "-i", target.SshKeyFile, "-p", target.SshPort.ToString(CultureInfo.InvariantCulture),
+                             "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes", "-o", $"UserKnownHostsFile={knownHosts}",
+                             "-o", "LogLevel=ERROR", $"{target.SshUser}@127.0.0.1",
+                         })
+                {
+                    info.ArgumentList.Add(arg);
+                }
+                foreach (var arg in parsed.GetValue(remote) ?? []) info.ArgumentList.Add(arg);
+                Process ssh;
+                try
+                {
+                    ssh = Process.Start(info)!;
+                }
+                catch (System.ComponentModel.Win32Exception e)
+                {
+                    throw new LinuxKitException($"OpenSSH's client 'ssh' cannot be started ({e.Message}); install it (Debian/Ubuntu: apt-get install openssh-client), or use 'linuxkit-testing exec'.");
+                }
+                using (ssh)
+                {
+                    await ssh.WaitForExitAsync(CancellationToken.None);
+                    return ssh.ExitCode;
+                }
+            }
+            finally
+            {
+                File.Delete(knownHosts);
+            }
+        }, token));
+        return command;
+    }
+
+    private static Command Stop(ToolContext context)
+    {
+        var vms = new Argument<string[]>("vm") { Description = "Ids or names of the VMs to stop.", Arity = ArgumentArity.ZeroOrMore };
+        var all = new Option<bool>("--all", "-a") { Description = "Stop every running VM of the state directory." };
+        var graceful = new Option<bool>("--graceful") { Description = "Ask the guest to power off first (ACPI), as StopMode.Graceful." };
+        var command = new Command("stop", "Stop VMs.") { vms, all, graceful };
+        command.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
+        {
+            await using var manager = context.Manager(parsed);
+            var targets = parsed.GetValue(vms) ?? [];
+            if (parsed.GetValue(all))
+            {
+                targets = [.. (await manager.ListAsync(token)).Where(v => v.Status is ContainerStatus.Running or ContainerStatus.Starting).Select(v => v.Id)];
+            }
+            else if (targets.Length == 0)
+            {
+                Console.Error.WriteLine("linuxkit-testing: name the VMs to stop, or give --all.");
+                return ExitCodes.Usage;
+            }
+            var mode = parsed.GetValue(graceful) ? StopMode.Graceful : StopMode.Fast;
+            foreach (var target in targets)
+            {
+                await manager.StopAsync(target, mode, token);
+                Console.WriteLine(target);
+            }
+            return ExitCodes.Ok;
+        }, token));
+        return command;
+    }
+
+    private static Command Remove(ToolContext context)
+    {
+        var vms = new Argument<string[]>("vm") { Description = "Ids or names of stopped VMs.", Arity = ArgumentArity.OneOrMore };
+        var command = new Command("rm", "Remove stopped VMs and their folders (console logs included).") { vms };
+        command.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
+        {
+            await using var manager = context.Manager(parsed);
+            foreach (var target in parsed.GetValue(vms)!)
+            {
+                await manager.RemoveAsync(target, token);
+                Console.WriteLine(target);
+            }
+            return ExitCodes.Ok;
+        }, token));
+        return command;
+    }
+
+    private static Command Prune(ToolContext context)
+    {
+        var dryRun = new Option<bool>("--dry-run", "-n") { Description = "Only say what would be removed." };
+        var command = new Command("prune", "Remove stopped and failed VMs, VMs whose owner died, and stale warm-start templates.") { dryRun };
+        command.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
+        {
+            await using var manager = context.Manager(parsed);
+            var pruned = await manager.PruneAsync(parsed.GetValue(dryRun), token);
+            var verb = parsed.GetValue(dryRun) ? "would remove" : "removed";
+            foreach (var vm in pruned.Vms) Console.WriteLine($"{verb} VM {vm.Id} ({vm.Status.ToString().ToLowerInvariant()}{(vm.OwnerPid is not null && !vm.OwnerAlive ? ", owner gone" : "")})");
+            foreach (var key in pruned.Templates) Console.WriteLine($"{verb} template {key}");
+            if (pruned.Vms.Count == 0 && pruned.Templates.Count == 0) Console.WriteLine("nothing to remove");
+            return ExitCodes.Ok;
+        }, token));
+        return command;
+    }
+
+    private static Command Run(ToolContext context)
+    {
+        var image = new Argument<string>("image") { Description = "A LinuxKit image: .iso, .qcow2, .vmdk, raw .img, or a kernel+initrd prefix." };
+        var detach = new Option<bool>("--detach", "-d") { Description = "Leave the VM running and exit; stop it later with 'linuxkit-testing stop'." };
+        var ports = new Option<string[]>("--publish", "-p") { Description = "Forward a host port to a guest port, HOST:GUEST (HOST 0 picks a free one); repeatable.", AllowMultipleArgumentsPerToken = false };
+        var defaults = new RunOptions();
+        var memory = new Option<int>("--memory", "-m") { Description = "Memory in MB.", DefaultValueFactory = _ => defaults.Memory };
+        var cpus = new Option<int>("--cpus") { Description = "Virtual CPUs.", DefaultValueFactory = _ => defaults.Cpus };
+        var name = new Option<string?>("--name") { Description = "A name, usable wherever an id is." };
+        var cold = new Option<bool>("--cold") { Description = "Boot cold instead of restoring from a warm-start template." };
+        var command = new Command("run", "Boot a VM and print how to connect; without --detach it runs until Ctrl-C, then stops.") { image, detach, ports, memory, cpus, name, cold };
+        command.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
+        {
+            var options = new RunOptions
+            {
+                Name = parsed.GetValue(name),
+                Detach = parsed.GetValue(detach),
+                Memory = parsed.GetValue(memory),
+                Cpus = parsed.GetValue(cpus),
+                Ports = [.. (parsed.GetValue(ports) ?? []).Select(PortMapping.Parse)],
+                WarmStart = !parsed.GetValue(cold),
+            };
+            using var progress = context.Progress(parsed);
+            await using var manager = context.Manager(parsed, progress);
+            var vm = await manager.RunAsync(parsed.GetValue(image)!, options, token);
+            progress.Dispose();
+            // The id alone on stdout, for scripts: VM=$(linuxkit-testing run -d IMAGE)
+            Console.WriteLine(vm.Id);
+            Console.Error.WriteLine($"VM {vm.Id} is running{(vm.WarmStartTemplate is { } t ? $" (restored from warm-start template {t})" : "")}. Connect with:");
+            Console.Error.WriteLine($"  linuxkit-testing exec {vm.Id} -- uname -a");
+            Console.Error.WriteLine($"  linuxkit-testing ssh {vm.Id}");
+            Console.Error.WriteLine($"  ssh -i {vm.SshKeyFile} -p {vm.SshPort} {vm.SshUser}@127.0.0.1");
+            foreach (var (host, guest) in vm.Ports) Console.Error.WriteLine($"  guest port {guest}: 127.0.0.1:{host}");
+            if (options.Detach)
+            {
+                Console.Error.WriteLine($"Stop it with: linuxkit-testing stop {vm.Id}");
+                return ExitCodes.Ok;
+            }
+            Console.Error.WriteLine("Press Ctrl-C to stop it.");
+            try
+            {
+                await Task.Delay(Timeout.Infinite, token);
+            }
+            catch (OperationCanceledException)
+            {
+                // Ctrl-C: disposing the manager stops the VM.
+            }
+            await manager.StopAsync(vm.Id, CancellationToken.None);
+            return ExitCodes.Interrupted;
+        }, token));
+        return command;
+    }
+}

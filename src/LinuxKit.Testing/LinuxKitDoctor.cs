@@ -1,0 +1,85 @@
+using System.Globalization;
+using LinuxKit.Testing.Hypervisors.Qemu;
+using LinuxKit.Testing.Networking;
+using LinuxKit.Testing.Processes;
+using LinuxKit.Testing.State;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace LinuxKit.Testing;
+
+/// <summary>One finding of <see cref="LinuxKitDoctor.CheckAsync"/>.</summary>
+/// <param name="Name">What was checked.</param>
+/// <param name="Status">Whether VMs run, run worse than they could, or cannot run until it is fixed.</param>
+/// <param name="Detail">What was found; when not <see cref="DoctorStatus.Ok"/>, what to do.</param>
+public sealed record DoctorCheck(string Name, DoctorStatus Status, string Detail);
+
+/// <summary>How a <see cref="DoctorCheck"/> came out.</summary>
+public enum DoctorStatus
+{
+    /// <summary>Fine.</summary>
+    Ok,
+
+    /// <summary>VMs run, but worse than they could (software emulation instead of KVM).</summary>
+    Warning,
+
+    /// <summary>VMs cannot run until this is fixed.</summary>
+    Failed,
+}
+
+/// <summary>
+/// Checks that this host can run VMs the way <see cref="LinuxKitManager"/> would: QEMU and
+/// qemu-img and their versions, which accelerator works (and why not KVM), the state directory
+/// and its permissions, and a free port on 127.0.0.1.
+/// </summary>
+public static class LinuxKitDoctor
+{
+    /// <summary>Runs every check; none throws, each says what it found.</summary>
+    /// <param name="options">The settings a manager would use (state directory, QEMU binary).</param>
+    /// <param name="cancellationToken">Cancels the checks.</param>
+    public static async Task<IReadOnlyList<DoctorCheck>> CheckAsync(LinuxKitManagerOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new LinuxKitManagerOptions();
+        var checks = new List<DoctorCheck>();
+        QemuHypervisor? qemu = null;
+        try
+        {
+            qemu = new QemuHypervisor(options.QemuPath, options.Accelerator, NullLogger.Instance);
+            checks.Add(new DoctorCheck("QEMU", DoctorStatus.Ok, $"{qemu.Binary}: {await VersionAsync(qemu.Binary, cancellationToken).ConfigureAwait(false)}"));
+            checks.Add(new DoctorCheck("qemu-img", DoctorStatus.Ok, $"{qemu.QemuImg}: {await VersionAsync(qemu.QemuImg, cancellationToken).ConfigureAwait(false)}"));
+        }
+        catch (LinuxKitException e)
+        {
+            checks.Add(new DoctorCheck("QEMU", DoctorStatus.Failed, e.Message));
+        }
+        if (qemu is not null)
+        {
+            var (accelerator, whyNotKvm) = await QemuHypervisor.DiagnoseAcceleratorAsync(qemu.Binary).WaitAsync(cancellationToken).ConfigureAwait(false);
+            checks.Add(whyNotKvm is null
+                ? new DoctorCheck("Accelerator", DoctorStatus.Ok, accelerator.ToString().ToLowerInvariant())
+                : new DoctorCheck("Accelerator", DoctorStatus.Warning, $"VMs run under tcg (software emulation, several times slower): {whyNotKvm}. For KVM the user needs read-write access to /dev/kvm (the kvm group) on a host with virtualisation enabled."));
+        }
+
+        var root = options.ResolveStateDirectory();
+        try
+        {
+            var store = new StateStore(root);
+            var mode = OperatingSystem.IsWindows() ? default : File.GetUnixFileMode(store.Root);
+            var vms = store.LoadAll();
+            checks.Add(new DoctorCheck("State directory", DoctorStatus.Ok, string.Create(CultureInfo.InvariantCulture,
+                $"{store.Root} (mode {Convert.ToString((int)mode, 8)}, owner uid {PrivateFiles.OwnerOf(store.Root)}): {vms.Count} VM folders, {vms.Count(v => v.Status == ContainerStatus.Running)} recorded running")));
+            using var port = new PortAllocator(store.Scratch("ports")).ReserveFree();
+            checks.Add(new DoctorCheck("Ports", DoctorStatus.Ok, string.Create(CultureInfo.InvariantCulture, $"free ports on 127.0.0.1 can be reserved (e.g. {port.Port})")));
+        }
+        catch (LinuxKitException e)
+        {
+            checks.Add(new DoctorCheck("State directory", DoctorStatus.Failed, e.Message));
+        }
+        return checks;
+    }
+
+    private static async Task<string> VersionAsync(string binary, CancellationToken cancellationToken)
+    {
+        var outcome = await ProcessRunner.RunAsync(binary, ["--version"], TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+        return outcome.Stdout.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? $"exit code {outcome.ExitCode}";
+    }
+}

@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace LinuxKit.Testing.IntegrationTests;
+
+/// <summary>The packed linuxkit-testing tool, installed from a local feed and run as a process against real VMs.</summary>
+[Trait("Category", "Integration")]
+public class ToolTests(InstalledTool tool) : IClassFixture<InstalledTool>
+{
+    [Fact]
+    public async Task A_detached_vm_is_run_listed_used_logged_reached_over_ssh_stopped_and_pruned()
+    {
+        await using var state = new ScratchState();
+        var run = await tool.RunAsync(state.Path, "run", "--detach", "--memory", "256", "-p", "0:80", "--name", "web", TestEnvironment.Image("kernel"));
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var id = run.Stdout.Trim();
+        Assert.Matches("^[0-9a-f]{8}$", id);
+        Assert.Contains($"linuxkit-testing ssh {id}", run.Stderr, StringComparison.Ordinal);
+
+        var ps = await tool.RunAsync(state.Path, "ps");
+        var row = Assert.Single(ps.Stdout.Split('\n'), l => l.StartsWith(id, StringComparison.Ordinal));
+        Assert.Contains("web", row, StringComparison.Ordinal);
+        Assert.Contains("running", row, StringComparison.Ordinal);
+        Assert.Contains("detached", row, StringComparison.Ordinal);
+        Assert.Contains("->80", row, StringComparison.Ordinal);
+        using (var json = JsonDocument.Parse((await tool.RunAsync(state.Path, "ps", "--json")).Stdout))
+            Assert.Equal(id, Assert.Single(json.RootElement.EnumerateArray()).GetProperty("id").GetString());
+
+        var echo = await tool.RunAsync(state.Path, "exec", "web", "--", "echo", "a b; c");
+        Assert.Equal((0, "a b; c\n"), (echo.ExitCode, echo.Stdout));
+        Assert.Equal(7, (await tool.RunAsync(state.Path, "exec", id, "--", "sh", "-c", "exit 7")).ExitCode);
+        Assert.Contains("Welcome to LinuxKit", (await tool.RunAsync(state.Path, "logs", id)).Stdout, StringComparison.Ordinal);
+        // OpenSSH's own client, with the VM's key and the host key pinned at boot.
+        var ssh = await tool.RunAsync(state.Path, "ssh", id, "--", "hostname");
+        Assert.True(ssh.ExitCode == 0, ssh.Stderr);
+        Assert.Equal("linuxkit\n", ssh.Stdout);
+
+        Assert.Equal(0, (await tool.RunAsync(state.Path, "stop", id)).ExitCode);
+        Assert.DoesNotContain(id, (await tool.RunAsync(state.Path, "ps")).Stdout, StringComparison.Ordinal);
+        Assert.Contains("stopped", (await tool.RunAsync(state.Path, "ps", "--all")).Stdout, StringComparison.Ordinal);
+        Assert.Equal(ExitCodeExecFailed, (await tool.RunAsync(state.Path, "exec", id, "--", "true")).ExitCode);
+
+        var dryRun = await tool.RunAsync(state.Path, "prune", "--dry-run");
+        Assert.Contains($"would remove VM {id} (stopped)", dryRun.Stdout, StringComparison.Ordinal);
+        Assert.Contains(id, (await tool.RunAsync(state.Path, "ps", "--all")).Stdout, StringComparison.Ordinal);
+        Assert.Contains($"removed VM {id}", (await tool.RunAsync(state.Path, "prune")).Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain(id, (await tool.RunAsync(state.Path, "ps", "--all")).Stdout, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(state.Path, "vms", id)));
+    }
+
+    private const int ExitCodeExecFailed = 125;
+
+    [Fact]
+    public async Task Templates_are_listed_with_their_size_and_removed()
+    {
+        await using var state = new ScratchState();
+        var run = await tool.RunAsync(state.Path, "run", "-d", "-m", "256", TestEnvironment.Image("kernel"));
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        await tool.RunAsync(state.Path, "stop", "--all");
+
+        var listed = (await tool.RunAsync(state.Path, "templates")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var key = Assert.Single(listed.Skip(1)).Split(' ')[0];
+        Assert.Contains(" MB", listed[1], StringComparison.Ordinal);
+        Assert.Equal(0, (await tool.RunAsync(state.Path, "templates", "rm", key)).ExitCode);
+        Assert.Single((await tool.RunAsync(state.Path, "templates")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)); // the header
+    }
+
+    [Fact]
+    public async Task Run_without_detach_stops_the_vm_on_ctrl_c_and_exits_130()
+    {
+        await using var state = new ScratchState();
+        using var process = tool.Start(state.Path, "run", "-m", "256", TestEnvironment.Image("kernel"));
+        var id = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.Matches("^[0-9a-f]{8}$", id);
+        Assert.Contains("running", (await tool.RunAsync(state.Path, "ps")).Stdout, StringComparison.Ordinal);
+
+        using (var interrupt = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            await interrupt.WaitForExitAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+        Assert.Equal(130, process.ExitCode);
+        await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
+    }
+
+    [Fact]
+    public async Task Doctor_names_qemu_its_version_the_accelerator_and_the_state_directory()
+    {
+        await using var state = new ScratchState();
+        var doctor = await tool.RunAsync(state.Path, "doctor");
+        Assert.True(doctor.ExitCode == 0, doctor.Stdout + doctor.Stderr);
+        Assert.Contains("QEMU emulator version", doctor.Stdout, StringComparison.Ordinal);
+        Assert.Contains("qemu-img version", doctor.Stdout, StringComparison.Ordinal);
+        Assert.Contains("Accelerator: ", doctor.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"State directory: {state.Path} (mode 700", doctor.Stdout, StringComparison.Ordinal);
+
+        // --state-dir wins over the environment variable; a state directory others can write to
+        // is a failure to fix.
+        await using var other = new ScratchState();
+        File.SetUnixFileMode(state.Path, (UnixFileMode)0x1FF); // 0777
+        var refused = await tool.RunAsync(other.Path, "doctor", "--state-dir", state.Path);
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains($"FIX  State directory: State directory '{state.Path}' is refused", refused.Stdout, StringComparison.Ordinal);
+        File.SetUnixFileMode(state.Path, (UnixFileMode)0x1C0); // 0700
+    }
+
+    [Fact]
+    public void The_tool_package_names_its_command_and_carries_its_readme_license_and_symbols()
+    {
+        var package = Assert.Single(Directory.GetFiles(tool.Feed, "LinuxKit.Testing.Tool.*.nupkg"));
+        Assert.True(File.Exists(Path.ChangeExtension(package, ".snupkg")));
+        using var zip = System.IO.Compression.ZipFile.OpenRead(package);
+        Assert.NotNull(zip.GetEntry("README.md"));
+        using (var settings = new StreamReader(zip.GetEntry("tools/net8.0/any/DotnetToolSettings.xml")!.Open()))
+            Assert.Contains("<Command Name=\"linuxkit-testing\"", settings.ReadToEnd(), StringComparison.Ordinal);
+        using var nuspec = new StreamReader(zip.GetEntry("LinuxKit.Testing.Tool.nuspec")!.Open());
+        Assert.Contains("<license type=\"expression\">MIT</license>", nuspec.ReadToEnd(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("bogus")]
+    [InlineData("exec")]
+    [InlineData("stop")]
+    public async Task A_wrong_command_line_exits_2_and_says_where_help_is(string command)
+    {
+        await using var state = new ScratchState();
+        var result = await tool.RunAsync(state.Path, command);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("linuxkit-testing", result.Stderr, StringComparison.Ordinal);
+    }
+}
+
+/// <summary>The tool packed from this tree and installed into a folder of its own, as `dotnet tool install` does.</summary>
+public sealed class InstalledTool : IAsyncLifetime, IDisposable
+{
+    private readonly TempDirectory _feed = new("lkt-tool-feed-");
+    private readonly TempDirectory _tools = new("lkt-tool-");
+
+    private string Command => Path.Combine(_tools.Path, "linuxkit-testing");
+
+    /// <summary>The local feed the tool was packed into.</summary>
+    public string Feed => _feed.Path;
+
+    public async Task InitializeAsync()
+    {
+        var version = $"0.1.0-local.{DateTime.UtcNow:yyyyMMddHHmmss}.{Environment.ProcessId}";
+        var (packed, packOutput) = await TestEnvironment.RunDotnetAsync(
+            ["pack", Path.Combine(FixtureSampleTests.Repo, "src", "LinuxKit.Testing.Tool"), "-c", "Release", "-o", _feed.Path, $"-p:Version={version}"],
+            new Dictionary<string, string?>(), TimeSpan.FromMinutes(3));
+        if (packed != 0) throw new InvalidOperationException($"dotnet pack of the tool failed: {packOutput}");
+        var (installed, installOutput) = await TestEnvironment.RunDotnetAsync(
+            ["tool", "install", "LinuxKit.Testing.Tool", "--tool-path", _tools.Path, "--add-source", _feed.Path, "--version", version],
+            new Dictionary<string, string?>(), TimeSpan.FromMinutes(3));
+        if (installed != 0) throw new InvalidOperationException($"dotnet tool install failed: {installOutput}");
+    }
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    public void Dispose()
+    {
+        _tools.Dispose();
+        _feed.Dispose();
+    }
+
+    /// <summary>Starts the tool with LINUXKIT_TESTING_HOME set to <paramref name="stateDirectory"/>.</summary>
+    public Process Start(string stateDirectory, params string[] args)
+    {
+        var info = new ProcessStartInfo(Command) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        foreach (var arg in args) info.ArgumentList.Add(arg);
+        info.Environment["LINUXKIT_TESTING_HOME"] = stateDirectory;
+        return Process.Start(info)!;
+    }
+
+    /// <summary>Runs the tool to its end.</summary>
+    public async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string stateDirectory, params string[] args)
+    {
+        using var process = Start(stateDirectory, args);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        return (process.ExitCode, await stdout, await stderr);
+    }
+}
