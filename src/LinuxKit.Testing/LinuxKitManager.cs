@@ -114,18 +114,7 @@ public sealed class LinuxKitManager : IManager
             {
                 var bootDisk = await hypervisor.PrepareBootDiskAsync(resolved, files, cancellationToken).ConfigureAwait(false);
                 if (bootDisk is not null) boot.Record = boot.Record with { RuntimeFiles = [bootDisk] };
-                var spec = new VmSpec
-                {
-                    Id = id,
-                    Image = resolved,
-                    BootDisk = bootDisk,
-                    MemoryMb = options.Memory,
-                    Cpus = options.Cpus,
-                    SshPort = 0,
-                    Volumes = shares,
-                    RestrictNetwork = options.RestrictNetwork,
-                    Files = files,
-                };
+                var spec = VmSpec.Of(files, resolved, bootDisk, options) with { Volumes = shares };
                 ready = await LaunchAsync(boot, hypervisor, spec, options, record.SshKeyFile, options.BootTimeout, restore: null, cancellationToken).ConfigureAwait(false);
             }
             _sessions.Add(id, ready.Session);

@@ -51,6 +51,33 @@ public class ToolTests(InstalledTool tool) : IClassFixture<InstalledTool>
     private const int ExitCodeExecFailed = 125;
 
     [Fact]
+    public async Task On_a_terminal_run_shows_a_spinner_line_and_redirected_plain_lines()
+    {
+        await using var state = new ScratchState();
+        // script(1) gives the tool a pseudo-terminal, as a developer's shell would.
+        var (exitCode, onTerminal) = await RunUnderTerminalAsync(state.Path, "run", "-d", "-m", "256", TestEnvironment.Image("kernel"));
+        Assert.True(exitCode == 0, onTerminal);
+        Assert.Matches(@"\r[|/\\-] +[0-9.]+ s  ", onTerminal); // one line, redrawn in place
+        var redirected = await tool.RunAsync(state.Path, "run", "-d", "-m", "256", TestEnvironment.Image("kernel"));
+        Assert.DoesNotContain("\r", redirected.Stderr, StringComparison.Ordinal);
+        Assert.Matches(@"(?m)^\[ *[0-9.]+ s\] Booting VM", redirected.Stderr);
+        await tool.RunAsync(state.Path, "stop", "--all");
+    }
+
+    private async Task<(int ExitCode, string Output)> RunUnderTerminalAsync(string stateDirectory, params string[] args)
+    {
+        var command = string.Join(' ', args.Prepend(tool.CommandPath).Select(a => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));
+        var info = new ProcessStartInfo("script") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { "-q", "-e", "-c", command, "/dev/null" }) info.ArgumentList.Add(arg);
+        info.Environment["LINUXKIT_TESTING_HOME"] = stateDirectory;
+        info.Environment["TERM"] = "xterm";
+        using var process = Process.Start(info)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        return (process.ExitCode, await output);
+    }
+
+    [Fact]
     public async Task Templates_are_listed_with_their_size_and_removed()
     {
         await using var state = new ScratchState();
@@ -134,7 +161,8 @@ public sealed class InstalledTool : IAsyncLifetime, IDisposable
     private readonly TempDirectory _feed = new("lkt-tool-feed-");
     private readonly TempDirectory _tools = new("lkt-tool-");
 
-    private string Command => Path.Combine(_tools.Path, "linuxkit-testing");
+    /// <summary>The installed command.</summary>
+    public string CommandPath => Path.Combine(_tools.Path, "linuxkit-testing");
 
     /// <summary>The local feed the tool was packed into.</summary>
     public string Feed => _feed.Path;
@@ -163,7 +191,7 @@ public sealed class InstalledTool : IAsyncLifetime, IDisposable
     /// <summary>Starts the tool with LINUXKIT_TESTING_HOME set to <paramref name="stateDirectory"/>.</summary>
     public Process Start(string stateDirectory, params string[] args)
     {
-        var info = new ProcessStartInfo(Command) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        var info = new ProcessStartInfo(CommandPath) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         foreach (var arg in args) info.ArgumentList.Add(arg);
         info.Environment["LINUXKIT_TESTING_HOME"] = stateDirectory;
         return Process.Start(info)!;

@@ -30,7 +30,7 @@ public sealed class LinuxKitManagerTests : IDisposable
         return ProcessIdentity.Of(stand_in.Id) ?? throw new InvalidOperationException("the stand-in exited at once");
     }
 
-    private VmRecord Plant(string id, ContainerStatus status, ProcessIdentity? process, string? name = null, StopMode stopMode = StopMode.Fast)
+    private VmRecord Plant(string id, ContainerStatus status, ProcessIdentity? process, string? name = null, StopMode stopMode = StopMode.Fast, ProcessIdentity? owner = null)
     {
         var store = new StateStore(_state);
         var files = store.Files(id);
@@ -48,10 +48,51 @@ public sealed class LinuxKitManagerTests : IDisposable
             SshKeyFile = files.SshKey,
             HostKeyFingerprint = "SHA256:test",
             StopMode = stopMode,
+            OwnerPid = owner?.Pid,
+            OwnerStartTime = owner?.StartTime,
             Files = files,
         };
         store.Save(record);
         return record;
+    }
+
+    [Fact]
+    public async Task Prune_removes_stopped_and_failed_vms_and_orphans_of_a_dead_owner_and_keeps_running_ones_with_owners()
+    {
+        var self = ProcessIdentity.Of(Environment.ProcessId)!.Value;
+        var deadOwner = Process();
+        System.Diagnostics.Process.GetProcessById(deadOwner.Pid).Kill();
+        await deadOwner.WaitForExitAsync(TimeSpan.FromSeconds(5), CancellationToken.None);
+        Plant("0000aaaa", ContainerStatus.Stopped, null);
+        Plant("0000bbbb", ContainerStatus.Error, null);
+        Plant("0000cccc", ContainerStatus.Running, Running("0000cccc"), owner: deadOwner);
+        Plant("0000dddd", ContainerStatus.Running, Running("0000dddd"), owner: self);
+        Plant("0000eeee", ContainerStatus.Running, Running("0000eeee")); // detached: no owner
+        await using var manager = Manager();
+
+        var dryRun = await manager.PruneAsync(dryRun: true);
+        Assert.Equal(["0000aaaa", "0000bbbb", "0000cccc"], dryRun.Vms.Select(v => v.Id));
+        Assert.Equal(5, (await manager.ListAsync()).Count);
+        Assert.Empty(_hypervisor.Stops);
+
+        var pruned = await manager.PruneAsync();
+        Assert.Equal(["0000aaaa", "0000bbbb", "0000cccc"], pruned.Vms.Select(v => v.Id));
+        Assert.Equal([StopMode.Fast], _hypervisor.Stops); // the orphan, stopped before it was removed
+        Assert.Equal(["0000dddd", "0000eeee"], (await manager.ListAsync()).Select(v => v.Id));
+        Assert.False(Directory.Exists(new StateStore(_state).VmDirectory("0000cccc")));
+    }
+
+    [Fact]
+    public async Task Remove_refuses_a_running_vm_and_removes_a_stopped_one_with_its_folder()
+    {
+        Plant("0000aaaa", ContainerStatus.Running, Running());
+        Plant("0000bbbb", ContainerStatus.Stopped, null);
+        await using var manager = Manager();
+
+        var refused = await Assert.ThrowsAsync<LinuxKitException>(() => manager.RemoveAsync("0000aaaa"));
+        Assert.Contains("stop it before removing it", refused.Message, StringComparison.Ordinal);
+        await manager.RemoveAsync("0000bbbb");
+        Assert.Equal(["0000aaaa"], (await manager.ListAsync()).Select(v => v.Id));
     }
 
     private string Iso()

@@ -34,6 +34,22 @@ internal sealed record VmSpec
     /// (a warm-start clone).
     /// </summary>
     public bool Incoming { get; init; }
+
+    /// <summary>
+    /// The spec of a VM in <paramref name="files"/>' folder run as <paramref name="options"/> say;
+    /// the SSH port and forwards are filled in when the ports are reserved.
+    /// </summary>
+    public static VmSpec Of(VmFiles files, LinuxKitImage image, string? bootDisk, RunOptions options) => new()
+    {
+        Id = files.Id,
+        Image = image,
+        BootDisk = bootDisk,
+        MemoryMb = options.Memory,
+        Cpus = options.Cpus,
+        SshPort = 0,
+        RestrictNetwork = options.RestrictNetwork,
+        Files = files,
+    };
 }
 
 /// <summary>A file that holds guest RAM.</summary>

@@ -58,8 +58,9 @@ internal sealed class TemplateStore
         var memory = new FileInfo(files.Memory);
         if (!memory.Exists || memory.Length != template.Memory * 1024L * 1024L)
             return Reject(key, $"its memory file {files.Memory} is missing or not {template.Memory} MB", out reason);
-        // The folder's time says when it was last used, for Prune.
-        Directory.SetLastWriteTimeUtc(files.Directory, DateTime.UtcNow);
+        // The folder's time says when it was last used, for Prune (a folder removed meanwhile is
+        // found missing by the clone, which then boots cold).
+        try { Directory.SetLastWriteTimeUtc(files.Directory, DateTime.UtcNow); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         reason = null;
         return template;
     }

@@ -68,48 +68,58 @@ internal sealed class WarmStart
             return null;
         }
 
-        var inputs = TemplateKey.Inputs(image).Append(TemplateKey.Fingerprint(snapshots.Binary)).ToList();
-        var key = TemplateKey.Compute(inputs, image, options, await snapshots.IdentityAsync(CanonicalSpec(image, options), cancellationToken).ConfigureAwait(false));
-        var template = _store.Find(key, out var rejected);
-        if (rejected is not null) _logger.LogWarning("{Reason}", rejected);
-        if (template is null)
-        {
-            using var held = await _store.LockAsync(key, options.BootTimeout + MakerGrace, cancellationToken).ConfigureAwait(false);
-            if (held is null)
-            {
-                _logger.LogWarning("{Vm} boots cold: another process has been making warm-start template {Key} for longer than the boot timeout.", boot.Description, key);
-                return null;
-            }
-            template = _store.Find(key, out rejected);
-            if (rejected is not null) _logger.LogWarning("{Reason}", rejected);
-            try
-            {
-                template ??= await MakeAsync(key, inputs, image, boot, options, hypervisor, snapshots, cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is not (LinuxKitBootException or OperationCanceledException))
-            {
-                _logger.LogWarning("{Vm} boots cold: its warm-start template could not be made ({Reason}).", boot.Description, e.Message);
-                return null;
-            }
-        }
-
-        ReadySession? ready = null;
+        Template? template;
         try
         {
-            ready = await CloneAsync(boot, template, image, options, hypervisor, snapshots, sshKeyLine, cancellationToken).ConfigureAwait(false);
-            return ready;
+            template = await FindOrMakeAsync(boot, image, options, hypervisor, snapshots, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not (LinuxKitBootException or OperationCanceledException))
+        {
+            _logger.LogWarning("{Vm} boots cold: its warm-start template could not be found or made ({Reason}).", boot.Description, e.Message);
+            return null;
+        }
+        if (template is null) return null;
+
+        try
+        {
+            return await CloneAsync(boot, template, image, options, hypervisor, snapshots, sshKeyLine, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested && !IsCallersFault(e))
         {
-            _logger.LogWarning("{Vm} boots cold: it could not be restored from warm-start template {Key} ({Reason}); the template is removed.", boot.Description, key, e.Message);
-            ready?.Session.Dispose();
+            _logger.LogWarning("{Vm} boots cold: it could not be restored from warm-start template {Key} ({Reason}); the template is removed.", boot.Description, template.Key, e.Message);
             await UndoAsync(boot).ConfigureAwait(false);
-            _store.Remove(key);
+            _store.Remove(template.Key);
             return null;
         }
     }
 
-    // A fixed host port that is taken fails a cold boot just the same: reported at once.
+    // The template of this image and options, made by this VM's boot if no process has made it
+    // (under the key's lock: one maker, the others wait for it); null when another maker takes
+    // longer than a boot should (a warning says so).
+    private async Task<Template?> FindOrMakeAsync(
+        LinuxKitManager.Boot boot, LinuxKitImage image, RunOptions options, IHypervisor hypervisor, IMemorySnapshots snapshots, CancellationToken cancellationToken)
+    {
+        var inputs = TemplateKey.Inputs(image).Append(TemplateKey.Fingerprint(snapshots.Binary)).ToList();
+        var key = TemplateKey.Compute(inputs, image, options, await snapshots.IdentityAsync(CanonicalSpec(image, options), cancellationToken).ConfigureAwait(false));
+        if (Find(key) is { } ready) return ready;
+        using var held = await _store.LockAsync(key, options.BootTimeout + MakerGrace, cancellationToken).ConfigureAwait(false);
+        if (held is null)
+        {
+            _logger.LogWarning("{Vm} boots cold: another process has been making warm-start template {Key} for longer than the boot timeout.", boot.Description, key);
+            return null;
+        }
+        return Find(key) ?? await MakeAsync(key, inputs, image, boot, options, hypervisor, snapshots, cancellationToken).ConfigureAwait(false);
+    }
+
+    private Template? Find(string key)
+    {
+        var template = _store.Find(key, out var rejected);
+        if (rejected is not null) _logger.LogWarning("{Reason}", rejected);
+        return template;
+    }
+
+    // A fixed host port that is taken (the port reservation's or QEMU's error) would fail a cold
+    // boot just the same: reported at once, and the template stays.
     private static bool IsCallersFault(Exception e) => e is LinuxKitException && e.Message.Contains("already in use", StringComparison.Ordinal);
 
     private void TellOnce(string message)
@@ -126,15 +136,11 @@ internal sealed class WarmStart
     private static VmSpec CanonicalSpec(LinuxKitImage image, RunOptions options)
     {
         var files = new TemplateFiles("/template").Vm("template");
-        return new VmSpec
+        var bootDisk = image.Format is ImageFormat.Qcow2 or ImageFormat.Vmdk or ImageFormat.Raw ? files.Overlay : null;
+        // The network's restriction is in no saved state: a template serves restricted VMs too.
+        return VmSpec.Of(files, image, bootDisk, options) with
         {
-            Id = "template",
-            Image = image,
-            BootDisk = image.Format is ImageFormat.Qcow2 or ImageFormat.Vmdk or ImageFormat.Raw ? files.Overlay : null,
-            MemoryMb = options.Memory,
-            Cpus = options.Cpus,
-            SshPort = 0,
-            Files = files,
+            RestrictNetwork = false,
             MemoryFile = new MemoryFile("/template/memory.ram", Shared: false),
             Incoming = true,
         };
@@ -157,15 +163,10 @@ internal sealed class WarmStart
             await PrivateFiles.WriteAsync(vm.MetadataIso, MetadataIso.Build(LinuxKitMetadata.Build(keyLine, []), _time.GetUtcNow().UtcDateTime), cancellationToken).ConfigureAwait(false);
             var bootDisk = await hypervisor.PrepareBootDiskAsync(image, vm, cancellationToken).ConfigureAwait(false);
             port = _ports.ReserveFree();
-            var spec = new VmSpec
+            var spec = VmSpec.Of(vm, image, bootDisk, options) with
             {
-                Id = vm.Id,
-                Image = image,
-                BootDisk = bootDisk,
-                MemoryMb = options.Memory,
-                Cpus = options.Cpus,
                 SshPort = port.Port,
-                Files = vm,
+                RestrictNetwork = false,
                 MemoryFile = new MemoryFile(staging.Memory, Shared: true),
             };
             // If this process dies while the template boots, its QEMU goes too; the staging
@@ -247,16 +248,8 @@ internal sealed class WarmStart
         }
         // The clone's console starts with the template's boot, as if it had booted itself.
         await AppendConsoleAsync(templateVm.ConsoleLog, files.ConsoleLog, cancellationToken).ConfigureAwait(false);
-        var spec = new VmSpec
+        var spec = VmSpec.Of(files, image, overlay, options) with
         {
-            Id = files.Id,
-            Image = image,
-            BootDisk = overlay,
-            MemoryMb = options.Memory,
-            Cpus = options.Cpus,
-            SshPort = 0,
-            RestrictNetwork = options.RestrictNetwork,
-            Files = files,
             MemoryFile = new MemoryFile(template.Files.Memory, Shared: false),
             Incoming = true,
         };
