@@ -46,7 +46,7 @@ internal static class VmCommands
                 vm.Error is null ? vm.Status.ToString().ToLowerInvariant() : "error (untrusted record)",
                 vm.Pid > 0 && vm.Status is ContainerStatus.Running or ContainerStatus.Starting ? vm.Pid.ToString(CultureInfo.InvariantCulture) : "-",
                 string.Join(",", vm.Ports.Select(p => $"{p.Key}->{p.Value}").Prepend($"{vm.SshPort}->22").Where(_ => vm.SshPort > 0)),
-                vm.OwnerPid is { } owner ? $"{owner} ({(vm.OwnerAlive ? "alive" : "gone")})" : "detached",
+                vm.OwnerPid is { } owner ? $"{owner} ({(vm.OwnerAlive ? "alive" : "gone")})" : vm.Detached ? "detached" : "-", // "-": a record from before owners were kept
                 Table.Age(vm.StartedAt, now),
             ]));
             return ExitCodes.Ok;

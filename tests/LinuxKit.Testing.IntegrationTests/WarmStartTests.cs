@@ -112,6 +112,22 @@ public class WarmStartTests
     }
 
     [Fact]
+    public async Task Two_processes_starting_the_same_image_at_once_make_one_template_and_both_restore_from_it()
+    {
+        await using var scratch = new Scratch();
+        using var first = TestEnvironment.StartHost(scratch.State.Path, "run", "--detach", TestEnvironment.Image("kernel"));
+        using var second = TestEnvironment.StartHost(scratch.State.Path, "run", "--detach", TestEnvironment.Image("kernel"));
+        var ids = new[] { (await TestEnvironment.ReadStartedVmAsync(first)).Id, (await TestEnvironment.ReadStartedVmAsync(second)).Id };
+
+        var template = Assert.Single(await scratch.Manager.ListTemplatesAsync());
+        foreach (var id in ids)
+        {
+            Assert.Equal(template.Key, (await scratch.Manager.InspectAsync(id)).WarmStartTemplate);
+            await scratch.Manager.StopAsync(id);
+        }
+    }
+
+    [Fact]
     public async Task A_rebuilt_image_gets_a_new_template_and_the_stale_one_is_removed()
     {
         await using var scratch = new Scratch();
