@@ -207,7 +207,7 @@ internal sealed class WarmStart
             var template = _store.Commit(staging, new Template
             {
                 Key = key,
-                Image = boot.Record.Image,
+                Image = Path.GetFullPath(boot.Record.Image),
                 Memory = options.Memory,
                 Cpus = options.Cpus,
                 CreatedAt = _time.GetUtcNow(),
