@@ -188,7 +188,7 @@ public sealed class LinuxKitManager : IManager
         return await SshReadiness.WaitAsync(
             new SshEndpoint("127.0.0.1", record.SshPort, record.SshUser, sshKey),
             hypervisorExited: () => !process.IsAlive(),
-            bootFailed: () => BootFailure.InConsole(ConsoleLog.Tail(files.ConsoleLog, lines: 200)) ?? BootFailure.InFirmwareLog(ConsoleLog.Tail(files.FirmwareLog)),
+            bootFailed: () => BootFailure.InLogsOf(files),
             consoleTail: () => ConsoleLog.Tail(files.ConsoleLog),
             timeout,
             boot.Description,

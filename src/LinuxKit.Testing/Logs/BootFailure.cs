@@ -21,6 +21,13 @@ internal static class BootFailure
     // it tries, and "No bootable device" once every one failed.
     private static readonly string[] FirmwareLines = ["No bootable device"];
 
+    /// <summary>
+    /// The line that says the boot of the VM in <paramref name="files"/>' folder failed, from
+    /// the end of its console, else of its firmware log; null while neither says so.
+    /// </summary>
+    public static string? InLogsOf(State.VmFiles files) =>
+        InConsole(ConsoleLog.Tail(files.ConsoleLog, lines: 200)) ?? InFirmwareLog(ConsoleLog.Tail(files.FirmwareLog));
+
     /// <summary>The console line that says the boot failed, or null.</summary>
     public static string? InConsole(string consoleTail) => Find(consoleTail, ConsoleLines);
 

@@ -84,25 +84,11 @@ internal sealed partial class StateStore
     public async Task<T> LockedAsync<T>(Func<T> action, CancellationToken cancellationToken)
     {
         var path = Path.Combine(Root, "state.lock");
-        FileStream? held = null;
-        if (!await Polling.UntilAsync(() => (held = TryTakeLock(path)) is not null, LockRetry, LockTimeout, cancellationToken).ConfigureAwait(false))
-            throw new LinuxKitException($"State lock '{path}' is held by another process for more than {LockTimeout.TotalSeconds:0} s.");
+        var held = await LockFile.AcquireAsync(path, LockRetry, LockTimeout, cancellationToken).ConfigureAwait(false)
+            ?? throw new LinuxKitException($"State lock '{path}' is held by another process for more than {LockTimeout.TotalSeconds:0} s.");
         using (held)
         {
             return action();
-        }
-    }
-
-    // FileShare.None takes an exclusive flock(2) on Unix: null while another process holds it.
-    private static FileStream? TryTakeLock(string path)
-    {
-        try
-        {
-            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-        }
-        catch (IOException)
-        {
-            return null;
         }
     }
 

@@ -76,27 +76,8 @@ internal sealed class TemplateStore
     /// Holds the lock for <paramref name="key"/> (across processes); null when another process
     /// holds it longer than <paramref name="timeout"/>.
     /// </summary>
-    public async Task<IDisposable?> LockAsync(string key, TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        var path = Path.Combine(Root, key + ".lock");
-        FileStream? held = null;
-        return await Polling.UntilAsync(() => (held = TryLock(path)) is not null, LockRetry, timeout, cancellationToken).ConfigureAwait(false)
-            ? held
-            : null;
-    }
-
-    // FileShare.None takes an exclusive flock(2): the kernel drops it when its holder dies.
-    private static FileStream? TryLock(string path)
-    {
-        try
-        {
-            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-        }
-        catch (IOException)
-        {
-            return null;
-        }
-    }
+    public async Task<IDisposable?> LockAsync(string key, TimeSpan timeout, CancellationToken cancellationToken) =>
+        await LockFile.AcquireAsync(Path.Combine(Root, key + ".lock"), LockRetry, timeout, cancellationToken).ConfigureAwait(false);
 
     /// <summary>A new private staging folder for the template <paramref name="key"/>.</summary>
     public TemplateFiles Stage(string key)
@@ -156,10 +137,11 @@ internal sealed class TemplateStore
             if (!TemplateKey.IsKey(key)) continue;
             try
             {
-                var template = JsonSerializer.Deserialize<Template>(File.ReadAllText(Path.Combine(folder, "template.json")), Json);
+                var files = new TemplateFiles(folder);
+                var template = JsonSerializer.Deserialize<Template>(File.ReadAllText(files.Record), Json);
                 if (template is null) continue;
                 var size = Directory.EnumerateFiles(folder).Sum(DiskUsage.Of);
-                found.Add((template with { Files = new TemplateFiles(folder) }, size, Directory.GetLastWriteTimeUtc(folder)));
+                found.Add((template with { Files = files }, size, Directory.GetLastWriteTimeUtc(folder)));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
             {

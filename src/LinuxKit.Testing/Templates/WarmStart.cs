@@ -182,7 +182,7 @@ internal sealed class WarmStart
                 var ready = await SshReadiness.WaitAsync(
                     new SshEndpoint("127.0.0.1", spec.SshPort, options.SshUser, vm.SshKey),
                     hypervisorExited: () => !running.IsAlive(),
-                    bootFailed: () => BootFailure.InConsole(ConsoleLog.Tail(vm.ConsoleLog, lines: 200)) ?? BootFailure.InFirmwareLog(ConsoleLog.Tail(vm.FirmwareLog)),
+                    bootFailed: () => BootFailure.InLogsOf(vm),
                     consoleTail: () => ConsoleLog.Tail(vm.ConsoleLog),
                     options.BootTimeout,
                     boot.Description,

@@ -1,0 +1,32 @@
+namespace LinuxKit.Testing.State;
+
+/// <summary>
+/// A lock that every process honours: a file held open with <see cref="FileShare.None"/>, which
+/// on Unix is an exclusive flock(2) that the kernel drops when its holder dies.
+/// </summary>
+internal static class LockFile
+{
+    /// <summary>
+    /// The held lock (dispose it to release), or null when another holder keeps it longer than
+    /// <paramref name="timeout"/>.
+    /// </summary>
+    public static async Task<FileStream?> AcquireAsync(string path, TimeSpan retry, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        FileStream? held = null;
+        return await Polling.UntilAsync(() => (held = TryTake(path)) is not null, retry, timeout, cancellationToken).ConfigureAwait(false)
+            ? held
+            : null;
+    }
+
+    private static FileStream? TryTake(string path)
+    {
+        try
+        {
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+}
