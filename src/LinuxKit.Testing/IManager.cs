@@ -96,7 +96,7 @@ public interface IManager : IAsyncDisposable
     /// <param name="guestPath">The absolute path in the guest.</param>
     /// <param name="cancellationToken">Cancels the read.</param>
     /// <exception cref="FileNotFoundException">There is no such file in the guest.</exception>
-    /// <exception cref="LinuxKitException">The path is a folder or cannot be read.</exception>
+    /// <exception cref="LinuxKitException">The path is a folder, a device, pipe or socket, or cannot be read.</exception>
     Task<byte[]> ReadFileAsync(string id, string guestPath, CancellationToken cancellationToken = default);
 
     /// <summary>Freezes a running VM's CPUs.</summary>

@@ -46,7 +46,7 @@ internal static class GuestFiles
 
     /// <summary>Reads a guest file's bytes.</summary>
     /// <exception cref="FileNotFoundException">There is no such file in the guest.</exception>
-    /// <exception cref="LinuxKitException">The path is a folder or cannot be read.</exception>
+    /// <exception cref="LinuxKitException">The path is a folder, a device, pipe or socket, or cannot be read.</exception>
     public static async Task<byte[]> ReadAsync(GuestConnection guest, string guestPath, CancellationToken cancellationToken)
     {
         RequireAbsolute(guestPath);
@@ -56,6 +56,7 @@ internal static class GuestFiles
             0 => content,
             2 => throw new FileNotFoundException($"There is no file '{guestPath}' in VM {guest.VmId}.", guestPath),
             3 => throw new LinuxKitException($"'{guestPath}' in VM {guest.VmId} is a folder; read the files in it one by one."),
+            6 => throw new LinuxKitException($"'{guestPath}' in VM {guest.VmId} is not a regular file (a device, pipe or socket); read it with ExecAsync and a command that ends, such as head -c."),
             4 => throw new LinuxKitException($"'{guestPath}' in VM {guest.VmId} is {error.Trim()} bytes, over the output limit (LinuxKitManagerOptions.OutputLimit); copy it out in parts, or raise the limit."),
             _ => throw new LinuxKitException($"Cannot read '{guestPath}' in VM {guest.VmId} (exit code {exitCode}): {error.Trim()}"),
         };

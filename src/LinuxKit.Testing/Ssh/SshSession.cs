@@ -300,14 +300,16 @@ internal sealed class SshSession : IDisposable
 
     /// <summary>
     /// Reads a guest file's bytes. Exit status 2 means the file does not exist, 3 that it is a
-    /// folder, 4 that it is over <see cref="OutputLimit"/> (its size is on stderr).
+    /// folder, 4 that it is over <see cref="OutputLimit"/> (its size is on stderr), 6 that it is
+    /// a device, pipe or socket.
     /// </summary>
     public Task<(int ExitCode, byte[] Content, string Error)> ReadFileAsync(string guestPath, CancellationToken cancellationToken)
     {
         var path = ShellQuoting.Quote(guestPath);
         var limit = OutputLimit.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        // The size is checked before anything is sent, and head bounds a file that grows meanwhile.
-        var script = $"[ -e {path} ] || exit 2; [ ! -d {path} ] || exit 3; n=$(wc -c < {path}) || exit 1; " +
+        // The size is checked before anything is sent (stat: reading a file to count it could
+        // wait for ever), and head bounds a file that grows meanwhile.
+        var script = $"[ -e {path} ] || exit 2; [ ! -d {path} ] || exit 3; [ -f {path} ] || exit 6; n=$(stat -L -c %s -- {path}) || exit 1; " +
             $"[ \"$n\" -le {limit} ] || {{ echo \"$n\" >&2; exit 4; }}; exec head -c {limit} -- {path}";
         return OnChannelOfItsOwnAsync(async abandoned =>
         {
@@ -315,22 +317,39 @@ internal sealed class SshSession : IDisposable
             var running = command.ExecuteAsync(CancellationToken.None);
             using var bytes = new MemoryStream();
             var chunk = new byte[64 * 1024];
-            try
+            // SSH.NET's output stream does not watch a token: a cancelled read is ended by
+            // cancelling the command, which closes its channel and with it the stream.
+            using (abandoned.Register(() => _ = Task.Run(() => Cancel(command))))
             {
-                int read;
-                while ((read = await command.OutputStream.ReadAsync(chunk, abandoned).ConfigureAwait(false)) > 0) bytes.Write(chunk, 0, read);
+                try
+                {
+                    int read;
+                    while ((read = await command.OutputStream.ReadAsync(chunk, CancellationToken.None).ConfigureAwait(false)) > 0) bytes.Write(chunk, 0, read);
+                }
+                catch (ObjectDisposedException) when (abandoned.IsCancellationRequested)
+                {
+                    // Closed under the read by the cancel.
+                }
             }
-            catch (OperationCanceledException) when (abandoned.IsCancellationRequested)
-            {
-                // The caller gave up: the read stops here. Closing this channel races no other
-                // channel's start, since the start lock is held until it has closed.
-                command.Dispose();
-                await running.WaitAsync(ChannelRequestTimeout, CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-                throw;
-            }
+            // The channel closes, so no other channel's start may race it: the start lock is held
+            // until then.
+            await running.WaitAsync(ChannelRequestTimeout, CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            abandoned.ThrowIfCancellationRequested();
             await running.ConfigureAwait(false);
             return (command.ExitStatus ?? -1, bytes.ToArray(), command.Error);
         }, cancellationToken);
+    }
+
+    private static void Cancel(SshCommand command)
+    {
+        try
+        {
+            command.CancelAsync(forceKill: true, millisecondsTimeout: 2000);
+        }
+        catch (Exception e) when (e is SshException or ObjectDisposedException or InvalidOperationException)
+        {
+            // It ended meanwhile, or its connection did.
+        }
     }
 
     /// <summary>
