@@ -10,11 +10,20 @@ internal static class LinuxKitEnvironment
     /// <summary>The state directory, when <see cref="LinuxKitManagerOptions.StateDirectory"/> is not set.</summary>
     public const string StateDirectory = "LINUXKIT_TESTING_HOME";
 
-    /// <summary><c>qemu</c> or <c>hyperkit</c>: wins over detection when <see cref="LinuxKitManagerOptions.Hypervisor"/> is Auto.</summary>
+    /// <summary><c>qemu</c>, <c>hyperkit</c> or <c>kubevirt</c>: wins over detection when <see cref="LinuxKitManagerOptions.Hypervisor"/> is Auto.</summary>
     public const string Hypervisor = "LINUXKIT_TESTING_HYPERVISOR";
 
     /// <summary>The qemu-system-x86_64 binary, when <see cref="LinuxKitManagerOptions.QemuPath"/> is not set.</summary>
     public const string Qemu = "LINUXKIT_TESTING_QEMU";
+
+    /// <summary>The kubeconfig for KubeVirt, when <c>KubeVirtOptions.Kubeconfig</c> is not set (before KUBECONFIG).</summary>
+    public const string Kubeconfig = "LINUXKIT_TESTING_KUBECONFIG";
+
+    /// <summary>The kubeconfig context for KubeVirt, when <c>KubeVirtOptions.Context</c> is not set.</summary>
+    public const string KubeContext = "LINUXKIT_TESTING_KUBE_CONTEXT";
+
+    /// <summary>The namespace for KubeVirt VMIs, when <c>KubeVirtOptions.Namespace</c> is not set.</summary>
+    public const string KubeNamespace = "LINUXKIT_TESTING_KUBE_NAMESPACE";
 
     /// <summary>The hyperkit binary, when <c>HyperkitOptions.Binary</c> is not set.</summary>
     public const string Hyperkit = "LINUXKIT_TESTING_HYPERKIT";

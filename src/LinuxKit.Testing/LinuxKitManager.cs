@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using LinuxKit.Testing.Hypervisors;
+using LinuxKit.Testing.Hypervisors.KubeVirt;
 using LinuxKit.Testing.Images;
 using LinuxKit.Testing.Logs;
 using LinuxKit.Testing.Networking;
@@ -62,7 +63,7 @@ public sealed class LinuxKitManager : IManager
         _ports = new PortAllocator(_store.Scratch("ports"));
         _warmStart = new WarmStart(this, new TemplateStore(_store.Scratch("templates")), _ports, _time, _logger, _options.StopTimeout);
         // Created on first use, so that listing or stopping works where QEMU is not installed.
-        _hypervisor = new Lazy<IHypervisor>(hypervisorFactory ?? (() => HypervisorFactory.Create(_options, _logger)));
+        _hypervisor = new Lazy<IHypervisor>(hypervisorFactory ?? (() => HypervisorFactory.Create(_options, _store.Scratch("kubevirt"), _logger)));
         _hypervisorGiven = hypervisorFactory is not null;
     }
 
@@ -101,10 +102,8 @@ public sealed class LinuxKitManager : IManager
                 ? SshKeyPair.Generate(record.SshKeyFile, $"linuxkit-testing-{id}")
                 : SshKeyPair.PublicKeyOf(options.SshKey);
             var shares = options.Volumes.Select((v, i) => new VolumeShare($"vol{i}", Path.GetFullPath(v.Key), v.Value)).ToList();
-            await PrivateFiles.WriteAsync(
-                files.MetadataIso,
-                MetadataIso.Build(LinuxKitMetadata.Build(sshKeyLine, shares.Select(s => (s.Tag, s.GuestPath)).ToList()), _time.GetUtcNow().UtcDateTime),
-                cancellationToken).ConfigureAwait(false);
+            var metadata = LinuxKitMetadata.Build(sshKeyLine, shares.Select(s => (s.Tag, s.GuestPath)).ToList());
+            await PrivateFiles.WriteAsync(files.MetadataIso, MetadataIso.Build(metadata, _time.GetUtcNow().UtcDateTime), cancellationToken).ConfigureAwait(false);
             boot.Record = boot.Record with { Volumes = shares.ToDictionary(s => s.HostPath, s => s.GuestPath) };
             // From the first byte: a warm start copies its template's boot into the log.
             _watchers[id] = ConsoleWatcher.Start(files.ConsoleLog, options.ConsoleOutput, _options.ConsoleLogLimit);
@@ -114,7 +113,7 @@ public sealed class LinuxKitManager : IManager
             {
                 var bootDisk = await hypervisor.PrepareBootDiskAsync(resolved, files, cancellationToken).ConfigureAwait(false);
                 if (bootDisk is not null) boot.Record = boot.Record with { RuntimeFiles = [bootDisk] };
-                var spec = VmSpec.Of(files, resolved, bootDisk, options) with { Volumes = shares };
+                var spec = VmSpec.Of(files, resolved, bootDisk, options) with { Volumes = shares, Metadata = metadata };
                 ready = await LaunchAsync(boot, hypervisor, spec, options, record.SshKeyFile, options.BootTimeout, restore: null, cancellationToken).ConfigureAwait(false);
             }
             _sessions.Add(id, ready.Session);
@@ -354,7 +353,12 @@ public sealed class LinuxKitManager : IManager
                 await RemoveAsync(vm.Id, cancellationToken).ConfigureAwait(false);
             }
         }
-        return new PruneResult(prunable, _warmStart.Store.Prune(dryRun));
+        // A VMI whose bridge was killed outright has no record left to find it by: the cluster
+        // is asked for the SDK's VMIs (by label) when this manager runs KubeVirt VMs.
+        IReadOnlyList<string> clusterVmis = HypervisorFactory.Requested(_options) == HypervisorKind.KubeVirt && _hypervisor.Value is KubeVirtHypervisor kubeVirt
+            ? await kubeVirt.PruneClusterAsync(dryRun, cancellationToken).ConfigureAwait(false)
+            : [];
+        return new PruneResult(prunable, _warmStart.Store.Prune(dryRun)) { VirtualMachineInstances = clusterVmis };
     }
 
     /// <inheritdoc />
@@ -420,7 +424,7 @@ public sealed class LinuxKitManager : IManager
         if (record.Hypervisor == _hypervisor.Value.Kind) return _hypervisor.Value;
         if (_hypervisorGiven)
             throw new LinuxKitException($"VM {record.Id} runs under {record.Hypervisor}, this manager uses {_hypervisor.Value.Kind}.");
-        return _otherHypervisors.GetOrAdd(record.Hypervisor, kind => HypervisorFactory.Create(_options with { Hypervisor = kind }, _logger));
+        return _otherHypervisors.GetOrAdd(record.Hypervisor, kind => HypervisorFactory.Create(_options with { Hypervisor = kind }, _store.Scratch("kubevirt"), _logger));
     }
 
     private string ClaimId(string? name)
@@ -508,7 +512,7 @@ public sealed class LinuxKitManager : IManager
             // The connection is closed while the guest still answers: after a fast stop its
             // socket is dead, and closing channels on it fails.
             _sessions.Close(record.Id);
-            exitCode = await HypervisorFor(record).StopAsync(record.Files.ControlSocket, process, mode, _options.StopTimeout, cancellationToken).ConfigureAwait(false);
+            exitCode = await HypervisorFor(record).StopAsync(record.Files, process, mode, _options.StopTimeout, cancellationToken).ConfigureAwait(false);
         }
         else if (record.Status is ContainerStatus.Running or ContainerStatus.Starting)
         {

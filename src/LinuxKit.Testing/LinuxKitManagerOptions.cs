@@ -15,7 +15,7 @@ public sealed record LinuxKitManagerOptions
     public string? StateDirectory { get; init; }
 
     /// <summary>
-    /// Which hypervisor to use (default: LINUXKIT_TESTING_HYPERVISOR=qemu|hyperkit, else detect:
+    /// Which hypervisor to use (default: LINUXKIT_TESTING_HYPERVISOR=qemu|hyperkit|kubevirt, else detect:
     /// Hyperkit on an Intel Mac that has it on PATH, QEMU everywhere else).
     /// </summary>
     public HypervisorKind Hypervisor { get; init; } = HypervisorKind.Auto;
@@ -28,6 +28,9 @@ public sealed record LinuxKitManagerOptions
 
     /// <summary>Settings for the Hyperkit backend (binary, EFI firmware, networking).</summary>
     public HyperkitOptions Hyperkit { get; init; } = new();
+
+    /// <summary>Settings for the KubeVirt backend (cluster, namespace, time limits).</summary>
+    public KubeVirtOptions KubeVirt { get; init; } = new();
 
     /// <summary>How long a guest may take to power off after the ACPI request before it is terminated (default 10 s).</summary>
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(10);

@@ -256,7 +256,7 @@ public sealed class LocalPackageFeed : IAsyncLifetime, IDisposable
 
     public async Task InitializeAsync()
     {
-        foreach (var project in new[] { "LinuxKit.Testing", "LinuxKit.Testing.Xunit", "LinuxKit.Testing.Xunit.V3", "LinuxKit.Testing.NUnit", "LinuxKit.Testing.MSBuild", "LinuxKit.Testing.Testcontainers" })
+        foreach (var project in new[] { "LinuxKit.Testing", "LinuxKit.Testing.Xunit", "LinuxKit.Testing.Xunit.V3", "LinuxKit.Testing.NUnit", "LinuxKit.Testing.MSBuild", "LinuxKit.Testing.Testcontainers", "LinuxKit.Testing.KubeVirt" })
         {
             var (exitCode, output) = await TestEnvironment.RunDotnetAsync(
                 ["pack", System.IO.Path.Combine(FixtureSampleTests.Repo, "src", project), "-c", "Release", "-o", Path, $"-p:Version={Version}"],

@@ -8,7 +8,7 @@ namespace LinuxKit.Testing.IntegrationTests;
 public class PackageContentsTests(LocalPackageFeed feed) : IClassFixture<LocalPackageFeed>
 {
     public static TheoryData<string> Packages =>
-        ["LinuxKit.Testing", "LinuxKit.Testing.Xunit", "LinuxKit.Testing.Xunit.V3", "LinuxKit.Testing.NUnit", "LinuxKit.Testing.MSBuild", "LinuxKit.Testing.Testcontainers"];
+        ["LinuxKit.Testing", "LinuxKit.Testing.Xunit", "LinuxKit.Testing.Xunit.V3", "LinuxKit.Testing.NUnit", "LinuxKit.Testing.MSBuild", "LinuxKit.Testing.Testcontainers", "LinuxKit.Testing.KubeVirt"];
 
     private List<string> Entries(string package)
     {
@@ -55,6 +55,16 @@ public class PackageContentsTests(LocalPackageFeed feed) : IClassFixture<LocalPa
         Assert.Equal(
             ["LinuxKit.Testing.nuspec".Replace("LinuxKit.Testing", package, StringComparison.Ordinal), "README.md", $"lib/net8.0/{package}.dll", $"lib/net8.0/{package}.xml"],
             Entries(package).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void The_kubevirt_package_holds_its_program_with_a_runtime_configuration_and_depends_on_the_core_and_the_kubernetes_client()
+    {
+        Assert.Equal(
+            ["LinuxKit.Testing.KubeVirt.nuspec", "README.md", "lib/net8.0/LinuxKit.Testing.KubeVirt.dll", "lib/net8.0/LinuxKit.Testing.KubeVirt.runtimeconfig.json", "lib/net8.0/LinuxKit.Testing.KubeVirt.xml"],
+            Entries("LinuxKit.Testing.KubeVirt").Order(StringComparer.Ordinal));
+        var dependencies = Metadata("LinuxKit.Testing.KubeVirt").Descendants().Where(e => e.Name.LocalName == "dependency").Select(e => e.Attribute("id")!.Value);
+        Assert.Equal(["KubernetesClient", "LinuxKit.Testing"], dependencies.Order(StringComparer.Ordinal));
     }
 
     [Fact]

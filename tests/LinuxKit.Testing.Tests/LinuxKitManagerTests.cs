@@ -269,7 +269,7 @@ public sealed class LinuxKitManagerTests : IDisposable
             throw new LinuxKitException("the fake hypervisor starts nothing");
         }
 
-        public async Task<int> StopAsync(string controlSocket, ProcessIdentity process, StopMode mode, TimeSpan gracePeriod, CancellationToken cancellationToken)
+        public async Task<int> StopAsync(VmFiles vm, ProcessIdentity process, StopMode mode, TimeSpan gracePeriod, CancellationToken cancellationToken)
         {
             Stops.Add(mode);
             process.Signal(UnixSignal.Kill);

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using LinuxKit.Testing.Hypervisors.Hyperkit;
+using LinuxKit.Testing.Hypervisors.KubeVirt;
 using LinuxKit.Testing.Hypervisors.Qemu;
 using Microsoft.Extensions.Logging;
 
@@ -11,11 +12,13 @@ namespace LinuxKit.Testing.Hypervisors;
 /// </summary>
 internal static class HypervisorFactory
 {
-    public static IHypervisor Create(LinuxKitManagerOptions options, ILogger logger)
+    /// <param name="options">The manager's options.</param>
+    /// <param name="scratch">A private folder of the state directory the backend may keep files in.</param>
+    /// <param name="logger">Where the choice and the backend's work are logged.</param>
+    public static IHypervisor Create(LinuxKitManagerOptions options, string scratch, ILogger logger)
     {
-        var requested = options.Hypervisor;
-        if (requested == HypervisorKind.Auto && LinuxKitEnvironment.Read<HypervisorKind>(LinuxKitEnvironment.Hypervisor) is { } fromEnvironment)
-            requested = fromEnvironment;
+        var requested = Requested(options);
+        if (requested == HypervisorKind.KubeVirt) return new KubeVirtHypervisor(options.KubeVirt, scratch, logger);
         var (kind, message) = HypervisorSelection.Choose(
             requested, OperatingSystem.IsMacOS(), RuntimeInformation.OSArchitecture, () => HyperkitHypervisor.Locate(options.Hyperkit) is not null);
         if (message is not null) logger.LogInformation("{Reason}", message);
@@ -25,4 +28,10 @@ internal static class HypervisorFactory
             _ => new QemuHypervisor(options.QemuPath, options.Accelerator, logger),
         };
     }
+
+    /// <summary>The hypervisor the options ask for, else the environment (LINUXKIT_TESTING_HYPERVISOR), else Auto.</summary>
+    public static HypervisorKind Requested(LinuxKitManagerOptions options) =>
+        options.Hypervisor == HypervisorKind.Auto && LinuxKitEnvironment.Read<HypervisorKind>(LinuxKitEnvironment.Hypervisor) is { } fromEnvironment
+            ? fromEnvironment
+            : options.Hypervisor;
 }

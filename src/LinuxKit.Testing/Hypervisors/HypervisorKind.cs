@@ -14,4 +14,11 @@ public enum HypervisorKind
 
     /// <summary>Hyperkit (macOS on Intel), as <c>linuxkit run hyperkit</c> runs it.</summary>
     Hyperkit,
+
+    /// <summary>
+    /// A Kubernetes cluster with KubeVirt: each VM is a <c>VirtualMachineInstance</c>, reached
+    /// through a local loopback port (see <see cref="KubeVirtOptions"/>). Images are disks the
+    /// cluster reaches: <c>containerdisk:REFERENCE</c>, <c>pvc:NAME</c> or <c>datavolume:NAME</c>.
+    /// </summary>
+    KubeVirt,
 }

@@ -34,7 +34,7 @@ internal interface IHypervisor
     /// <paramref name="gracePeriod"/>. Returns the exit code: 0 after a power-off, 128 + the signal
     /// otherwise (137 for a fast stop).
     /// </summary>
-    Task<int> StopAsync(string controlSocket, ProcessIdentity process, StopMode mode, TimeSpan gracePeriod, CancellationToken cancellationToken);
+    Task<int> StopAsync(VmFiles vm, ProcessIdentity process, StopMode mode, TimeSpan gracePeriod, CancellationToken cancellationToken);
 
     /// <summary>Freezes the guest's CPUs.</summary>
     Task PauseAsync(string controlSocket, CancellationToken cancellationToken);

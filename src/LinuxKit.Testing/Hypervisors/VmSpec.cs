@@ -20,6 +20,12 @@ internal sealed record VmSpec
     /// <summary>The guest may reach nothing outside itself (see <see cref="RunOptions.RestrictNetwork"/>).</summary>
     public bool RestrictNetwork { get; init; }
 
+    /// <summary>
+    /// The LinuxKit metadata (JSON) the guest reads: QEMU and Hyperkit attach it as the
+    /// <c>config</c> CD-ROM the files name, KubeVirt passes it as cloud-init user-data.
+    /// </summary>
+    public ReadOnlyMemory<byte> Metadata { get; init; }
+
     /// <summary>The VM's folder and the files in it (console, logs, pid file, sockets, metadata).</summary>
     public required VmFiles Files { get; init; }
 

@@ -20,4 +20,10 @@ public enum ImageFormat
 
     /// <summary>LinuxKit's kernel+initrd output: NAME-kernel, NAME-initrd.img, NAME-cmdline.</summary>
     KernelInitrd,
+
+    /// <summary>
+    /// A disk on a Kubernetes cluster, booted by KubeVirt: <c>containerdisk:REFERENCE</c> (an OCI
+    /// image holding the disk under /disk), <c>pvc:NAME</c> or <c>datavolume:NAME</c>.
+    /// </summary>
+    ClusterDisk,
 }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using LinuxKit.Testing.Hypervisors;
 using Microsoft.Extensions.Logging;
 
 namespace LinuxKit.Testing.Images;
@@ -26,6 +27,14 @@ internal sealed record LinuxKitImage
     /// <summary>The kernel command line of a kernel+initrd image (from NAME-cmdline).</summary>
     public string? CommandLine { get; init; }
 
+    /// <summary>Refuses a cluster disk on a hypervisor that boots local files.</summary>
+    /// <exception cref="LinuxKitException">This is a cluster disk.</exception>
+    public void RequireLocal(HypervisorKind hypervisor)
+    {
+        if (Format == ImageFormat.ClusterDisk)
+            throw new LinuxKitException($"'{Path}' is a disk on a Kubernetes cluster, which {hypervisor} cannot boot: set LinuxKitManagerOptions.Hypervisor (or LINUXKIT_TESTING_HYPERVISOR) to KubeVirt, or pass a local image file.");
+    }
+
     /// <summary>
     /// Resolves <paramref name="image"/> and checks its content.
     /// </summary>
@@ -34,6 +43,9 @@ internal sealed record LinuxKitImage
     {
         if (string.IsNullOrWhiteSpace(image))
             throw new LinuxKitException("No image given: pass a LinuxKit image file (.iso, .qcow2, .vmdk, .img/.raw) or a kernel+initrd prefix.");
+
+        if (ClusterDisk.IsReference(image))
+            return new LinuxKitImage { Format = ImageFormat.ClusterDisk, Path = ClusterDisk.Parse(image).ToString() };
 
         var full = System.IO.Path.GetFullPath(image);
         if (Directory.Exists(full))

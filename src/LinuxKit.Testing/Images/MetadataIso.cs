@@ -18,13 +18,18 @@ internal static class MetadataIso
     private const int PvdSector = 16, TerminatorSector = 17, LPathSector = 18, MPathSector = 19, RootSector = 20, DataSector = 21;
     private const string FileIdentifier = "CONFIG.;1";
 
-    public static byte[] Build(ReadOnlySpan<byte> config, DateTime timestamp)
+    /// <summary>An ISO holding <paramref name="config"/> as the file <paramref name="fileIdentifier"/>.</summary>
+    /// <param name="config">The file's content.</param>
+    /// <param name="timestamp">The volume's and the file's time.</param>
+    /// <param name="volumeId">The volume label: LinuxKit's <c>CONFIG</c>, or cloud-init NoCloud's <c>cidata</c>.</param>
+    /// <param name="fileIdentifier">The file's ISO9660 name (Linux shows "USER-DATA.;1" as user-data).</param>
+    public static byte[] Build(ReadOnlySpan<byte> config, DateTime timestamp, string volumeId = "CONFIG", string fileIdentifier = FileIdentifier)
     {
         var dataSectors = Math.Max(1, (config.Length + Sector - 1) / Sector);
         var totalSectors = DataSector + dataSectors;
         var iso = new byte[totalSectors * Sector];
 
-        WritePrimaryVolumeDescriptor(iso.AsSpan(PvdSector * Sector, Sector), totalSectors, timestamp);
+        WritePrimaryVolumeDescriptor(iso.AsSpan(PvdSector * Sector, Sector), totalSectors, timestamp, volumeId);
         var terminator = iso.AsSpan(TerminatorSector * Sector, Sector);
         terminator[0] = 255;
         "CD001"u8.CopyTo(terminator[1..]);
@@ -36,19 +41,19 @@ internal static class MetadataIso
         var root = iso.AsSpan(RootSector * Sector, Sector);
         var offset = WriteDirectoryRecord(root, RootSector, Sector, [0], isDirectory: true, timestamp);
         offset += WriteDirectoryRecord(root[offset..], RootSector, Sector, [1], isDirectory: true, timestamp);
-        WriteDirectoryRecord(root[offset..], DataSector, config.Length, Encoding.ASCII.GetBytes(FileIdentifier), isDirectory: false, timestamp);
+        WriteDirectoryRecord(root[offset..], DataSector, config.Length, Encoding.ASCII.GetBytes(fileIdentifier), isDirectory: false, timestamp);
 
         config.CopyTo(iso.AsSpan(DataSector * Sector));
         return iso;
     }
 
-    private static void WritePrimaryVolumeDescriptor(Span<byte> pvd, int totalSectors, DateTime timestamp)
+    private static void WritePrimaryVolumeDescriptor(Span<byte> pvd, int totalSectors, DateTime timestamp, string volumeId)
     {
         pvd[0] = 1;
         "CD001"u8.CopyTo(pvd[1..]);
         pvd[6] = 1;
         Text(pvd.Slice(8, 32), "LINUX");
-        Text(pvd.Slice(40, 32), "CONFIG");
+        Text(pvd.Slice(40, 32), volumeId);
         BothEndian32(pvd[80..], totalSectors);
         BothEndian16(pvd[120..], 1);             // volume set size
         BothEndian16(pvd[124..], 1);             // volume sequence number

@@ -201,7 +201,7 @@ internal sealed class WarmStart
                 throw;
             }
             await snapshots.SaveAsync(vm.ControlSocket, staging.State, cancellationToken).ConfigureAwait(false);
-            await hypervisor.StopAsync(vm.ControlSocket, running, StopMode.Fast, _stopTimeout, cancellationToken).ConfigureAwait(false);
+            await hypervisor.StopAsync(vm, running, StopMode.Fast, _stopTimeout, cancellationToken).ConfigureAwait(false);
             process = null;
             foreach (var file in new[] { vm.PidFile, vm.ControlSocket, vm.MetadataIso, vm.HypervisorLog, vm.FirmwareLog }) File.Delete(file);
             var template = _store.Commit(staging, new Template

@@ -39,6 +39,7 @@ internal sealed class HyperkitHypervisor : IHypervisor
 
     public void Validate(LinuxKitImage image, RunOptions options)
     {
+        image.RequireLocal(Kind);
         if (options.Volumes.Count > 0)
             throw new LinuxKitException("Hyperkit cannot share host folders (its virtio-9p serves sockets, not folders). Use QEMU for volumes (LinuxKitManagerOptions.Hypervisor = Qemu), or copy files in with WriteFileAsync.");
         if (options.RestrictNetwork)
@@ -114,7 +115,7 @@ internal sealed class HyperkitHypervisor : IHypervisor
 
     // hyperkit turns SIGTERM into an ACPI power button press; SIGKILL ends it at once (its disk
     // is a copy in the VM's folder, and the VPNKit helpers end with it).
-    public Task<int> StopAsync(string controlSocket, ProcessIdentity process, StopMode mode, TimeSpan gracePeriod, CancellationToken cancellationToken) =>
+    public Task<int> StopAsync(VmFiles vm, ProcessIdentity process, StopMode mode, TimeSpan gracePeriod, CancellationToken cancellationToken) =>
         mode == StopMode.Fast
             ? StopEscalation.RunAsync(_ => Task.FromResult(process.Signal(UnixSignal.Kill)), 128 + (int)UnixSignal.Kill, TimeSpan.FromSeconds(2), process, _logger, cancellationToken)
             : StopEscalation.RunAsync(_ => Task.FromResult(process.Signal(UnixSignal.Term)), 0, gracePeriod, process, _logger, cancellationToken);

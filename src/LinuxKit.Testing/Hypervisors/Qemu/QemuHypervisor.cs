@@ -37,10 +37,8 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
 
     public string QemuImg { get; }
 
-    // QEMU runs every format and option RunOptions.Validate lets through.
-    public void Validate(LinuxKitImage image, RunOptions options)
-    {
-    }
+    // QEMU runs every local format and option RunOptions.Validate lets through.
+    public void Validate(LinuxKitImage image, RunOptions options) => image.RequireLocal(Kind);
 
     public async Task<string?> PrepareBootDiskAsync(LinuxKitImage image, VmFiles files, CancellationToken cancellationToken)
     {
@@ -77,10 +75,10 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
     // the ACPI power button, which the guest may ignore.
     private static readonly TimeSpan QuitWait = TimeSpan.FromSeconds(2);
 
-    public Task<int> StopAsync(string controlSocket, ProcessIdentity process, StopMode mode, TimeSpan gracePeriod, CancellationToken cancellationToken) =>
+    public Task<int> StopAsync(VmFiles vm, ProcessIdentity process, StopMode mode, TimeSpan gracePeriod, CancellationToken cancellationToken) =>
         mode == StopMode.Fast
-            ? StopEscalation.RunAsync(token => SendAsync(controlSocket, "quit", token), 128 + (int)UnixSignal.Kill, QuitWait, process, _logger, cancellationToken)
-            : StopEscalation.RunAsync(token => SendAsync(controlSocket, "system_powerdown", token), 0, gracePeriod, process, _logger, cancellationToken);
+            ? StopEscalation.RunAsync(token => SendAsync(vm.ControlSocket, "quit", token), 128 + (int)UnixSignal.Kill, QuitWait, process, _logger, cancellationToken)
+            : StopEscalation.RunAsync(token => SendAsync(vm.ControlSocket, "system_powerdown", token), 0, gracePeriod, process, _logger, cancellationToken);
 
     // False when the command could not be delivered. QEMU may close the socket before it answers
     // 'quit': once the command was written, that counts as delivered.

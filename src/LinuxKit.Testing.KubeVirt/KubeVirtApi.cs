@@ -1,0 +1,218 @@
+using System.Net;
+using System.Net.WebSockets;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using k8s;
+using k8s.Autorest;
+
+namespace LinuxKit.Testing.KubeVirt;
+
+/// <summary>
+/// The cluster calls the bridge makes: VMIs through KubernetesClient's generic custom-object
+/// operations, and the VMI's subresources (port-forward, serial console) as WebSockets, which
+/// the client has no call for, connected with the same kubeconfig credentials.
+/// </summary>
+internal sealed class KubeVirtApi : IDisposable
+{
+    // KubeVirt's subresource WebSockets carry raw bytes in binary messages under this protocol.
+    private const string PlainProtocol = "plain.kubevirt.io";
+
+    private readonly KubernetesClientConfiguration _config;
+    private readonly Kubernetes _client;
+
+    private KubeVirtApi(KubernetesClientConfiguration config, string ns)
+    {
+        _config = config;
+        _client = new Kubernetes(config);
+        Namespace = ns;
+    }
+
+    public string Namespace { get; }
+
+    public static KubeVirtApi Connect(BridgeArguments args)
+    {
+        var kubeconfig = args.Required("--kubeconfig");
+        KubernetesClientConfiguration config;
+        try
+        {
+            config = KubernetesClientConfiguration.BuildConfigFromConfigFile(kubeconfig, args.Optional("--context"));
+        }
+        catch (Exception e) when (e is k8s.Exceptions.KubeConfigException or IOException or ArgumentException)
+        {
+            throw new BridgeException($"The kubeconfig '{kubeconfig}' cannot be used: {e.Message}");
+        }
+        return new KubeVirtApi(config, args.Optional("--namespace") ?? config.Namespace ?? "default");
+    }
+
+    public async Task CreateAsync(JsonObject vmi, CancellationToken cancellationToken)
+    {
+        using var body = JsonDocument.Parse(vmi.ToJsonString());
+        await CallAsync(
+            "create the VMI",
+            () => _client.CustomObjects.CreateNamespacedCustomObjectAsync(body.RootElement, VmiManifest.Group, VmiManifest.Version, Namespace, VmiManifest.Plural, cancellationToken: cancellationToken)).ConfigureAwait(false);
+    }
+
+    /// <summary>The VMI's status (phase, and the reason when it failed); null when there is no such VMI.</summary>
+    public async Task<VmiStatus?> StatusAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var vmi = await _client.CustomObjects.GetNamespacedCustomObjectAsync(VmiManifest.Group, VmiManifest.Version, Namespace, VmiManifest.Plural, name, cancellationToken).ConfigureAwait(false);
+            return VmiStatus.Of(ToNode(vmi));
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+        catch (HttpOperationException e)
+        {
+            throw Refused("read the VMI", e);
+        }
+    }
+
+    /// <summary>Deletes the VMI; one that is already gone is no error.</summary>
+    public async Task DeleteAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _client.CustomObjects.DeleteNamespacedCustomObjectAsync(VmiManifest.Group, VmiManifest.Version, Namespace, VmiManifest.Plural, name, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
+        {
+        }
+        catch (HttpOperationException e)
+        {
+            throw Refused("delete the VMI", e);
+        }
+    }
+
+    /// <summary>The SDK's VMIs in the namespace (by the managed-by label).</summary>
+    public async Task<IReadOnlyList<JsonNode>> ListAsync(CancellationToken cancellationToken)
+    {
+        var list = await CallAsync(
+            "list the VMIs",
+            () => _client.CustomObjects.ListNamespacedCustomObjectAsync(VmiManifest.Group, VmiManifest.Version, Namespace, VmiManifest.Plural, labelSelector: VmiManifest.Selector, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        return ToNode(list)?["items"]?.AsArray().Where(i => i is not null).Select(i => i!).ToList() ?? [];
+    }
+
+    /// <summary>A WebSocket to the VMI's port-forward subresource for guest TCP port <paramref name="port"/>.</summary>
+    public Task<WebSocket> PortForwardAsync(string name, int port, CancellationToken cancellationToken) =>
+        SubresourceAsync(name, $"portforward/{port.ToString(System.Globalization.CultureInfo.InvariantCulture)}/tcp", cancellationToken);
+
+    /// <summary>A WebSocket to the VMI's serial console.</summary>
+    public Task<WebSocket> ConsoleAsync(string name, CancellationToken cancellationToken) =>
+        SubresourceAsync(name, "console", cancellationToken);
+
+    private async Task<WebSocket> SubresourceAsync(string name, string subresource, CancellationToken cancellationToken)
+    {
+        var host = new Uri(_config.Host.TrimEnd('/') + "/");
+        var builder = new UriBuilder(new Uri(host, $"apis/subresources.kubevirt.io/v1/namespaces/{Uri.EscapeDataString(Namespace)}/virtualmachineinstances/{Uri.EscapeDataString(name)}/{subresource}"))
+        {
+            Scheme = host.Scheme == Uri.UriSchemeHttps ? "wss" : "ws",
+        };
+        var socket = new ClientWebSocket();
+        try
+        {
+            socket.Options.AddSubProtocol(PlainProtocol);
+            if (_config.AccessToken is { Length: > 0 } token) socket.Options.SetRequestHeader("Authorization", $"Bearer {token}");
+            else if (_config.TokenProvider is { } provider)
+                socket.Options.SetRequestHeader("Authorization", (await provider.GetAuthenticationHeaderAsync(cancellationToken).ConfigureAwait(false)).ToString());
+            else if (_config.Username is { Length: > 0 } user)
+                socket.Options.SetRequestHeader("Authorization", "Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{user}:{_config.Password}")));
+            if (ClientCertificate() is { } certificate) socket.Options.ClientCertificates.Add(certificate);
+#pragma warning disable CA5359 // The kubeconfig asked for it (insecure-skip-tls-verify), as for every other call.
+            if (_config.SkipTlsVerify) socket.Options.RemoteCertificateValidationCallback = (_, _, _, _) => true;
+#pragma warning restore CA5359
+            else if (_config.SslCaCerts is { Count: > 0 } authorities)
+                socket.Options.RemoteCertificateValidationCallback = (sender, certificate, chain, errors) =>
+                    Kubernetes.CertificateValidationCallBack(sender, authorities, certificate, chain, errors);
+            await socket.ConnectAsync(builder.Uri, cancellationToken).ConfigureAwait(false);
+            return socket;
+        }
+        catch (WebSocketException e)
+        {
+            socket.Dispose();
+            throw new BridgeException($"The cluster refused the VMI's {subresource.Split('/')[0]} subresource ({builder.Uri}): {e.Message}");
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    // The kubeconfig's client certificate, as KubernetesClient reads it for its own calls.
+    private System.Security.Cryptography.X509Certificates.X509Certificate2? ClientCertificate()
+    {
+        if (_config.ClientCertificateData is { } data && _config.ClientCertificateKeyData is { } key)
+            return System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(FromBase64(data), FromBase64(key));
+        if (_config.ClientCertificateFilePath is { } certificateFile && _config.ClientKeyFilePath is { } keyFile)
+            return System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(certificateFile, keyFile);
+        return null;
+
+        static string FromBase64(string value) => System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(value));
+    }
+
+    private static async Task<T> CallAsync<T>(string what, Func<Task<T>> call)
+    {
+        try
+        {
+            return await call().ConfigureAwait(false);
+        }
+        catch (HttpOperationException e)
+        {
+            throw Refused(what, e);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new BridgeException($"Cannot {what}: the cluster's API server did not answer ({e.Message}).");
+        }
+    }
+
+    private static BridgeException Refused(string what, HttpOperationException e)
+    {
+        var status = e.Response.Content;
+        string? message = null;
+        try
+        {
+            message = JsonNode.Parse(status)?["message"]?.GetValue<string>();
+        }
+        catch (JsonException)
+        {
+        }
+        var hint = e.Response.StatusCode == HttpStatusCode.NotFound && what == "create the VMI"
+            ? " Is KubeVirt installed on the cluster (the kubevirt.io/v1 API)?"
+            : "";
+        return new BridgeException($"The cluster refused to {what}: {(int)e.Response.StatusCode} {message ?? status}.{hint}");
+    }
+
+    private static JsonNode? ToNode(object? value) => value switch
+    {
+        null => null,
+        JsonElement element => JsonNode.Parse(element.GetRawText()),
+        _ => JsonSerializer.SerializeToNode(value),
+    };
+
+    public void Dispose() => _client.Dispose();
+}
+
+/// <summary>A VMI's phase, and why when it ended.</summary>
+internal sealed record VmiStatus(string Phase, string? Reason)
+{
+    public bool IsRunning => Phase == "Running";
+    public bool HasEnded => Phase is "Failed" or "Succeeded";
+
+    public static VmiStatus Of(JsonNode? vmi)
+    {
+        var status = vmi?["status"];
+        var phase = status?["phase"]?.GetValue<string>() ?? "Pending";
+        var reasons = status?["conditions"]?.AsArray()
+            .Select(c => c?["message"]?.GetValue<string>() ?? c?["reason"]?.GetValue<string>())
+            .Where(m => !string.IsNullOrEmpty(m))
+            .ToList();
+        return new VmiStatus(phase, reasons is { Count: > 0 } ? string.Join("; ", reasons) : null);
+    }
+}
+
+/// <summary>A failure the bridge reports on stderr as its reason for exiting.</summary>
+internal sealed class BridgeException(string message) : Exception(message);

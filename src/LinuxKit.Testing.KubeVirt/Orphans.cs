@@ -1,0 +1,34 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using LinuxKit.Testing.Processes;
+
+namespace LinuxKit.Testing.KubeVirt;
+
+/// <summary>Which of the SDK's VMIs nothing will delete any more.</summary>
+internal static class Orphans
+{
+    /// <summary>
+    /// True for a VMI past its expiry (from any machine), and for one whose bridge process on
+    /// <paramref name="host"/> (this machine) is gone: its PID is free, a zombie, or taken by a
+    /// process that started at another time.
+    /// </summary>
+    /// <param name="vmi">The VMI as the cluster lists it.</param>
+    /// <param name="host">This machine, as the owner-host label writes it.</param>
+    /// <param name="now">The time expiries are compared with.</param>
+    /// <param name="startTimeOf">The start time of the live process with a PID; null when none lives.</param>
+    public static bool IsOrphan(JsonNode vmi, string host, DateTimeOffset now, Func<int, string?> startTimeOf)
+    {
+        var metadata = vmi["metadata"];
+        var expiresAt = metadata?["annotations"]?[VmiManifest.ExpiresAtAnnotation]?.GetValue<string>();
+        if (expiresAt is not null && DateTimeOffset.TryParse(expiresAt, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var expiry) && expiry < now)
+            return true;
+
+        var labels = metadata?["labels"];
+        if (labels?[VmiManifest.OwnerHostLabel]?.GetValue<string>() != host) return false;
+        if (!int.TryParse(labels?[VmiManifest.OwnerPidLabel]?.GetValue<string>(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)) return false;
+        return startTimeOf(pid) is not { } started || VmiManifest.LabelValue(started) != labels?[VmiManifest.OwnerStartLabel]?.GetValue<string>();
+    }
+
+    /// <summary>The start time of the live (not zombie) process <paramref name="pid"/>; null when there is none.</summary>
+    public static string? StartTimeOfLiveProcess(int pid) => ProcessIdentity.Of(pid) is { } process && process.IsAlive() ? process.StartTime : null;
+}

@@ -1,0 +1,171 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using LinuxKit.Testing.Images;
+using LinuxKit.Testing.KubeVirt;
+using LinuxKit.Testing.Processes;
+
+// The local end of KubeVirt VMs (see KubeVirtHypervisor in the core, which runs this program):
+//   run     makes a VM's VMI and lives as long as it: the VM's ports on loopback, its console in
+//           the console log; on SIGTERM, or when the VMI ends, it deletes the VMI and exits.
+//   delete  deletes one VMI.
+//   prune   deletes the SDK's VMIs whose bridge on this machine is gone, and any past its expiry.
+// Errors go to stderr (the VM's hypervisor log) and exit 1; a wrong command line exits 2.
+try
+{
+    var parsed = BridgeArguments.Parse(args);
+    return parsed.Verb switch
+    {
+        "run" => await Bridge.RunAsync(parsed),
+        "delete" => await Bridge.DeleteAsync(parsed),
+        "prune" => await Bridge.PruneAsync(parsed),
+        _ => throw new ArgumentException($"Unknown command '{parsed.Verb}': run, delete or prune."),
+    };
+}
+catch (ArgumentException e)
+{
+    await Console.Error.WriteLineAsync(e.Message);
+    return 2;
+}
+catch (BridgeException e)
+{
+    await Console.Error.WriteLineAsync(e.Message);
+    return 1;
+}
+
+namespace LinuxKit.Testing.KubeVirt
+{
+    internal static class Bridge
+    {
+        private static readonly TimeSpan StatusInterval = TimeSpan.FromSeconds(2);
+        private static readonly TimeSpan DeleteBudget = TimeSpan.FromSeconds(30);
+
+        public static async Task<int> RunAsync(BridgeArguments args)
+        {
+            using var api = KubeVirtApi.Connect(args);
+            var name = args.Required("--name");
+            var self = ProcessIdentity.Of(Environment.ProcessId) ?? throw new BridgeException("The bridge cannot read its own process identity.");
+            var request = new VmiRequest
+            {
+                Name = name,
+                Disk = Disk(args.Required("--disk")),
+                MemoryMb = args.Number("--memory"),
+                Cpus = args.Number("--cpus"),
+                UserData = await File.ReadAllBytesAsync(args.Required("--user-data")),
+                OwnerHost = args.Required("--owner-host"),
+                OwnerPid = self.Pid,
+                OwnerStartTime = self.StartTime,
+                ExpiresAt = DateTimeOffset.UtcNow.AddSeconds(args.Number("--max-lifetime")),
+            };
+            var forwards = args.All("--forward").Select(Forward).Prepend((Host: args.Number("--ssh-port"), Guest: 22)).ToList();
+
+            using var stop = new CancellationTokenSource();
+            // SIGTERM (a stop, the owner's watchdog) ends the VM; Ctrl-C and a closing terminal
+            // reach the whole process group and must not.
+            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => { context.Cancel = true; stop.Cancel(); });
+            using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => context.Cancel = true);
+            using var hangUp = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => context.Cancel = true);
+
+            var created = false;
+            var listeners = new List<LoopbackForward>();
+            Task? console = null;
+            try
+            {
+                // The ports first: one that is taken fails the VM before the cluster is asked.
+                foreach (var (host, guest) in forwards)
+                    listeners.Add(LoopbackForward.Listen(host, token => api.PortForwardAsync(name, guest, token)));
+
+                await api.CreateAsync(VmiManifest.Build(request), stop.Token);
+                created = true;
+                await Console.Error.WriteLineAsync($"VMI {api.Namespace}/{name} created; waiting for it to run");
+                await WaitUntilRunningAsync(api, name, TimeSpan.FromSeconds(args.Number("--schedule-timeout")), stop.Token);
+
+                console = ConsoleCopy.RunAsync(api, name, args.Required("--console-log"), stop.Token);
+                // The core waits for this file: the VMI runs and its ports listen.
+                await File.WriteAllTextAsync(args.Required("--pidfile"), Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+                await Console.Error.WriteLineAsync($"VMI {api.Namespace}/{name} is running");
+
+                while (true)
+                {
+                    await Task.Delay(StatusInterval, stop.Token);
+                    var status = await api.StatusAsync(name, stop.Token);
+                    if (status is null) throw new BridgeException($"VMI {api.Namespace}/{name} was deleted by someone else.");
+                    if (status.HasEnded) throw new BridgeException($"VMI {api.Namespace}/{name} ended: {status.Phase}{(status.Reason is null ? "" : $" ({status.Reason})")}.");
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                await Console.Error.WriteLineAsync($"Stopping: deleting VMI {api.Namespace}/{name}");
+                return 0;
+            }
+            finally
+            {
+                foreach (var listener in listeners) await listener.DisposeAsync();
+                if (created)
+                {
+                    using var budget = new CancellationTokenSource(DeleteBudget);
+                    await api.DeleteAsync(name, budget.Token);
+                }
+                await stop.CancelAsync();
+                if (console is not null) await console;
+            }
+        }
+
+        public static async Task<int> DeleteAsync(BridgeArguments args)
+        {
+            using var api = KubeVirtApi.Connect(args);
+            await api.DeleteAsync(args.Required("--name"), CancellationToken.None);
+            return 0;
+        }
+
+        public static async Task<int> PruneAsync(BridgeArguments args)
+        {
+            using var api = KubeVirtApi.Connect(args);
+            var host = VmiManifest.LabelValue(args.Required("--owner-host"));
+            foreach (var vmi in await api.ListAsync(CancellationToken.None))
+            {
+                var name = vmi["metadata"]?["name"]?.GetValue<string>();
+                if (name is null || !Orphans.IsOrphan(vmi, host, DateTimeOffset.UtcNow, Orphans.StartTimeOfLiveProcess)) continue;
+                if (!args.Flag("--dry-run")) await api.DeleteAsync(name, CancellationToken.None);
+                Console.WriteLine(name);
+            }
+            return 0;
+        }
+
+        private static async Task WaitUntilRunningAsync(KubeVirtApi api, string name, TimeSpan limit, CancellationToken cancellationToken)
+        {
+            var deadline = DateTime.UtcNow + limit;
+            VmiStatus? last = null;
+            while (DateTime.UtcNow < deadline)
+            {
+                last = await api.StatusAsync(name, cancellationToken);
+                if (last is { IsRunning: true }) return;
+                if (last is null) throw new BridgeException($"VMI {api.Namespace}/{name} disappeared while it was starting.");
+                if (last.HasEnded) throw new BridgeException($"VMI {api.Namespace}/{name} did not start: {last.Phase}{(last.Reason is null ? "" : $" ({last.Reason})")}.");
+                await Task.Delay(TimeSpan.FromMilliseconds(250), cancellationToken);
+            }
+            throw new BridgeException(
+                $"VMI {api.Namespace}/{name} was not running after {limit.TotalSeconds:0} s (phase {last?.Phase ?? "unknown"}{(last?.Reason is null ? "" : $": {last.Reason}")}). " +
+                "Check 'kubectl describe vmi' for scheduling and image pull events, or raise KubeVirtOptions.ScheduleTimeout.");
+        }
+
+        private static ClusterDisk Disk(string reference)
+        {
+            try
+            {
+                return ClusterDisk.Parse(reference);
+            }
+            catch (LinuxKitException e)
+            {
+                throw new ArgumentException(e.Message, e);
+            }
+        }
+
+        private static (int Host, int Guest) Forward(string value)
+        {
+            var parts = value.Split(':');
+            if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var host) && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var guest))
+                return (host, guest);
+            throw new ArgumentException($"--forward takes HOST:GUEST, not '{value}'.");
+        }
+    }
+}

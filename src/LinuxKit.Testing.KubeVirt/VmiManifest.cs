@@ -1,0 +1,116 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using LinuxKit.Testing.Images;
+
+namespace LinuxKit.Testing.KubeVirt;
+
+/// <summary>What a VMI is made of: everything the bridge puts in its manifest.</summary>
+internal sealed record VmiRequest
+{
+    public required string Name { get; init; }
+    public required ClusterDisk Disk { get; init; }
+    public required int MemoryMb { get; init; }
+    public required int Cpus { get; init; }
+
+    /// <summary>The LinuxKit metadata JSON, given to the guest as cloud-init NoCloud user-data.</summary>
+    public required byte[] UserData { get; init; }
+
+    /// <summary>The machine whose bridge process keeps the VMI.</summary>
+    public required string OwnerHost { get; init; }
+    public required int OwnerPid { get; init; }
+
+    /// <summary>The bridge process's start time, so a reused PID is never taken for it.</summary>
+    public required string OwnerStartTime { get; init; }
+    public required DateTimeOffset ExpiresAt { get; init; }
+}
+
+/// <summary>
+/// Builds a <c>kubevirt.io/v1</c> VirtualMachineInstance for a <see cref="VmiRequest"/>, and
+/// names the labels and annotation the SDK finds its VMIs by. Pure: tested without a cluster.
+/// </summary>
+internal static class VmiManifest
+{
+    public const string Group = "kubevirt.io";
+    public const string Version = "v1";
+    public const string Plural = "virtualmachineinstances";
+
+    public const string ManagedByLabel = "app.kubernetes.io/managed-by";
+    public const string ManagedBy = "linuxkit-testing";
+    public const string OwnerHostLabel = "linuxkit-testing/owner-host";
+    public const string OwnerPidLabel = "linuxkit-testing/owner-pid";
+    public const string OwnerStartLabel = "linuxkit-testing/owner-start";
+    public const string ExpiresAtAnnotation = "linuxkit-testing/expires-at";
+
+    /// <summary>The label selector of every VMI the SDK made.</summary>
+    public static string Selector => $"{ManagedByLabel}={ManagedBy}";
+
+    public static JsonObject Build(VmiRequest request)
+    {
+        var bootVolume = new JsonObject { ["name"] = "boot" };
+        bootVolume[request.Disk.Source switch
+        {
+            ClusterDiskSource.ContainerDisk => "containerDisk",
+            ClusterDiskSource.PersistentVolumeClaim => "persistentVolumeClaim",
+            _ => "dataVolume",
+        }] = request.Disk.Source switch
+        {
+            ClusterDiskSource.ContainerDisk => new JsonObject { ["image"] = request.Disk.Name },
+            ClusterDiskSource.PersistentVolumeClaim => new JsonObject { ["claimName"] = request.Disk.Name },
+            _ => new JsonObject { ["name"] = request.Disk.Name },
+        };
+
+        return new JsonObject
+        {
+            ["apiVersion"] = $"{Group}/{Version}",
+            ["kind"] = "VirtualMachineInstance",
+            ["metadata"] = new JsonObject
+            {
+                ["name"] = request.Name,
+                ["labels"] = new JsonObject
+                {
+                    [ManagedByLabel] = ManagedBy,
+                    [OwnerHostLabel] = LabelValue(request.OwnerHost),
+                    [OwnerPidLabel] = request.OwnerPid.ToString(CultureInfo.InvariantCulture),
+                    [OwnerStartLabel] = LabelValue(request.OwnerStartTime),
+                },
+                ["annotations"] = new JsonObject
+                {
+                    [ExpiresAtAnnotation] = request.ExpiresAt.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
+                },
+            },
+            ["spec"] = new JsonObject
+            {
+                // A test VM keeps nothing worth a graceful shutdown: deleting it ends it at once.
+                ["terminationGracePeriodSeconds"] = 0,
+                ["domain"] = new JsonObject
+                {
+                    ["cpu"] = new JsonObject { ["cores"] = request.Cpus },
+                    ["resources"] = new JsonObject { ["requests"] = new JsonObject { ["memory"] = $"{request.MemoryMb.ToString(CultureInfo.InvariantCulture)}Mi" } },
+                    ["devices"] = new JsonObject
+                    {
+                        ["disks"] = new JsonArray(
+                            new JsonObject { ["name"] = "boot", ["disk"] = new JsonObject { ["bus"] = "virtio" } },
+                            new JsonObject { ["name"] = "cidata", ["disk"] = new JsonObject { ["bus"] = "virtio" } }),
+                        ["interfaces"] = new JsonArray(new JsonObject { ["name"] = "default", ["masquerade"] = new JsonObject() }),
+                    },
+                },
+                ["networks"] = new JsonArray(new JsonObject { ["name"] = "default", ["pod"] = new JsonObject() }),
+                ["volumes"] = new JsonArray(
+                    bootVolume,
+                    new JsonObject
+                    {
+                        ["name"] = "cidata",
+                        ["cloudInitNoCloud"] = new JsonObject { ["userDataBase64"] = Convert.ToBase64String(request.UserData) },
+                    }),
+            },
+        };
+    }
+
+    // Label values: at most 63 characters of [A-Za-z0-9._-], starting and ending alphanumeric.
+    internal static string LabelValue(string value)
+    {
+        var cleaned = new string(value.Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '-').ToArray());
+        if (cleaned.Length > 63) cleaned = cleaned[..63];
+        return cleaned.Trim('.', '_', '-');
+    }
+}

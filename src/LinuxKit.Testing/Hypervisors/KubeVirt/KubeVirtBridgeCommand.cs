@@ -1,0 +1,51 @@
+using System.Globalization;
+
+namespace LinuxKit.Testing.Hypervisors.KubeVirt;
+
+/// <summary>
+/// The command lines of the bridge program (LinuxKit.Testing.KubeVirt): pure, so they are
+/// tested without a cluster. <c>run</c> makes a VM's VMI and is the VM's local process while it
+/// lives; <c>delete</c> and <c>prune</c> are one-shot.
+/// </summary>
+internal static class KubeVirtBridgeCommand
+{
+    /// <summary>
+    /// Runs the VM of <paramref name="spec"/>: its VMI boots <paramref name="disk"/> with the
+    /// metadata in <paramref name="userData"/>; its SSH port and forwards listen on loopback.
+    /// </summary>
+    public static IReadOnlyList<string> Run(VmSpec spec, KubeVirtCluster cluster, KubeVirtOptions options, string disk, string userData, string ownerHost)
+    {
+        var args = new List<string> { "run" };
+        args.AddRange(cluster.Arguments());
+        args.AddRange([
+            "--name", KubeVirtCluster.VmiName(spec.Id),
+            "--disk", disk,
+            "--memory", Number(spec.MemoryMb),
+            "--cpus", Number(spec.Cpus),
+            "--user-data", userData,
+            "--ssh-port", Number(spec.SshPort),
+        ]);
+        foreach (var forward in spec.Ports) args.AddRange(["--forward", $"{Number(forward.HostPort)}:{Number(forward.GuestPort)}"]);
+        args.AddRange([
+            "--console-log", spec.Files.ConsoleLog,
+            "--pidfile", spec.Files.PidFile,
+            "--owner-host", ownerHost,
+            "--schedule-timeout", Number((int)Math.Ceiling(options.ScheduleTimeout.TotalSeconds)),
+            "--max-lifetime", Number((int)Math.Ceiling(options.MaxLifetime.TotalSeconds)),
+        ]);
+        return args;
+    }
+
+    /// <summary>Deletes the VMI of VM <paramref name="vmId"/> (none is no error).</summary>
+    public static IReadOnlyList<string> Delete(string vmId, KubeVirtCluster cluster) =>
+        ["delete", .. cluster.Arguments(), "--name", KubeVirtCluster.VmiName(vmId)];
+
+    /// <summary>
+    /// Deletes the SDK's VMIs whose bridge on <paramref name="ownerHost"/> is gone, and any past
+    /// its expiry; prints each name.
+    /// </summary>
+    public static IReadOnlyList<string> Prune(KubeVirtCluster cluster, string ownerHost, bool dryRun) =>
+        ["prune", .. cluster.Arguments(), "--owner-host", ownerHost, .. dryRun ? new[] { "--dry-run" } : []];
+
+    private static string Number(int value) => value.ToString(CultureInfo.InvariantCulture);
+}

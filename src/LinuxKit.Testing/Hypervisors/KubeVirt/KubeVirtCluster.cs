@@ -1,0 +1,44 @@
+namespace LinuxKit.Testing.Hypervisors.KubeVirt;
+
+/// <summary>
+/// The cluster a manager's KubeVirt VMs go to, resolved from <see cref="KubeVirtOptions"/> and
+/// the environment once: the kubeconfig file, its context and the namespace.
+/// </summary>
+internal sealed record KubeVirtCluster(string Kubeconfig, string? Context, string? Namespace)
+{
+    /// <summary>The name of the VMI of VM <paramref name="vmId"/>.</summary>
+    public static string VmiName(string vmId) => $"linuxkit-testing-{vmId}";
+
+    /// <exception cref="LinuxKitException">There is no kubeconfig file where the options and the environment point.</exception>
+    public static KubeVirtCluster Resolve(KubeVirtOptions options)
+    {
+        var kubeconfig = options.Kubeconfig
+            ?? LinuxKitEnvironment.Read(LinuxKitEnvironment.Kubeconfig)
+            ?? LinuxKitEnvironment.Read("KUBECONFIG")?.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()
+            ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".kube", "config");
+        if (!File.Exists(kubeconfig))
+            throw new LinuxKitException(
+                $"KubeVirt needs a kubeconfig, and '{kubeconfig}' does not exist. Set KubeVirtOptions.Kubeconfig, LINUXKIT_TESTING_KUBECONFIG or KUBECONFIG to the cluster's kubeconfig.");
+        return new KubeVirtCluster(
+            Path.GetFullPath(kubeconfig),
+            options.Context ?? LinuxKitEnvironment.Read(LinuxKitEnvironment.KubeContext),
+            options.Namespace ?? LinuxKitEnvironment.Read(LinuxKitEnvironment.KubeNamespace));
+    }
+
+    /// <summary>The arguments that name this cluster to the bridge program.</summary>
+    public IEnumerable<string> Arguments()
+    {
+        yield return "--kubeconfig";
+        yield return Kubeconfig;
+        if (Context is not null)
+        {
+            yield return "--context";
+            yield return Context;
+        }
+        if (Namespace is not null)
+        {
+            yield return "--namespace";
+            yield return Namespace;
+        }
+    }
+}

@@ -1,0 +1,226 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using k8s;
+using LinuxKit.Testing.Hypervisors;
+
+namespace LinuxKit.Testing.IntegrationTests.KubeVirt;
+
+/// <summary>
+/// The cluster the KubeVirt tests run against: the fake (see <see cref="FakeKubeVirtCluster"/>),
+/// whose VMIs boot the test images with local QEMU; or, when LINUXKIT_TESTING_KUBEVIRT_KUBECONFIG
+/// names one, a real cluster with KubeVirt, whose container disks
+/// LINUXKIT_TESTING_KUBEVIRT_DISK_DROPBEAR and LINUXKIT_TESTING_KUBEVIRT_DISK_OPENSSH name (README:
+/// "Running the KubeVirt tests against a real cluster"). The tests of what only a fake can stage
+/// (a refused token, an image that cannot be pulled) always use the fake.
+/// </summary>
+public sealed class KubeVirtClusterFixture : IAsyncLifetime
+{
+    private const string RealKubeconfig = "LINUXKIT_TESTING_KUBEVIRT_KUBECONFIG";
+
+    internal FakeKubeVirtCluster Fake { get; private set; } = null!;
+
+    /// <summary>True when the tests run against a real cluster.</summary>
+    public static bool IsReal => Environment.GetEnvironmentVariable(RealKubeconfig) is { Length: > 0 };
+
+    /// <summary>The kubeconfig of the cluster under test.</summary>
+    public string Kubeconfig => Environment.GetEnvironmentVariable(RealKubeconfig) is { Length: > 0 } real ? real : Fake.Kubeconfig;
+
+    /// <summary>The container disk holding <paramref name="guest"/>'s test image on the cluster under test.</summary>
+    public static string ContainerDisk(string guest) => IsReal
+        ? Environment.GetEnvironmentVariable($"LINUXKIT_TESTING_KUBEVIRT_DISK_{guest.ToUpperInvariant()}") ?? throw new InvalidOperationException($"Set LINUXKIT_TESTING_KUBEVIRT_DISK_{guest.ToUpperInvariant()} to the container disk of the {guest} test image.")
+        : FakeContainerDisk(guest);
+
+    /// <summary>The container disk that stands for <paramref name="guest"/>'s test image on the fake.</summary>
+    public static string FakeContainerDisk(string guest) => $"containerdisk:registry.test/linuxkit-ssh:{guest}";
+
+    /// <summary>The SDK's VMIs on the cluster under test, by name.</summary>
+    public async Task<IReadOnlyDictionary<string, JsonNode>> VmisAsync()
+    {
+        if (!IsReal) return Fake.Vmis.Values.ToDictionary(v => v.Name, v => (JsonNode)v.ToJson());
+        var config = k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(Kubeconfig);
+        using var client = new k8s.Kubernetes(config);
+        var list = await client.CustomObjects.ListNamespacedCustomObjectAsync(
+            "kubevirt.io", "v1", Environment.GetEnvironmentVariable("LINUXKIT_TESTING_KUBE_NAMESPACE") ?? config.Namespace ?? "default", "virtualmachineinstances",
+            labelSelector: "app.kubernetes.io/managed-by=linuxkit-testing");
+        var items = JsonNode.Parse(((System.Text.Json.JsonElement)list).GetRawText())!["items"]!.AsArray();
+        return items.ToDictionary(i => i!["metadata"]!["name"]!.GetValue<string>(), i => i!);
+    }
+
+    public async Task InitializeAsync() =>
+        Fake = await FakeKubeVirtCluster.StartAsync(new Dictionary<string, string>
+        {
+            ["registry.test/linuxkit-ssh:dropbear"] = TestEnvironment.GuestImage("dropbear"),
+            ["registry.test/linuxkit-ssh:openssh"] = TestEnvironment.GuestImage("openssh"),
+        });
+
+    public async Task DisposeAsync() => await Fake.DisposeAsync();
+}
+
+/// <summary>
+/// The KubeVirt backend's whole lifecycle against the fake cluster (see
+/// <see cref="FakeKubeVirtCluster"/>): the backend's own bridge program makes the VMI, waits
+/// for it, carries SSH and a forwarded port through port-forward WebSockets, copies the serial
+/// console, and deletes the VMI on a stop, a dead owner, or a prune.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClassFixture<KubeVirtClusterFixture>, IAsyncDisposable
+{
+    private readonly ScratchState _state = new();
+
+    public async ValueTask DisposeAsync() => await _state.DisposeAsync();
+
+    private LinuxKitManager Manager(KubeVirtOptions? options = null) => new(new LinuxKitManagerOptions
+    {
+        StateDirectory = _state.Path,
+        Hypervisor = HypervisorKind.KubeVirt,
+        KubeVirt = options ?? new KubeVirtOptions { Kubeconfig = cluster.Kubeconfig },
+    });
+
+    private static RunOptions Small => ScratchManager.Small;
+
+    [Theory]
+    [MemberData(nameof(TestEnvironment.Guests), MemberType = typeof(TestEnvironment))]
+    public async Task A_vm_boots_from_its_container_disk_with_its_key_from_cloud_init_and_is_used_and_stopped_like_a_local_one(string guest)
+    {
+        await using var manager = Manager();
+        var vm = await manager.RunAsync(KubeVirtClusterFixture.ContainerDisk(guest), Small with { Ports = [new PortMapping(0, 80)] });
+
+        var (name, vmi) = Assert.Single(await cluster.VmisAsync());
+        Assert.Equal($"linuxkit-testing-{vm.Id}", name);
+        var labels = vmi["metadata"]!["labels"]!;
+        Assert.Equal(vm.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), labels["linuxkit-testing/owner-pid"]!.GetValue<string>());
+        Assert.NotNull(vmi["metadata"]!["annotations"]!["linuxkit-testing/expires-at"]);
+        // The key the SDK made is in the VMI's user-data, the only metadata the guest was given:
+        // the SSH session proves the guest read it from the cidata disk.
+        var userData = Encoding.UTF8.GetString(Convert.FromBase64String(
+            vmi["spec"]!["volumes"]!.AsArray().Select(v => v?["cloudInitNoCloud"]?["userDataBase64"]?.GetValue<string>()).Single(u => u is not null)!));
+
+        Assert.Equal("Linux\n", (await manager.ExecAsync(vm.Id, ["uname", "-s"])).Stdout);
+        await manager.WriteFileAsync(vm.Id, "/tmp/through-the-cluster", new MemoryStream("over port-forward"u8.ToArray()), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        Assert.Equal("over port-forward", Encoding.UTF8.GetString(await manager.ReadFileAsync(vm.Id, "/tmp/through-the-cluster")));
+        var givenKey = JsonNode.Parse(userData)!["ssh"]!["entries"]!["authorized_keys"]!["content"]!.GetValue<string>();
+        Assert.Equal(givenKey, (await manager.ExecAsync(vm.Id, ["cat", "/root/.ssh/authorized_keys"])).Stdout);
+        Assert.Contains("Hello from LinuxKit", await GetWhenServedAsync(vm.Ports.Single().Key), StringComparison.Ordinal);
+
+        await manager.ExecAsync(vm.Id, ["sh", "-c", "echo marker-on-the-serial-console > /dev/console"]);
+        Assert.True(
+            await Polling.UntilAsync(() => File.ReadAllText(vm.ConsoleLog).Contains("marker-on-the-serial-console", StringComparison.Ordinal), TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(20), CancellationToken.None),
+            "the serial console never reached the console log");
+
+        await manager.StopAsync(vm.Id);
+        Assert.Empty(await cluster.VmisAsync());
+        Assert.Equal(ContainerStatus.Stopped, (await manager.InspectAsync(vm.Id)).Status);
+        Assert.False(TestEnvironment.IsRunning(vm.Pid), "the bridge outlived its VM");
+    }
+
+    [Fact]
+    public async Task A_bridge_killed_outright_leaves_its_vmi_to_prune_which_deletes_it()
+    {
+        await using var manager = Manager();
+        var vm = await manager.RunAsync(KubeVirtClusterFixture.ContainerDisk("dropbear"), Small);
+        var name = $"linuxkit-testing-{vm.Id}";
+
+        System.Diagnostics.Process.GetProcessById(vm.Pid).Kill();
+        await TestEnvironment.AssertNoneLeftAsync("bridge", () => TestEnvironment.IsRunning(vm.Pid) ? [vm.Pid] : [], TimeSpan.FromSeconds(10));
+        Assert.True((await cluster.VmisAsync()).ContainsKey(name), "a killed bridge cannot delete its VMI; prune must");
+
+        var dryRun = await manager.PruneAsync(dryRun: true);
+        Assert.Equal([name], dryRun.VirtualMachineInstances);
+        Assert.True((await cluster.VmisAsync()).ContainsKey(name));
+
+        var pruned = await manager.PruneAsync();
+        Assert.Equal([name], pruned.VirtualMachineInstances);
+        Assert.Empty(await cluster.VmisAsync());
+    }
+
+    [Fact]
+    public async Task A_vmi_past_its_expiry_is_pruned_even_while_its_bridge_runs_and_the_vm_then_lists_as_stopped()
+    {
+        await using var manager = Manager(new KubeVirtOptions { Kubeconfig = cluster.Kubeconfig, MaxLifetime = TimeSpan.FromSeconds(1) });
+        var vm = await manager.RunAsync(KubeVirtClusterFixture.ContainerDisk("dropbear"), Small);
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+
+        var pruned = await manager.PruneAsync();
+
+        Assert.Equal([$"linuxkit-testing-{vm.Id}"], pruned.VirtualMachineInstances);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while ((await manager.InspectAsync(vm.Id)).Status != ContainerStatus.Stopped && DateTime.UtcNow < deadline) await Task.Delay(200);
+        Assert.Equal(ContainerStatus.Stopped, (await manager.InspectAsync(vm.Id)).Status);
+    }
+
+    [Fact]
+    public async Task The_vmis_of_an_owner_that_dies_are_deleted_by_its_watchdog()
+    {
+        using var host = TestEnvironment.StartHost(_state.Path, new Dictionary<string, string>
+        {
+            ["LINUXKIT_TESTING_HYPERVISOR"] = "kubevirt",
+            ["LINUXKIT_TESTING_KUBECONFIG"] = cluster.Kubeconfig,
+        }, "run", KubeVirtClusterFixture.ContainerDisk("dropbear"));
+        var (id, _) = await TestEnvironment.ReadStartedVmAsync(host);
+        Assert.True((await cluster.VmisAsync()).ContainsKey($"linuxkit-testing-{id}"));
+
+        host.Kill();
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while ((await cluster.VmisAsync()).Count > 0 && DateTime.UtcNow < deadline) await Task.Delay(200);
+        Assert.Empty(await cluster.VmisAsync());
+    }
+
+    [Fact]
+    public async Task A_container_disk_the_cluster_cannot_pull_fails_the_boot_at_once_with_the_clusters_reason()
+    {
+        await using var manager = Manager(new KubeVirtOptions { Kubeconfig = cluster.Fake.Kubeconfig });
+        var started = DateTime.UtcNow;
+
+        var e = await Assert.ThrowsAsync<LinuxKitBootException>(() => manager.RunAsync("containerdisk:registry.test/missing:1", Small));
+
+        Assert.Contains("Failed to pull image", e.Message, StringComparison.Ordinal);
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(60), "the failed VMI was waited on like a slow one");
+        Assert.Empty(cluster.Fake.Vmis);
+    }
+
+    [Fact]
+    public async Task Credentials_the_cluster_refuses_fail_the_boot_naming_the_refusal()
+    {
+        var kubeconfig = Path.Combine(_state.Path, "wrong-kubeconfig");
+        await File.WriteAllTextAsync(kubeconfig, System.Text.RegularExpressions.Regex.Replace(await File.ReadAllTextAsync(cluster.Fake.Kubeconfig), "token: .*", "token: not-the-token"));
+        await using var manager = Manager(new KubeVirtOptions { Kubeconfig = kubeconfig });
+
+        var e = await Assert.ThrowsAsync<LinuxKitBootException>(() => manager.RunAsync(KubeVirtClusterFixture.FakeContainerDisk("dropbear"), Small));
+
+        Assert.Contains("refused to create the VMI: 401", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Local_images_on_kubevirt_and_cluster_disks_on_qemu_are_refused_saying_what_to_pass()
+    {
+        await using var kubeVirt = Manager();
+        var local = await Assert.ThrowsAsync<LinuxKitException>(() => kubeVirt.RunAsync(TestEnvironment.Image("qcow2"), Small));
+        Assert.Contains("containerdisk:", local.Message, StringComparison.Ordinal);
+
+        await using var qemu = new LinuxKitManager(new LinuxKitManagerOptions { StateDirectory = _state.Path, Hypervisor = HypervisorKind.Qemu });
+        var onQemu = await Assert.ThrowsAsync<LinuxKitException>(() => qemu.RunAsync(KubeVirtClusterFixture.ContainerDisk("dropbear"), Small));
+        Assert.Contains("KubeVirt", onQemu.Message, StringComparison.Ordinal);
+
+        var missing = await Assert.ThrowsAsync<LinuxKitException>(() => Manager(new KubeVirtOptions { Kubeconfig = "/nonexistent/kubeconfig" }).RunAsync(KubeVirtClusterFixture.ContainerDisk("dropbear"), Small));
+        Assert.Contains("'/nonexistent/kubeconfig' does not exist", missing.Message, StringComparison.Ordinal);
+        Assert.Empty(await cluster.VmisAsync());
+    }
+
+    private static async Task<string> GetWhenServedAsync(int port)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            try
+            {
+                return await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/index.html"));
+            }
+            catch (HttpRequestException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(250); // the image's web server starts two seconds after SSH
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using LinuxKit.Testing.Hypervisors;
+using LinuxKit.Testing.Hypervisors.KubeVirt;
+using LinuxKit.Testing.Images;
+using LinuxKit.Testing.KubeVirt;
+using LinuxKit.Testing.State;
+using Snapshooter.Xunit;
+
+namespace LinuxKit.Testing.Tests.Hypervisors.KubeVirt;
+
+public sealed class KubeVirtTests
+{
+    private static VmiRequest Request(ClusterDisk disk) => new()
+    {
+        Name = "linuxkit-testing-0123abcd",
+        Disk = disk,
+        MemoryMb = 256,
+        Cpus = 2,
+        UserData = """{"ssh":{"entries":{"authorized_keys":{"content":"ssh-ed25519 AAAA test"}}}}"""u8.ToArray(),
+        OwnerHost = "CI-Runner_7.example",
+        OwnerPid = 4242,
+        OwnerStartTime = "123456789",
+        ExpiresAt = new DateTimeOffset(2026, 11, 29, 15, 0, 0, TimeSpan.Zero),
+    };
+
+    [Theory]
+    [InlineData("containerdisk:registry.test/os:1", "containerDisk", "image", "registry.test/os:1")]
+    [InlineData("pvc:os-disk", "persistentVolumeClaim", "claimName", "os-disk")]
+    [InlineData("datavolume:os-dv", "dataVolume", "name", "os-dv")]
+    public void The_boot_volume_comes_from_the_disk_the_image_names(string image, string volumeKind, string field, string value)
+    {
+        var vmi = VmiManifest.Build(Request(ClusterDisk.Parse(image)));
+
+        var boot = vmi["spec"]!["volumes"]![0]!;
+        Assert.Equal("boot", boot["name"]!.GetValue<string>());
+        Assert.Equal(value, boot[volumeKind]![field]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void The_metadata_goes_in_as_cloud_init_nocloud_user_data_on_a_second_disk()
+    {
+        var vmi = VmiManifest.Build(Request(new ClusterDisk(ClusterDiskSource.ContainerDisk, "registry.test/os:1")));
+
+        var cidata = vmi["spec"]!["volumes"]![1]!;
+        Assert.Equal(Request(new ClusterDisk(ClusterDiskSource.ContainerDisk, "x")).UserData, Convert.FromBase64String(cidata["cloudInitNoCloud"]!["userDataBase64"]!.GetValue<string>()));
+        Assert.Equal(["boot", "cidata"], vmi["spec"]!["domain"]!["devices"]!["disks"]!.AsArray().Select(d => d!["name"]!.GetValue<string>()));
+        Assert.Equal("256Mi", vmi["spec"]!["domain"]!["resources"]!["requests"]!["memory"]!.GetValue<string>());
+        Assert.Equal(2, vmi["spec"]!["domain"]!["cpu"]!["cores"]!.GetValue<int>());
+        Assert.NotNull(vmi["spec"]!["domain"]!["devices"]!["interfaces"]![0]!["masquerade"]);
+    }
+
+    [Fact]
+    public void The_vmi_carries_labels_that_find_it_and_its_bridge_and_an_expiry_annotation()
+    {
+        var metadata = VmiManifest.Build(Request(new ClusterDisk(ClusterDiskSource.ContainerDisk, "registry.test/os:1")))["metadata"]!;
+
+        Assert.Equal("linuxkit-testing-0123abcd", metadata["name"]!.GetValue<string>());
+        var labels = metadata["labels"]!.AsObject().ToDictionary(l => l.Key, l => l.Value!.GetValue<string>());
+        Assert.Equal(new Dictionary<string, string>
+        {
+            ["app.kubernetes.io/managed-by"] = "linuxkit-testing",
+            ["linuxkit-testing/owner-host"] = "CI-Runner_7.example",
+            ["linuxkit-testing/owner-pid"] = "4242",
+            ["linuxkit-testing/owner-start"] = "123456789",
+        }, labels);
+        Assert.Equal("2026-11-29T15:00:00Z", metadata["annotations"]!["linuxkit-testing/expires-at"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("my host!", "my-host")]
+    [InlineData("-.leading and trailing._", "leading-and-trailing")]
+    [InlineData("0123456789012345678901234567890123456789012345678901234567890123456789", "012345678901234567890123456789012345678901234567890123456789012")]
+    public void Label_values_are_made_valid_for_kubernetes(string value, string label) =>
+        Assert.Equal(label, VmiManifest.LabelValue(value));
+
+    [Fact]
+    public void A_vmi_is_an_orphan_past_its_expiry_or_when_its_bridge_on_this_host_is_gone()
+    {
+        var now = new DateTimeOffset(2026, 11, 29, 14, 0, 0, TimeSpan.Zero);
+        JsonNode Vmi(string host, DateTimeOffset expires) => VmiManifest.Build(Request(new ClusterDisk(ClusterDiskSource.ContainerDisk, "x")) with { OwnerHost = host, ExpiresAt = expires });
+        string? Alive(int pid) => "123456789";
+        string? Reused(int pid) => "999";
+        string? Gone(int pid) => null;
+        var later = now.AddHours(1);
+
+        Assert.False(Orphans.IsOrphan(Vmi("here", later), "here", now, Alive));
+        Assert.True(Orphans.IsOrphan(Vmi("here", later), "here", now, Gone));
+        Assert.True(Orphans.IsOrphan(Vmi("here", later), "here", now, Reused));
+        Assert.False(Orphans.IsOrphan(Vmi("elsewhere", later), "here", now, Gone)); // another machine's bridge is its business
+        Assert.True(Orphans.IsOrphan(Vmi("elsewhere", now.AddMinutes(-1)), "here", now, Alive)); // expired: anyone's
+    }
+
+    [Theory]
+    [InlineData("containerdisk:", "names no containerdisk")]
+    [InlineData("pvc:two words", "names no pvc")]
+    [InlineData("docker://x", "is not a cluster disk")]
+    public void A_cluster_disk_reference_that_names_nothing_is_refused_showing_the_forms(string reference, string reason)
+    {
+        var e = Assert.Throws<LinuxKitException>(() => ClusterDisk.Parse(reference));
+        Assert.Contains(reason, e.Message, StringComparison.Ordinal);
+        Assert.Contains("containerdisk:REGISTRY/IMAGE:TAG", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_image_naming_a_cluster_disk_resolves_without_touching_the_file_system()
+    {
+        var image = LinuxKitImage.Resolve("ContainerDisk:quay.io/me/linuxkit:1");
+
+        Assert.Equal(ImageFormat.ClusterDisk, image.Format);
+        Assert.Equal("containerdisk:quay.io/me/linuxkit:1", image.Path);
+        Assert.Throws<LinuxKitException>(() => image.RequireLocal(HypervisorKind.Qemu));
+    }
+
+    [Fact]
+    public void The_bridge_command_line_matches_snapshot()
+    {
+        var files = new VmFiles("0123abcd", "/state/vms/0123abcd");
+        var spec = new VmSpec
+        {
+            Id = "0123abcd",
+            Image = new LinuxKitImage { Format = ImageFormat.ClusterDisk, Path = "containerdisk:registry.test/os:1" },
+            MemoryMb = 512,
+            Cpus = 1,
+            SshPort = 40022,
+            Ports = [new PortForward(8080, 80)],
+            Files = files,
+        };
+        var cluster = new KubeVirtCluster("/home/me/.kube/config", "kind-kubevirt", "tests");
+
+        var args = KubeVirtBridgeCommand.Run(spec, cluster, new KubeVirtOptions(), spec.Image.Path, "/state/vms/0123abcd/user-data", "ci-7");
+
+        Snapshot.Match(args);
+        Assert.Equal(["delete", "--kubeconfig", "/home/me/.kube/config", "--context", "kind-kubevirt", "--namespace", "tests", "--name", "linuxkit-testing-0123abcd"], KubeVirtBridgeCommand.Delete("0123abcd", cluster));
+    }
+
+    [Fact]
+    public void The_bridge_reads_back_the_command_line_the_core_writes()
+    {
+        var cluster = new KubeVirtCluster("/k", null, null);
+        var spec = new VmSpec
+        {
+            Id = "0123abcd",
+            Image = new LinuxKitImage { Format = ImageFormat.ClusterDisk, Path = "pvc:os" },
+            MemoryMb = 256,
+            Cpus = 2,
+            SshPort = 40022,
+            Ports = [new PortForward(8080, 80), new PortForward(8443, 443)],
+            Files = new VmFiles("0123abcd", "/s/0123abcd"),
+        };
+
+        var parsed = BridgeArguments.Parse(KubeVirtBridgeCommand.Run(spec, cluster, new KubeVirtOptions { ScheduleTimeout = TimeSpan.FromSeconds(90.5) }, "pvc:os", "/s/u", "h"));
+
+        Assert.Equal("run", parsed.Verb);
+        Assert.Equal("/k", parsed.Required("--kubeconfig"));
+        Assert.Null(parsed.Optional("--namespace"));
+        Assert.Equal(40022, parsed.Number("--ssh-port"));
+        Assert.Equal(91, parsed.Number("--schedule-timeout"));
+        Assert.Equal(["8080:80", "8443:443"], parsed.All("--forward"));
+        Assert.True(BridgeArguments.Parse(KubeVirtBridgeCommand.Prune(cluster, "h", dryRun: true)).Flag("--dry-run"));
+        Assert.Throws<ArgumentException>(() => BridgeArguments.Parse(["run", "--name"]));
+    }
+}
