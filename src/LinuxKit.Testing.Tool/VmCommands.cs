@@ -200,7 +200,7 @@ internal static class VmCommands
     private static Command Prune(ToolContext context)
     {
         var dryRun = new Option<bool>("--dry-run", "-n") { Description = "Only say what would be removed." };
-        var command = new Command("prune", "Remove stopped and failed VMs, VMs whose owner died, and stale warm-start templates.") { dryRun };
+        var command = new Command("prune", "Remove stopped and failed VMs, VMs whose owner died, stale warm-start templates and (with KubeVirt) orphaned or expired VMIs.") { dryRun };
         command.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
         {
             await using var manager = context.Manager(parsed);
@@ -208,7 +208,8 @@ internal static class VmCommands
             var verb = parsed.GetValue(dryRun) ? "would remove" : "removed";
             foreach (var vm in pruned.Vms) Console.WriteLine($"{verb} VM {vm.Id} ({vm.Status.ToString().ToLowerInvariant()}{(vm.OwnerPid is not null && !vm.OwnerAlive ? ", owner gone" : "")})");
             foreach (var key in pruned.Templates) Console.WriteLine($"{verb} template {key}");
-            if (pruned.Vms.Count == 0 && pruned.Templates.Count == 0) Console.WriteLine("nothing to remove");
+            foreach (var vmi in pruned.VirtualMachineInstances) Console.WriteLine($"{(parsed.GetValue(dryRun) ? "would delete" : "deleted")} KubeVirt VMI {vmi}");
+            if (pruned.Vms.Count == 0 && pruned.Templates.Count == 0 && pruned.VirtualMachineInstances.Count == 0) Console.WriteLine("nothing to remove");
             return ExitCodes.Ok;
         }, token));
         return command;

@@ -244,29 +244,43 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
     private static partial Regex ReadyLine();
 }
 
-/// <summary>The LinuxKit.Testing packages, packed once from this tree with a version of their own.</summary>
-public sealed class LocalPackageFeed : IAsyncLifetime, IDisposable
+/// <summary>
+/// The LinuxKit.Testing packages, packed once per test run from this tree with a version of
+/// their own, for every class that uses them: classes run in parallel, and two packs of one
+/// project at once would write its build output twice at the same time.
+/// </summary>
+public sealed class LocalPackageFeed : IAsyncLifetime
 {
-    private readonly TempDirectory _feed = new("lkt-feed-");
-
-    public string Path => _feed.Path;
+    private static readonly TempDirectory Feed = CreateFeed();
+    private static readonly Lazy<Task> Packed = new(PackAsync);
 
     // Unique per run, so NuGet's global package cache never serves an older build.
-    public string Version { get; } = $"0.1.0-local.{DateTime.UtcNow:yyyyMMddHHmmss}.{Environment.ProcessId}";
+    private static readonly string SharedVersion = $"0.1.0-local.{DateTime.UtcNow:yyyyMMddHHmmss}.{Environment.ProcessId}";
 
-    public async Task InitializeAsync()
+    public string Path { get; } = Feed.Path;
+
+    public string Version { get; } = SharedVersion;
+
+    public Task InitializeAsync() => Packed.Value;
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    private static TempDirectory CreateFeed()
+    {
+        var feed = new TempDirectory("lkt-feed-");
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => feed.Dispose();
+        return feed;
+    }
+
+    private static async Task PackAsync()
     {
         foreach (var project in new[] { "LinuxKit.Testing", "LinuxKit.Testing.Xunit", "LinuxKit.Testing.Xunit.V3", "LinuxKit.Testing.NUnit", "LinuxKit.Testing.MSBuild", "LinuxKit.Testing.Testcontainers", "LinuxKit.Testing.KubeVirt" })
         {
             var (exitCode, output) = await TestEnvironment.RunDotnetAsync(
-                ["pack", System.IO.Path.Combine(FixtureSampleTests.Repo, "src", project), "-c", "Release", "-o", Path, $"-p:Version={Version}"],
+                ["pack", System.IO.Path.Combine(FixtureSampleTests.Repo, "src", project), "-c", "Release", "-o", Feed.Path, $"-p:Version={SharedVersion}"],
                 new Dictionary<string, string?>(),
                 TimeSpan.FromMinutes(3));
             if (exitCode != 0) throw new InvalidOperationException($"dotnet pack {project} failed: {output}");
         }
     }
-
-    public Task DisposeAsync() => Task.CompletedTask;
-
-    public void Dispose() => _feed.Dispose();
 }

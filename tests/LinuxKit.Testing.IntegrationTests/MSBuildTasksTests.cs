@@ -5,7 +5,7 @@ namespace LinuxKit.Testing.IntegrationTests;
 
 /// <summary>Builds samples/MSBuildSample with a real `dotnet build` against the packed LinuxKit.Testing.MSBuild.</summary>
 [Trait("Category", "Integration")]
-public class MSBuildTasksTests(LocalPackageFeed feed) : IClassFixture<LocalPackageFeed>
+public class MSBuildTasksTests(LocalPackageFeed feed, KubeVirt.KubeVirtClusterFixture cluster) : IClassFixture<LocalPackageFeed>, IClassFixture<KubeVirt.KubeVirtClusterFixture>
 {
     private Task<(int ExitCode, string Output)> BuildSampleAsync(string state, params string[] properties) =>
         BuildSampleOnAsync(TestEnvironment.GuestImage("dropbear"), state, properties);
@@ -31,6 +31,30 @@ public class MSBuildTasksTests(LocalPackageFeed feed) : IClassFixture<LocalPacka
         Assert.Matches(@"VM [0-9a-f]{8} runs Linux; forwarded \d+ to 22", output);
         await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
         Assert.Contains("\"ExitCode\": 137", StoppedRecord(state.Path), StringComparison.Ordinal); // stopped at once
+    }
+
+    [Fact]
+    public async Task The_build_runs_its_vm_on_kubevirt_when_the_environment_says_so()
+    {
+        using var state = new TempDirectory("lkt-msbuild-");
+        var (exitCode, output) = await TestEnvironment.RunDotnetAsync(
+            [
+                "build", Path.Combine(FixtureSampleTests.Repo, "samples", "MSBuildSample"), "-nodeReuse:false",
+                $"-p:LinuxKitPackageVersion={feed.Version}", $"-p:RestoreAdditionalProjectSources={feed.Path}",
+                $"-p:LinuxKitImage={KubeVirt.KubeVirtClusterFixture.ContainerDisk("dropbear")}",
+            ],
+            new Dictionary<string, string?>
+            {
+                ["LINUXKIT_TESTING_HOME"] = state.Path,
+                ["LINUXKIT_TESTING_HYPERVISOR"] = "kubevirt",
+                ["LINUXKIT_TESTING_KUBECONFIG"] = cluster.Kubeconfig,
+            },
+            TimeSpan.FromMinutes(5));
+
+        Assert.True(exitCode == 0, output);
+        Assert.Matches(@"VM [0-9a-f]{8} runs Linux; forwarded \d+ to 22", output);
+        Assert.Contains("\"Hypervisor\": \"KubeVirt\"", StoppedRecord(state.Path), StringComparison.Ordinal);
+        Assert.Empty(await cluster.VmisAsync()); // StopLinuxKit deleted the VMI
     }
 
     [Fact]

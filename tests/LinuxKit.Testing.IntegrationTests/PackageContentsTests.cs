@@ -74,7 +74,7 @@ public class PackageContentsTests(LocalPackageFeed feed) : IClassFixture<LocalPa
 
         Assert.Contains("build/LinuxKit.Testing.MSBuild.props", entries);
         Assert.Contains("build/LinuxKit.Testing.MSBuild.targets", entries);
-        foreach (var assembly in new[] { "LinuxKit.Testing.MSBuild.dll", "LinuxKit.Testing.dll", "Renci.SshNet.dll", "Microsoft.Extensions.Logging.Abstractions.dll" })
+        foreach (var assembly in new[] { "LinuxKit.Testing.MSBuild.dll", "LinuxKit.Testing.dll", "Renci.SshNet.dll", "Microsoft.Extensions.Logging.Abstractions.dll", "LinuxKit.Testing.KubeVirt.dll", "KubernetesClient.dll" })
             Assert.Contains($"tasks/net8.0/{assembly}", entries);
         // MSBuild brings its own: a second copy would clash with the one it loaded.
         Assert.DoesNotContain(entries, e => e.Contains("Microsoft.Build", StringComparison.Ordinal));

@@ -5,7 +5,7 @@ namespace LinuxKit.Testing.IntegrationTests;
 
 /// <summary>The packed linuxkit-testing tool, installed from a local feed and run as a process against real VMs.</summary>
 [Trait("Category", "Integration")]
-public class ToolTests(InstalledTool tool) : IClassFixture<InstalledTool>
+public class ToolTests(InstalledTool tool, KubeVirt.KubeVirtClusterFixture cluster) : IClassFixture<InstalledTool>, IClassFixture<KubeVirt.KubeVirtClusterFixture>
 {
     [Fact]
     public async Task A_detached_vm_is_run_listed_used_logged_reached_over_ssh_stopped_and_pruned()
@@ -62,6 +62,27 @@ public class ToolTests(InstalledTool tool) : IClassFixture<InstalledTool>
         Assert.DoesNotContain("\r", redirected.Stderr, StringComparison.Ordinal);
         Assert.Matches(@"(?m)^\[ *[0-9.]+ s\] Booting VM", redirected.Stderr);
         await tool.RunAsync(state.Path, "stop", "--all");
+    }
+
+    [Fact]
+    public async Task Prune_finds_a_kubevirt_vmi_whose_bridge_was_killed_by_its_labels_and_deletes_it()
+    {
+        await using var state = new ScratchState();
+        var kubeVirt = new Dictionary<string, string> { ["LINUXKIT_TESTING_HYPERVISOR"] = "kubevirt", ["LINUXKIT_TESTING_KUBECONFIG"] = cluster.Kubeconfig };
+        var (ran, id, ranErrors) = await tool.RunAsync(state.Path, kubeVirt, "run", "-d", "-m", "256", KubeVirt.KubeVirtClusterFixture.ContainerDisk("dropbear"));
+        Assert.True(ran == 0, ranErrors);
+        var (_, json, _) = await tool.RunAsync(state.Path, kubeVirt, "ps", "--json");
+        var pid = System.Text.Json.JsonDocument.Parse(json).RootElement.EnumerateArray().Single().GetProperty("pid").GetInt32();
+
+        Process.GetProcessById(pid).Kill(); // the bridge: its VMI stays behind
+        await TestEnvironment.AssertNoneLeftAsync("bridge", () => TestEnvironment.IsRunning(pid) ? [pid] : [], TimeSpan.FromSeconds(10));
+        Assert.Single(await cluster.VmisAsync());
+
+        var (pruned, output, errors) = await tool.RunAsync(state.Path, kubeVirt, "prune");
+
+        Assert.True(pruned == 0, errors);
+        Assert.Contains($"deleted KubeVirt VMI linuxkit-testing-{id.Trim()}", output, StringComparison.Ordinal);
+        Assert.Empty(await cluster.VmisAsync());
     }
 
     private async Task<(int ExitCode, string Output)> RunUnderTerminalAsync(string stateDirectory, params string[] args)
@@ -189,18 +210,26 @@ public sealed class InstalledTool : IAsyncLifetime, IDisposable
     }
 
     /// <summary>Starts the tool with LINUXKIT_TESTING_HOME set to <paramref name="stateDirectory"/>.</summary>
-    public Process Start(string stateDirectory, params string[] args)
+    public Process Start(string stateDirectory, params string[] args) => Start(stateDirectory, new Dictionary<string, string>(), args);
+
+    /// <summary>As <see cref="Start(string, string[])"/>, with more environment variables.</summary>
+    public Process Start(string stateDirectory, Dictionary<string, string> environment, params string[] args)
     {
         var info = new ProcessStartInfo(CommandPath) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         foreach (var arg in args) info.ArgumentList.Add(arg);
         info.Environment["LINUXKIT_TESTING_HOME"] = stateDirectory;
+        foreach (var (name, value) in environment) info.Environment[name] = value;
         return Process.Start(info)!;
     }
 
     /// <summary>Runs the tool to its end.</summary>
-    public async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string stateDirectory, params string[] args)
+    public Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string stateDirectory, params string[] args) =>
+        RunAsync(stateDirectory, new Dictionary<string, string>(), args);
+
+    /// <summary>As <see cref="RunAsync(string, string[])"/>, with more environment variables.</summary>
+    public async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string stateDirectory, Dictionary<string, string> environment, params string[] args)
     {
-        using var process = Start(stateDirectory, args);
+        using var process = Start(stateDirectory, environment, args);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));

@@ -114,6 +114,30 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
     }
 
     [Fact]
+    public async Task The_testcontainers_builder_runs_a_vm_on_the_cluster_with_its_wait_strategies_unchanged()
+    {
+        var container = new LinuxKit.Testing.Testcontainers.LinuxKitBuilder()
+            .WithImage(KubeVirtClusterFixture.ContainerDisk("openssh"))
+            .WithMemory(256)
+            .WithPortBinding(80, assignRandomHostPort: true)
+            .WithStateDirectory(_state.Path)
+            .WithHypervisor(HypervisorKind.KubeVirt)
+            .WithManagerOptions(m => m with { KubeVirt = new KubeVirtOptions { Kubeconfig = cluster.Kubeconfig } })
+            .WithWaitStrategy(DotNet.Testcontainers.Builders.Wait.ForUnixContainer()
+                .UntilCommandIsCompleted("test -s /root/.ssh/authorized_keys")
+                .UntilHttpRequestIsSucceeded(request => request.ForPort(80).ForPath("/index.html")))
+            .Build();
+        await using (container)
+        {
+            await container.StartAsync();
+            var result = await container.ExecAsync(["cat", "/www/index.html"]);
+            Assert.Contains("Hello from LinuxKit", result.Stdout, StringComparison.Ordinal);
+            Assert.Single(await cluster.VmisAsync());
+        }
+        Assert.Empty(await cluster.VmisAsync());
+    }
+
+    [Fact]
     public async Task A_bridge_killed_outright_leaves_its_vmi_to_prune_which_deletes_it()
     {
         await using var manager = Manager();
