@@ -68,6 +68,10 @@ internal sealed class KubeVirtApi : IDisposable
         {
             throw Refused("read the VMI", e);
         }
+        catch (HttpRequestException e)
+        {
+            throw Unreachable("read the VMI", e);
+        }
     }
 
     /// <summary>Deletes the VMI; one that is already gone is no error.</summary>
@@ -83,6 +87,10 @@ internal sealed class KubeVirtApi : IDisposable
         catch (HttpOperationException e)
         {
             throw Refused("delete the VMI", e);
+        }
+        catch (HttpRequestException e)
+        {
+            throw Unreachable("delete the VMI", e);
         }
     }
 
@@ -165,9 +173,12 @@ internal sealed class KubeVirtApi : IDisposable
         }
         catch (HttpRequestException e)
         {
-            throw new BridgeException($"Cannot {what}: the cluster's API server did not answer ({e.Message}).");
+            throw Unreachable(what, e);
         }
     }
+
+    private static BridgeException Unreachable(string what, HttpRequestException e) =>
+        new($"Cannot {what}: the cluster's API server did not answer ({e.Message}).");
 
     private static BridgeException Refused(string what, HttpOperationException e)
     {

@@ -87,7 +87,17 @@ namespace LinuxKit.Testing.KubeVirt
                 while (true)
                 {
                     await Task.Delay(StatusInterval, stop.Token);
-                    var status = await api.StatusAsync(name, stop.Token);
+                    VmiStatus? status;
+                    try
+                    {
+                        status = await api.StatusAsync(name, stop.Token);
+                    }
+                    catch (BridgeException e)
+                    {
+                        // An API server that does not answer for a moment ends no VM.
+                        await Console.Error.WriteLineAsync(e.Message);
+                        continue;
+                    }
                     if (status is null) throw new BridgeException($"VMI {api.Namespace}/{name} was deleted by someone else.");
                     if (status.HasEnded) throw new BridgeException($"VMI {api.Namespace}/{name} ended: {status.Phase}{(status.Reason is null ? "" : $" ({status.Reason})")}.");
                 }

@@ -54,7 +54,7 @@ public sealed class HyperkitBackendTests : IDisposable
         var dir = Path.GetDirectoryName(vm.ConsoleLog)!;
 
         Assert.Equal("Linux\n", (await manager.ExecAsync(vm.Id, ["uname", "-s"])).Stdout);
-        var page = await GetWhenServedAsync(vm.Ports.Single().Key);
+        var page = await TestEnvironment.GetWhenServedAsync(vm.Ports.Single().Key);
         Assert.Contains("Hello from LinuxKit", page, StringComparison.Ordinal);
         using (var logs = new StreamReader(await manager.LogsAsync(vm.Id, follow: false)))
             Assert.Contains("Welcome to LinuxKit", await logs.ReadToEndAsync(), StringComparison.Ordinal);
@@ -113,23 +113,6 @@ public sealed class HyperkitBackendTests : IDisposable
         Assert.Contains("HyperkitOptions.Firmware", e.Message, StringComparison.Ordinal);
         Assert.Contains("kernel+initrd", e.Message, StringComparison.Ordinal);
         await TestEnvironment.AssertNoQemuLeftAsync(_state.Path);
-    }
-
-    private static async Task<string> GetWhenServedAsync(int port)
-    {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (true)
-        {
-            try
-            {
-                return await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/index.html"));
-            }
-            catch (HttpRequestException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(250); // the image's web server starts two seconds after SSH
-            }
-        }
     }
 
     private static async Task<string> QemuImgFormatAsync(string path)

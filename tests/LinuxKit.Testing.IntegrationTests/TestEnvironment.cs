@@ -94,6 +94,24 @@ internal static class TestEnvironment
         Assert.True(left.Count == 0, $"{what} left running: {string.Join(", ", left)}");
     }
 
+    /// <summary>The test image's web page on a host port, once its web server answers (within a minute).</summary>
+    public static async Task<string> GetWhenServedAsync(int port)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            try
+            {
+                return await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/index.html"));
+            }
+            catch (HttpRequestException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(250); // the image's web server starts two seconds after SSH
+            }
+        }
+    }
+
     /// <summary>The "ID PID" line the TestHost prints once its VM is up.</summary>
     public static async Task<(string Id, int Pid)> ReadStartedVmAsync(Process host)
     {

@@ -13,9 +13,9 @@ namespace LinuxKit.Testing.Hypervisors;
 internal static class HypervisorFactory
 {
     /// <param name="options">The manager's options.</param>
-    /// <param name="scratch">A private folder of the state directory the backend may keep files in.</param>
+    /// <param name="scratch">Makes (on first use) a private folder of the state directory the backend may keep files in.</param>
     /// <param name="logger">Where the choice and the backend's work are logged.</param>
-    public static IHypervisor Create(LinuxKitManagerOptions options, string scratch, ILogger logger)
+    public static IHypervisor Create(LinuxKitManagerOptions options, Func<string> scratch, ILogger logger)
     {
         var requested = Requested(options);
         if (requested == HypervisorKind.KubeVirt) return new KubeVirtHypervisor(options.KubeVirt, scratch, logger);

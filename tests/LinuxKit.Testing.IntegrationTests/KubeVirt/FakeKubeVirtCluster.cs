@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using LinuxKit.Testing.Hypervisors;
 using LinuxKit.Testing.Hypervisors.Qemu;
 using LinuxKit.Testing.Images;
+using LinuxKit.Testing.KubeVirt;
 using LinuxKit.Testing.Processes;
 using LinuxKit.Testing.State;
 using System.Text.RegularExpressions;
@@ -231,12 +232,12 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
         }
         var stream = guest.GetStream();
         using var ends = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, vmi.Ended);
-        var up = Pump.ToSocketAsync(stream, socket, ends.Token);
-        var down = Pump.FromSocketAsync(socket, stream, ends.Token);
+        var up = WebSocketPipe.CopyToSocketAsync(stream, socket, ends.Token);
+        var down = WebSocketPipe.CopyFromSocketAsync(socket, stream, ends.Token);
         await Task.WhenAny(up, down);
         await ends.CancelAsync();
         await Task.WhenAll(up, down);
-        await Pump.CloseAsync(socket);
+        await WebSocketPipe.CloseAsync(socket);
     }
 
     private async Task ConsoleAsync(HttpListenerContext context, string name)
@@ -271,7 +272,7 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
         catch (Exception e) when (e is OperationCanceledException or WebSocketException or IOException)
         {
         }
-        await Pump.CloseAsync(socket);
+        await WebSocketPipe.CloseAsync(socket);
     }
 
     private static async Task WriteAsync(HttpListenerContext context, int status, JsonNode body)
@@ -386,52 +387,4 @@ internal sealed class FakeVmi(string name, string ns, JsonNode spec) : IDisposab
     }
 
     public void Dispose() => _ended.Dispose();
-}
-
-/// <summary>Bytes between a TCP stream and a WebSocket, as the fake's subresources carry them.</summary>
-internal static class Pump
-{
-    public static async Task ToSocketAsync(Stream from, WebSocket to, CancellationToken cancellationToken)
-    {
-        var buffer = new byte[32 * 1024];
-        try
-        {
-            int read;
-            while ((read = await from.ReadAsync(buffer, cancellationToken)) > 0)
-                await to.SendAsync(buffer.AsMemory(0, read), WebSocketMessageType.Binary, true, cancellationToken);
-        }
-        catch (Exception e) when (e is IOException or WebSocketException or OperationCanceledException or ObjectDisposedException)
-        {
-        }
-    }
-
-    public static async Task FromSocketAsync(WebSocket from, Stream to, CancellationToken cancellationToken)
-    {
-        var buffer = new byte[32 * 1024];
-        try
-        {
-            while (true)
-            {
-                var received = await from.ReceiveAsync(buffer.AsMemory(), cancellationToken);
-                if (received.MessageType == WebSocketMessageType.Close) return;
-                await to.WriteAsync(buffer.AsMemory(0, received.Count), cancellationToken);
-            }
-        }
-        catch (Exception e) when (e is IOException or WebSocketException or OperationCanceledException or ObjectDisposedException)
-        {
-        }
-    }
-
-    public static async Task CloseAsync(WebSocket socket)
-    {
-        if (socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived)) return;
-        using var budget = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-        try
-        {
-            await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, budget.Token);
-        }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
-        {
-        }
-    }
 }

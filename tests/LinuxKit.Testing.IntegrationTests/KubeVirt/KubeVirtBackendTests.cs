@@ -100,7 +100,7 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
         Assert.Equal("over port-forward", Encoding.UTF8.GetString(await manager.ReadFileAsync(vm.Id, "/tmp/through-the-cluster")));
         var givenKey = JsonNode.Parse(userData)!["ssh"]!["entries"]!["authorized_keys"]!["content"]!.GetValue<string>();
         Assert.Equal(givenKey, (await manager.ExecAsync(vm.Id, ["cat", "/root/.ssh/authorized_keys"])).Stdout);
-        Assert.Contains("Hello from LinuxKit", await GetWhenServedAsync(vm.Ports.Single().Key), StringComparison.Ordinal);
+        Assert.Contains("Hello from LinuxKit", await TestEnvironment.GetWhenServedAsync(vm.Ports.Single().Key), StringComparison.Ordinal);
 
         await manager.ExecAsync(vm.Id, ["sh", "-c", "echo marker-on-the-serial-console > /dev/console"]);
         Assert.True(
@@ -229,22 +229,5 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
         var missing = await Assert.ThrowsAsync<LinuxKitException>(() => Manager(new KubeVirtOptions { Kubeconfig = "/nonexistent/kubeconfig" }).RunAsync(KubeVirtClusterFixture.ContainerDisk("dropbear"), Small));
         Assert.Contains("'/nonexistent/kubeconfig' does not exist", missing.Message, StringComparison.Ordinal);
         Assert.Empty(await cluster.VmisAsync());
-    }
-
-    private static async Task<string> GetWhenServedAsync(int port)
-    {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (true)
-        {
-            try
-            {
-                return await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/index.html"));
-            }
-            catch (HttpRequestException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(250); // the image's web server starts two seconds after SSH
-            }
-        }
     }
 }

@@ -23,14 +23,14 @@ internal sealed class KubeVirtHypervisor : IHypervisor
     private static readonly TimeSpan OneShotLimit = TimeSpan.FromMinutes(2);
 
     private readonly KubeVirtOptions _options;
-    private readonly string _scratch;
+    private readonly Func<string> _scratch;
     private readonly ILogger _logger;
     private readonly Lazy<KubeVirtCluster> _cluster;
 
     /// <param name="options">The cluster and its limits.</param>
-    /// <param name="scratch">A private folder for the bridge's runtime configuration.</param>
+    /// <param name="scratch">Makes the private folder the bridge's runtime configuration is written to.</param>
     /// <param name="logger">Where stops that needed signals are reported.</param>
-    public KubeVirtHypervisor(KubeVirtOptions options, string scratch, ILogger logger)
+    public KubeVirtHypervisor(KubeVirtOptions options, Func<string> scratch, ILogger logger)
     {
         _options = options;
         _scratch = scratch;
@@ -142,7 +142,7 @@ internal sealed class KubeVirtHypervisor : IHypervisor
     // runtime configuration is written here, since a referenced program's own rarely travels.
     private async Task<IReadOnlyList<string>> BridgeCommandAsync(IReadOnlyList<string> args, CancellationToken cancellationToken)
     {
-        var runtimeConfig = Path.Combine(_scratch, "bridge.runtimeconfig.json");
+        var runtimeConfig = Path.Combine(_scratch(), "bridge.runtimeconfig.json");
         var version = Environment.Version;
         var framework = $"{version.Major}.{version.Minor}";
         var content = System.Text.Json.JsonSerializer.Serialize(new
