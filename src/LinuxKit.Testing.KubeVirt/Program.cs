@@ -9,6 +9,7 @@ using LinuxKit.Testing.Processes;
 //           the console log; on SIGTERM, or when the VMI ends, it deletes the VMI and exits.
 //   delete  deletes one VMI.
 //   prune   deletes the SDK's VMIs whose bridge on this machine is gone, and any past its expiry.
+//   check   lists the SDK's VMIs: the cluster answers, takes the credentials, and serves kubevirt.io/v1.
 // Errors go to stderr (the VM's hypervisor log) and exit 1; a wrong command line exits 2.
 try
 {
@@ -18,7 +19,8 @@ try
         "run" => await Bridge.RunAsync(parsed),
         "delete" => await Bridge.DeleteAsync(parsed),
         "prune" => await Bridge.PruneAsync(parsed),
-        _ => throw new ArgumentException($"Unknown command '{parsed.Verb}': run, delete or prune."),
+        "check" => await Bridge.CheckAsync(parsed),
+        _ => throw new ArgumentException($"Unknown command '{parsed.Verb}': run, delete, prune or check."),
     };
 }
 catch (ArgumentException e)
@@ -138,6 +140,14 @@ namespace LinuxKit.Testing.KubeVirt
                 if (!args.Flag("--dry-run")) await api.DeleteAsync(name, CancellationToken.None);
                 Console.WriteLine(name);
             }
+            return 0;
+        }
+
+        public static async Task<int> CheckAsync(BridgeArguments args)
+        {
+            using var api = KubeVirtApi.Connect(args);
+            var vmis = await api.ListAsync(CancellationToken.None);
+            Console.WriteLine($"namespace {api.Namespace}: {vmis.Count} VMIs of the SDK");
             return 0;
         }
 

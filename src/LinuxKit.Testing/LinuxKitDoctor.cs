@@ -1,4 +1,6 @@
 using System.Globalization;
+using LinuxKit.Testing.Hypervisors;
+using LinuxKit.Testing.Hypervisors.KubeVirt;
 using LinuxKit.Testing.Hypervisors.Qemu;
 using LinuxKit.Testing.Networking;
 using LinuxKit.Testing.Processes;
@@ -28,8 +30,9 @@ public enum DoctorStatus
 
 /// <summary>
 /// Checks that this host can run VMs the way <see cref="LinuxKitManager"/> would: QEMU and
-/// qemu-img and their versions, which accelerator works (and why not KVM), the state directory
-/// and its permissions, and a free port on 127.0.0.1.
+/// qemu-img and their versions, which accelerator works (and why not KVM) — or, for KubeVirt,
+/// the kubeconfig and whether the cluster answers with it and serves KubeVirt — the state
+/// directory and its permissions, and a free port on 127.0.0.1.
 /// </summary>
 public static class LinuxKitDoctor
 {
@@ -40,6 +43,32 @@ public static class LinuxKitDoctor
     {
         options ??= new LinuxKitManagerOptions();
         var checks = new List<DoctorCheck>();
+        var root = options.ResolveStateDirectory();
+        if (HypervisorFactory.Requested(options) == HypervisorKind.KubeVirt)
+            await CheckKubeVirtAsync(options, root, checks, cancellationToken).ConfigureAwait(false);
+        else
+            await CheckQemuAsync(options, checks, cancellationToken).ConfigureAwait(false);
+        CheckStateDirectory(root, checks);
+        return checks;
+    }
+
+    // KubeVirt VMs need no local hypervisor: the cluster, and the bridge that reaches it.
+    private static async Task CheckKubeVirtAsync(LinuxKitManagerOptions options, string root, List<DoctorCheck> checks, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var kubeVirt = new KubeVirtHypervisor(options.KubeVirt, () => new StateStore(root).Scratch("kubevirt"), NullLogger.Instance);
+            var (cluster, answer) = await kubeVirt.CheckClusterAsync(cancellationToken).ConfigureAwait(false);
+            checks.Add(new DoctorCheck("KubeVirt", DoctorStatus.Ok, $"{cluster}: {answer}"));
+        }
+        catch (LinuxKitException e)
+        {
+            checks.Add(new DoctorCheck("KubeVirt", DoctorStatus.Failed, e.Message));
+        }
+    }
+
+    private static async Task CheckQemuAsync(LinuxKitManagerOptions options, List<DoctorCheck> checks, CancellationToken cancellationToken)
+    {
         QemuHypervisor? qemu = null;
         try
         {
@@ -58,8 +87,10 @@ public static class LinuxKitDoctor
                 ? new DoctorCheck("Accelerator", DoctorStatus.Ok, accelerator.ToString().ToLowerInvariant())
                 : new DoctorCheck("Accelerator", DoctorStatus.Warning, $"VMs run under tcg (software emulation, several times slower): {whyNotKvm}. For KVM the user needs read-write access to /dev/kvm (the kvm group) on a host with virtualisation enabled."));
         }
+    }
 
-        var root = options.ResolveStateDirectory();
+    private static void CheckStateDirectory(string root, List<DoctorCheck> checks)
+    {
         try
         {
             var store = new StateStore(root);
@@ -74,7 +105,6 @@ public static class LinuxKitDoctor
         {
             checks.Add(new DoctorCheck("State directory", DoctorStatus.Failed, e.Message));
         }
-        return checks;
     }
 
     private static async Task<string> VersionAsync(string binary, CancellationToken cancellationToken)

@@ -65,6 +65,24 @@ public class ToolTests(InstalledTool tool, KubeVirt.KubeVirtClusterFixture clust
     }
 
     [Fact]
+    public async Task Doctor_on_kubevirt_checks_the_cluster_instead_of_qemu_and_names_a_refusal()
+    {
+        await using var state = new ScratchState();
+        var doctor = await tool.RunAsync(state.Path, new Dictionary<string, string> { ["LINUXKIT_TESTING_HYPERVISOR"] = "kubevirt", ["LINUXKIT_TESTING_KUBECONFIG"] = cluster.Kubeconfig }, "doctor");
+        Assert.True(doctor.ExitCode == 0, doctor.Stdout + doctor.Stderr);
+        Assert.Contains($"KubeVirt: {cluster.Kubeconfig}", doctor.Stdout, StringComparison.Ordinal);
+        Assert.Contains("VMIs of the SDK", doctor.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("QEMU", doctor.Stdout, StringComparison.Ordinal);
+
+        var wrong = Path.Combine(state.Path, "wrong-kubeconfig");
+        await File.WriteAllTextAsync(wrong, System.Text.RegularExpressions.Regex.Replace(await File.ReadAllTextAsync(cluster.Fake.Kubeconfig), "token: .*", "token: not-the-token"));
+        var refused = await tool.RunAsync(state.Path, new Dictionary<string, string> { ["LINUXKIT_TESTING_HYPERVISOR"] = "kubevirt", ["LINUXKIT_TESTING_KUBECONFIG"] = wrong }, "doctor");
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("FIX  KubeVirt:", refused.Stdout, StringComparison.Ordinal);
+        Assert.Contains("401", refused.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Prune_finds_a_kubevirt_vmi_whose_bridge_was_killed_by_its_labels_and_deletes_it()
     {
         await using var state = new ScratchState();

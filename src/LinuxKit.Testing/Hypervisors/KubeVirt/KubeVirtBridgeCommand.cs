@@ -47,5 +47,8 @@ internal static class KubeVirtBridgeCommand
     public static IReadOnlyList<string> Prune(KubeVirtCluster cluster, string ownerHost, bool dryRun) =>
         ["prune", .. cluster.Arguments(), "--owner-host", ownerHost, .. dryRun ? new[] { "--dry-run" } : []];
 
+    /// <summary>Asks the cluster for the SDK's VMIs: it answers, takes the credentials and serves KubeVirt.</summary>
+    public static IReadOnlyList<string> Check(KubeVirtCluster cluster) => ["check", .. cluster.Arguments()];
+
     private static string Number(int value) => value.ToString(CultureInfo.InvariantCulture);
 }

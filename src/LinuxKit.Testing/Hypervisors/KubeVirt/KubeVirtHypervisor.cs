@@ -108,6 +108,18 @@ internal sealed class KubeVirtHypervisor : IHypervisor
         return outcome.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
     }
 
+    /// <summary>
+    /// Where the VMs would go (kubeconfig, context, namespace) and whether the cluster answers
+    /// with these credentials and serves KubeVirt.
+    /// </summary>
+    /// <exception cref="LinuxKitException">There is no kubeconfig or bridge, or the cluster refused.</exception>
+    public async Task<(string Cluster, string Answer)> CheckClusterAsync(CancellationToken cancellationToken)
+    {
+        var cluster = _cluster.Value;
+        var answer = await RunOnceAsync(KubeVirtBridgeCommand.Check(cluster), cancellationToken).ConfigureAwait(false);
+        return ($"{cluster.Kubeconfig}{(cluster.Context is null ? "" : $", context {cluster.Context}")}", answer.Trim());
+    }
+
     // The bridge deletes its VMI and exits on SIGTERM; one that does not (hung) leaves the
     // delete to a one-shot run. A VMI that even that cannot delete is
     // left to its expiry and a prune: the VM is stopped here either way.
