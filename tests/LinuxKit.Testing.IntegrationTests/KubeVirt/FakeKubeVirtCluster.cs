@@ -51,8 +51,8 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
     /// <summary>The kubeconfig that reaches this server (namespace <see cref="Namespace"/>).</summary>
     public string Kubeconfig => Path.Combine(_root.Path, "kubeconfig");
 
-    /// <summary>Every request, "METHOD PATH", in order.</summary>
-    public ConcurrentQueue<string> Requests { get; } = new();
+    /// <summary>Requests ("METHOD PATH") that match no call the fake implements: the backend made a call it did not expect.</summary>
+    public ConcurrentQueue<string> Unrouted { get; } = new();
 
     /// <summary>The VMIs that exist, by name.</summary>
     public IReadOnlyDictionary<string, FakeVmi> Vmis => _vmis;
@@ -129,7 +129,6 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
     {
         var request = context.Request;
         var path = request.Url!.AbsolutePath;
-        Requests.Enqueue($"{request.HttpMethod} {request.Url.PathAndQuery}");
         if (request.Headers["Authorization"] != $"Bearer {_token}")
         {
             await WriteAsync(context, 401, Status(401, "Unauthorized", "Unauthorized"));
@@ -138,6 +137,7 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
         var match = Route.Match(path);
         if (!match.Success)
         {
+            Unrouted.Enqueue($"{request.HttpMethod} {request.Url.PathAndQuery}");
             await WriteAsync(context, 404, Status(404, "NotFound", $"the server could not find {path}"));
             return;
         }
@@ -169,6 +169,7 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
                 await DeleteAsync(context, one);
                 break;
             default:
+                Unrouted.Enqueue($"{request.HttpMethod} {request.Url.PathAndQuery}");
                 await WriteAsync(context, 405, Status(405, "MethodNotAllowed", request.HttpMethod));
                 break;
         }

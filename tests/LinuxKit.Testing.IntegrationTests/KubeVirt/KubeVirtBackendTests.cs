@@ -111,6 +111,7 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
         Assert.Empty(await cluster.VmisAsync());
         Assert.Equal(ContainerStatus.Stopped, (await manager.InspectAsync(vm.Id)).Status);
         Assert.False(TestEnvironment.IsRunning(vm.Pid), "the bridge outlived its VM");
+        Assert.Empty(cluster.Fake.Unrouted); // the backend made no call the fake does not implement
     }
 
     [Fact]
