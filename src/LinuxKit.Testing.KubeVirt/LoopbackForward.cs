@@ -79,7 +79,7 @@ internal sealed class LoopbackForward : IAsyncDisposable
                 await Task.WhenAny(up, down);
                 // One direction ended: the connection is over for both.
                 await ends.CancelAsync();
-                await Task.WhenAll(up, down).ContinueWith(_ => { }, TaskScheduler.Default);
+                await Task.WhenAll(up, down);
                 await WebSocketPipe.CloseAsync(socket);
             }
         }

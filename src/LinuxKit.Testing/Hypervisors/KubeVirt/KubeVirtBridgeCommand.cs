@@ -10,16 +10,16 @@ namespace LinuxKit.Testing.Hypervisors.KubeVirt;
 internal static class KubeVirtBridgeCommand
 {
     /// <summary>
-    /// Runs the VM of <paramref name="spec"/>: its VMI boots <paramref name="disk"/> with the
+    /// Runs the VM of <paramref name="spec"/>: its VMI boots the spec's cluster disk with the
     /// metadata in <paramref name="userData"/>; its SSH port and forwards listen on loopback.
     /// </summary>
-    public static IReadOnlyList<string> Run(VmSpec spec, KubeVirtCluster cluster, KubeVirtOptions options, string disk, string userData, string ownerHost)
+    public static IReadOnlyList<string> Run(VmSpec spec, KubeVirtCluster cluster, KubeVirtOptions options, string userData, string ownerHost)
     {
         var args = new List<string> { "run" };
         args.AddRange(cluster.Arguments());
         args.AddRange([
             "--name", KubeVirtCluster.VmiName(spec.Id),
-            "--disk", disk,
+            "--disk", spec.Image.Path,
             "--memory", Number(spec.MemoryMb),
             "--cpus", Number(spec.Cpus),
             "--user-data", userData,

@@ -64,7 +64,7 @@ internal sealed class KubeVirtHypervisor : IHypervisor
     {
         var userData = Path.Combine(spec.Files.Directory, "user-data");
         await PrivateFiles.WriteAsync(userData, spec.Metadata.ToArray(), cancellationToken).ConfigureAwait(false);
-        var args = KubeVirtBridgeCommand.Run(spec, _cluster.Value, _options, spec.Image.Path, userData, OwnerHost);
+        var args = KubeVirtBridgeCommand.Run(spec, _cluster.Value, _options, userData, OwnerHost);
         _logger.LogDebug("Starting VM {Id} on KubeVirt: {Arguments}", spec.Id, string.Join(' ', args));
         var bridge = await DetachedProcess.StartAsync(DotnetHost(), await BridgeCommandAsync(args, cancellationToken).ConfigureAwait(false), spec.Files.HypervisorLog, spec.Files.HypervisorLog, cancellationToken).ConfigureAwait(false);
         try

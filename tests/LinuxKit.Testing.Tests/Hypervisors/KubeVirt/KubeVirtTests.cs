@@ -24,6 +24,17 @@ public sealed class KubeVirtTests
         ExpiresAt = new DateTimeOffset(2026, 11, 29, 15, 0, 0, TimeSpan.Zero),
     };
 
+    private static VmSpec Spec(string disk, int memoryMb, int cpus, string folder, params PortForward[] ports) => new()
+    {
+        Id = "0123abcd",
+        Image = new LinuxKitImage { Format = ImageFormat.ClusterDisk, Path = disk },
+        MemoryMb = memoryMb,
+        Cpus = cpus,
+        SshPort = 40022,
+        Ports = ports,
+        Files = new VmFiles("0123abcd", folder),
+    };
+
     [Theory]
     [InlineData("containerdisk:registry.test/os:1", "containerDisk", "image", "registry.test/os:1")]
     [InlineData("pvc:os-disk", "persistentVolumeClaim", "claimName", "os-disk")]
@@ -115,20 +126,10 @@ public sealed class KubeVirtTests
     [Fact]
     public void The_bridge_command_line_matches_snapshot()
     {
-        var files = new VmFiles("0123abcd", "/state/vms/0123abcd");
-        var spec = new VmSpec
-        {
-            Id = "0123abcd",
-            Image = new LinuxKitImage { Format = ImageFormat.ClusterDisk, Path = "containerdisk:registry.test/os:1" },
-            MemoryMb = 512,
-            Cpus = 1,
-            SshPort = 40022,
-            Ports = [new PortForward(8080, 80)],
-            Files = files,
-        };
+        var spec = Spec("containerdisk:registry.test/os:1", 512, 1, "/state/vms/0123abcd", new PortForward(8080, 80));
         var cluster = new KubeVirtCluster("/home/me/.kube/config", "kind-kubevirt", "tests");
 
-        var args = KubeVirtBridgeCommand.Run(spec, cluster, new KubeVirtOptions(), spec.Image.Path, "/state/vms/0123abcd/user-data", "ci-7");
+        var args = KubeVirtBridgeCommand.Run(spec, cluster, new KubeVirtOptions(), "/state/vms/0123abcd/user-data", "ci-7");
 
         Snapshot.Match(args);
         Assert.Equal(["delete", "--kubeconfig", "/home/me/.kube/config", "--context", "kind-kubevirt", "--namespace", "tests", "--name", "linuxkit-testing-0123abcd"], KubeVirtBridgeCommand.Delete("0123abcd", cluster));
@@ -138,18 +139,9 @@ public sealed class KubeVirtTests
     public void The_bridge_reads_back_the_command_line_the_core_writes()
     {
         var cluster = new KubeVirtCluster("/k", null, null);
-        var spec = new VmSpec
-        {
-            Id = "0123abcd",
-            Image = new LinuxKitImage { Format = ImageFormat.ClusterDisk, Path = "pvc:os" },
-            MemoryMb = 256,
-            Cpus = 2,
-            SshPort = 40022,
-            Ports = [new PortForward(8080, 80), new PortForward(8443, 443)],
-            Files = new VmFiles("0123abcd", "/s/0123abcd"),
-        };
+        var spec = Spec("pvc:os", 256, 2, "/s/0123abcd", new PortForward(8080, 80), new PortForward(8443, 443));
 
-        var parsed = BridgeArguments.Parse(KubeVirtBridgeCommand.Run(spec, cluster, new KubeVirtOptions { ScheduleTimeout = TimeSpan.FromSeconds(90.5) }, "pvc:os", "/s/u", "h"));
+        var parsed = BridgeArguments.Parse(KubeVirtBridgeCommand.Run(spec, cluster, new KubeVirtOptions { ScheduleTimeout = TimeSpan.FromSeconds(90.5) }, "/s/u", "h"));
 
         Assert.Equal("run", parsed.Verb);
         Assert.Equal("/k", parsed.Required("--kubeconfig"));
