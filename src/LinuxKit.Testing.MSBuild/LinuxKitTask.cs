@@ -99,7 +99,7 @@ public abstract class LinuxKitTask : MSBuildTask, ICancelableTask
                     task.Log.LogWarningWithCodeFromResources("Task.ManagerWarning", message);
                     break;
                 case LogLevel.Information:
-                    task.Log.LogMessage(MessageImportance.Normal, "LinuxKit: {0}", message);
+                    task.Log.LogMessage(eventId == LogEvents.Notice ? MessageImportance.High : MessageImportance.Normal, "LinuxKit: {0}", message);
                     break;
                 default:
                     task.Log.LogMessage(MessageImportance.Low, "LinuxKit: {0}", message);

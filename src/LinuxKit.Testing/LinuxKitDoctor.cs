@@ -82,7 +82,7 @@ public static class LinuxKitDoctor
         }
         if (qemu is not null)
         {
-            var (accelerator, whyNotKvm) = await QemuHypervisor.DiagnoseAcceleratorAsync(qemu.Binary).WaitAsync(cancellationToken).ConfigureAwait(false);
+            var (accelerator, whyNotKvm) = await AcceleratorProbe.DiagnoseAsync(qemu.Binary).WaitAsync(cancellationToken).ConfigureAwait(false);
             checks.Add(whyNotKvm is null
                 ? new DoctorCheck("Accelerator", DoctorStatus.Ok, accelerator.ToString().ToLowerInvariant())
                 : new DoctorCheck("Accelerator", DoctorStatus.Warning, $"VMs run under tcg (software emulation, several times slower): {whyNotKvm}. For KVM the user needs read-write access to /dev/kvm (the kvm group) on a host with virtualisation enabled."));

@@ -63,7 +63,7 @@ public sealed class LinuxKitManager : IManager
         _ports = new PortAllocator(_store.Scratch("ports"));
         _warmStart = new WarmStart(this, new TemplateStore(_store.Scratch("templates")), _ports, _time, _logger, _options.StopTimeout);
         // Created on first use, so that listing or stopping works where QEMU is not installed.
-        _hypervisor = new Lazy<IHypervisor>(hypervisorFactory ?? (() => HypervisorFactory.Create(_options, () => _store.Scratch("kubevirt"), _logger)));
+        _hypervisor = new Lazy<IHypervisor>(hypervisorFactory ?? (() => HypervisorFactory.Create(_options, _store.Scratch, _logger)));
         _hypervisorGiven = hypervisorFactory is not null;
     }
 
@@ -424,7 +424,7 @@ public sealed class LinuxKitManager : IManager
         if (record.Hypervisor == _hypervisor.Value.Kind) return _hypervisor.Value;
         if (_hypervisorGiven)
             throw new LinuxKitException($"VM {record.Id} runs under {record.Hypervisor}, this manager uses {_hypervisor.Value.Kind}.");
-        return _otherHypervisors.GetOrAdd(record.Hypervisor, kind => HypervisorFactory.Create(_options with { Hypervisor = kind }, () => _store.Scratch("kubevirt"), _logger));
+        return _otherHypervisors.GetOrAdd(record.Hypervisor, kind => HypervisorFactory.Create(_options with { Hypervisor = kind }, _store.Scratch, _logger));
     }
 
     private string ClaimId(string? name)

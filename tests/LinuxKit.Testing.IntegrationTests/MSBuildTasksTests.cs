@@ -11,12 +11,13 @@ public class MSBuildTasksTests(LocalPackageFeed feed, KubeVirt.KubeVirtClusterFi
         BuildSampleOnAsync(TestEnvironment.GuestImage("dropbear"), state, properties);
 
     private Task<(int ExitCode, string Output)> BuildSampleOnAsync(string image, string state, params string[] properties) =>
-        TestEnvironment.RunDotnetAsync(
+        RepoBuilds.RunAsync(
+            "MSBuildSample",
             new[]
             {
                 "build", Path.Combine(FixtureSampleTests.Repo, "samples", "MSBuildSample"), "-nodeReuse:false",
                 $"-p:LinuxKitPackageVersion={feed.Version}", $"-p:RestoreAdditionalProjectSources={feed.Path}",
-                $"-p:LinuxKitImage={image}",
+                $"-p:VmImage={image}",
             }.Concat(properties),
             new Dictionary<string, string?> { ["LINUXKIT_TESTING_HOME"] = state },
             TimeSpan.FromMinutes(5));
@@ -26,8 +27,12 @@ public class MSBuildTasksTests(LocalPackageFeed feed, KubeVirt.KubeVirtClusterFi
     public async Task Build_starts_a_vm_runs_a_command_in_it_and_stops_it(string guest)
     {
         using var state = new TempDirectory("lkt-msbuild-");
-        var (exitCode, output) = await BuildSampleOnAsync(TestEnvironment.GuestImage(guest), state.Path);
+        // As CI builds often are: on a host whose KVM does not run guests (this one), falling
+        // back to TCG is a message, not a warning that fails the build.
+        var (exitCode, output) = await BuildSampleOnAsync(TestEnvironment.GuestImage(guest), state.Path, "-warnaserror");
         Assert.True(exitCode == 0, output);
+        Assert.DoesNotContain("LKT010", output, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(state.Path, "host", "accelerator.json")), "the accelerator found is not kept for later processes");
         Assert.Matches(@"VM [0-9a-f]{8} runs Linux; forwarded \d+ to 22", output);
         await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
         Assert.Contains("\"ExitCode\": 137", StoppedRecord(state.Path), StringComparison.Ordinal); // stopped at once
@@ -37,11 +42,12 @@ public class MSBuildTasksTests(LocalPackageFeed feed, KubeVirt.KubeVirtClusterFi
     public async Task The_build_runs_its_vm_on_kubevirt_when_the_environment_says_so()
     {
         using var state = new TempDirectory("lkt-msbuild-");
-        var (exitCode, output) = await TestEnvironment.RunDotnetAsync(
+        var (exitCode, output) = await RepoBuilds.RunAsync(
+            "MSBuildSample",
             [
                 "build", Path.Combine(FixtureSampleTests.Repo, "samples", "MSBuildSample"), "-nodeReuse:false",
                 $"-p:LinuxKitPackageVersion={feed.Version}", $"-p:RestoreAdditionalProjectSources={feed.Path}",
-                $"-p:LinuxKitImage={KubeVirt.KubeVirtClusterFixture.ContainerDisk("dropbear")}",
+                $"-p:VmImage={KubeVirt.KubeVirtClusterFixture.ContainerDisk("dropbear")}",
             ],
             new Dictionary<string, string?>
             {

@@ -13,19 +13,19 @@ namespace LinuxKit.Testing.Hypervisors;
 internal static class HypervisorFactory
 {
     /// <param name="options">The manager's options.</param>
-    /// <param name="scratch">Makes (on first use) a private folder of the state directory the backend may keep files in.</param>
+    /// <param name="scratch">Makes (on first use) a private folder of the state directory, by name, that a backend may keep files in.</param>
     /// <param name="logger">Where the choice and the backend's work are logged.</param>
-    public static IHypervisor Create(LinuxKitManagerOptions options, Func<string> scratch, ILogger logger)
+    public static IHypervisor Create(LinuxKitManagerOptions options, Func<string, string> scratch, ILogger logger)
     {
         var requested = Requested(options);
-        if (requested == HypervisorKind.KubeVirt) return new KubeVirtHypervisor(options.KubeVirt, scratch, logger);
+        if (requested == HypervisorKind.KubeVirt) return new KubeVirtHypervisor(options.KubeVirt, () => scratch("kubevirt"), logger);
         var (kind, message) = HypervisorSelection.Choose(
             requested, OperatingSystem.IsMacOS(), RuntimeInformation.OSArchitecture, () => HyperkitHypervisor.Locate(options.Hyperkit) is not null);
         if (message is not null) logger.LogInformation("{Reason}", message);
         return kind switch
         {
             HypervisorKind.Hyperkit => new HyperkitHypervisor(options.Hyperkit, logger),
-            _ => new QemuHypervisor(options.QemuPath, options.Accelerator, logger),
+            _ => new QemuHypervisor(options.QemuPath, options.Accelerator, logger, () => scratch("host")),
         };
     }
 

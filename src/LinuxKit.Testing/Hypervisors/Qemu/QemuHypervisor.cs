@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using LinuxKit.Testing.Images;
 using LinuxKit.Testing.Processes;
 using LinuxKit.Testing.State;
@@ -18,11 +17,17 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
 
     private readonly Accelerator _requestedAccelerator;
     private readonly ILogger _logger;
+    private readonly Func<string>? _hostFolder;
 
-    public QemuHypervisor(string? binary, Accelerator accelerator, ILogger logger)
+    /// <param name="binary">qemu-system-x86_64, by path or name; null for LINUXKIT_TESTING_QEMU, else PATH.</param>
+    /// <param name="accelerator">Auto to use KVM where it runs a guest, else TCG.</param>
+    /// <param name="logger">Where the choice of accelerator and the VMs' starts are logged.</param>
+    /// <param name="hostFolder">A private folder of the state directory (made on first use) that keeps what was found about this host; null to keep nothing.</param>
+    public QemuHypervisor(string? binary, Accelerator accelerator, ILogger logger, Func<string>? hostFolder = null)
     {
         _requestedAccelerator = accelerator;
         _logger = logger;
+        _hostFolder = hostFolder;
         var requested = binary ?? LinuxKitEnvironment.Read(LinuxKitEnvironment.Qemu) ?? "qemu-system-x86_64";
         Binary = ProcessRunner.FindOnPath(requested)
             ?? throw new LinuxKitException($"QEMU binary '{requested}' was not found. {InstallHint}");
@@ -233,78 +238,24 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
             .WaitAsync(cancellationToken);
     }
 
-    private static async Task<Accelerator> DetectAsync(string binary, ILogger logger)
+    private async Task<Accelerator> DetectAsync(string binary, ILogger logger)
     {
-        var (accelerator, whyNotKvm) = await DiagnoseAcceleratorAsync(binary).ConfigureAwait(false);
-        if (whyNotKvm is not null) logger.LogWarning("{Reason}; QEMU uses TCG software emulation, which is several times slower.", whyNotKvm);
+        var (accelerator, whyNotKvm, cached) = _hostFolder is null
+            ? await DiagnoseWithoutCacheAsync(binary).ConfigureAwait(false)
+            : await AcceleratorProbe.DiagnoseOnceAsync(_hostFolder(), AcceleratorProbe.HostKey(binary), () => AcceleratorProbe.DiagnoseAsync(binary)).ConfigureAwait(false);
+        // Nothing to fix in the build or test that boots the VM: a notice, not a warning (a
+        // warning fails builds that treat warnings as errors). `doctor` gives the whole reason.
+        if (whyNotKvm is not null)
+        {
+            logger.LogInformation(LogEvents.Notice, "QEMU runs VMs under TCG software emulation, several times slower than KVM: {Reason}{Cached}. `linuxkit-testing doctor` says what KVM needs.",
+                whyNotKvm, cached ? " (found earlier since this host booted)" : "");
+        }
         return accelerator;
     }
 
-    /// <summary>The accelerator QEMU can use here, and when it is not KVM on Linux, why not.</summary>
-    internal static async Task<(Accelerator Accelerator, string? WhyNotKvm)> DiagnoseAcceleratorAsync(string binary)
+    private static async Task<(Accelerator, string?, bool)> DiagnoseWithoutCacheAsync(string binary)
     {
-        if (OperatingSystem.IsMacOS()) return (Accelerator.Hvf, null);
-        if (!CanOpenKvm(out var why)) return (Accelerator.Tcg, $"KVM is not available ({why})");
-        var probe = await ProbeKvmAsync(binary).ConfigureAwait(false);
-        return probe is null ? (Accelerator.Kvm, null) : (Accelerator.Tcg, $"/dev/kvm opens but KVM does not run a guest here ({probe})");
-    }
-
-    private static bool CanOpenKvm(out string why)
-    {
-        try
-        {
-            using var kvm = new FileStream("/dev/kvm", FileMode.Open, FileAccess.ReadWrite);
-            why = "";
-            return true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            why = "/dev/kvm: " + e.Message;
-            return false;
-        }
-    }
-
-    // Some hosts (nested or sandboxed virtualisation) expose a /dev/kvm that cannot run a vCPU:
-    // QEMU aborts or hangs. The probe boots the firmware alone and waits for SeaBIOS to write to
-    // its debug port. Returns null when KVM works, else the reason.
-    private static async Task<string?> ProbeKvmAsync(string binary)
-    {
-        var dir = Directory.CreateTempSubdirectory("linuxkit-kvm-probe-");
-        var debugLog = Path.Combine(dir.FullName, "seabios.log");
-        var info = new ProcessStartInfo(binary)
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in new[]
-                 {
-                     "-nodefaults", "-no-user-config", "-machine", "q35", "-accel", "kvm", "-cpu", "max", "-display", "none",
-                     "-chardev", $"file,id=debug,path={QemuCommandBuilder.Escape(debugLog)}", "-device", "isa-debugcon,iobase=0x402,chardev=debug",
-                 })
-        {
-            info.ArgumentList.Add(arg);
-        }
-        try
-        {
-            using var qemu = Process.Start(info)!;
-            var stderr = qemu.StandardError.ReadToEndAsync();
-            bool FirmwareRan() => File.Exists(debugLog) && new FileInfo(debugLog).Length > 0;
-            await Polling.UntilAsync(() => FirmwareRan() || qemu.HasExited, TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(false);
-            if (FirmwareRan())
-            {
-                qemu.Kill();
-                return null;
-            }
-            if (qemu.HasExited)
-                return $"QEMU exited with code {qemu.ExitCode}: {(await stderr.ConfigureAwait(false)).Trim()}";
-            qemu.Kill();
-            return "the firmware did not run within 5 s";
-        }
-        finally
-        {
-            try { dir.Delete(recursive: true); } catch (IOException) { }
-        }
+        var (accelerator, whyNotKvm) = await AcceleratorProbe.DiagnoseAsync(binary).ConfigureAwait(false);
+        return (accelerator, whyNotKvm, false);
     }
 }
