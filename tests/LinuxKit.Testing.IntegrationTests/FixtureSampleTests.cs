@@ -27,7 +27,8 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
     {
         environment["LINUXKIT_TESTING_HOME"] = state;
         var clock = Stopwatch.StartNew();
-        var (exitCode, output) = await TestEnvironment.RunDotnetAsync(
+        var (exitCode, output) = await RepoBuilds.RunAsync(
+            sample,
             new[]
             {
                 "test", Path.Combine(Repo, "samples", sample), "--logger", "console;verbosity=normal",
@@ -46,7 +47,8 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
     private async Task<(int ExitCode, string Output)> DotnetTestOnTestingPlatformAsync(string image, string state, Dictionary<string, string?> environment, params string[] properties)
     {
         environment["LINUXKIT_TESTING_HOME"] = state;
-        return await TestEnvironment.RunDotnetAsync(
+        return await RepoBuilds.RunAsync(
+            "XunitV3MtpSample",
             new[]
             {
                 "test", "--output", "Detailed", "--no-progress",
@@ -245,9 +247,9 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
 }
 
 /// <summary>
-/// The LinuxKit.Testing packages, packed once per test run from this tree with a version of
-/// their own, for every class that uses them: classes run in parallel, and two packs of one
-/// project at once would write its build output twice at the same time.
+/// The LinuxKit.Testing packages and the tool, packed once per test run from this tree with a
+/// version of their own, for every class that uses them (through <see cref="RepoBuilds"/>, so
+/// no other build of src/ runs meanwhile).
 /// </summary>
 public sealed class LocalPackageFeed : IAsyncLifetime
 {
@@ -256,6 +258,13 @@ public sealed class LocalPackageFeed : IAsyncLifetime
 
     // Unique per run, so NuGet's global package cache never serves an older build.
     private static readonly string SharedVersion = $"0.1.0-local.{DateTime.UtcNow:yyyyMMddHHmmss}.{Environment.ProcessId}";
+
+    /// <summary>Every package project under src/, the tool included.</summary>
+    public static IReadOnlyList<string> Projects { get; } =
+    [
+        "LinuxKit.Testing", "LinuxKit.Testing.Xunit", "LinuxKit.Testing.Xunit.V3", "LinuxKit.Testing.NUnit",
+        "LinuxKit.Testing.MSBuild", "LinuxKit.Testing.Testcontainers", "LinuxKit.Testing.KubeVirt", "LinuxKit.Testing.Tool",
+    ];
 
     public string Path { get; } = Feed.Path;
 
@@ -274,9 +283,10 @@ public sealed class LocalPackageFeed : IAsyncLifetime
 
     private static async Task PackAsync()
     {
-        foreach (var project in new[] { "LinuxKit.Testing", "LinuxKit.Testing.Xunit", "LinuxKit.Testing.Xunit.V3", "LinuxKit.Testing.NUnit", "LinuxKit.Testing.MSBuild", "LinuxKit.Testing.Testcontainers", "LinuxKit.Testing.KubeVirt" })
+        foreach (var project in Projects)
         {
-            var (exitCode, output) = await TestEnvironment.RunDotnetAsync(
+            var (exitCode, output) = await RepoBuilds.RunAsync(
+                RepoBuilds.Sources,
                 ["pack", System.IO.Path.Combine(FixtureSampleTests.Repo, "src", project), "-c", "Release", "-o", Feed.Path, $"-p:Version={SharedVersion}"],
                 new Dictionary<string, string?>(),
                 TimeSpan.FromMinutes(3));

@@ -194,10 +194,10 @@ public class ToolTests(InstalledTool tool, KubeVirt.KubeVirtClusterFixture clust
     }
 }
 
-/// <summary>The tool packed from this tree and installed into a folder of its own, as `dotnet tool install` does.</summary>
+/// <summary>The tool from the run's local package feed, installed into a folder of its own as `dotnet tool install` does.</summary>
 public sealed class InstalledTool : IAsyncLifetime, IDisposable
 {
-    private readonly TempDirectory _feed = new("lkt-tool-feed-");
+    private readonly LocalPackageFeed _feed = new();
     private readonly TempDirectory _tools = new("lkt-tool-");
 
     /// <summary>The installed command.</summary>
@@ -208,24 +208,16 @@ public sealed class InstalledTool : IAsyncLifetime, IDisposable
 
     public async Task InitializeAsync()
     {
-        var version = $"0.1.0-local.{DateTime.UtcNow:yyyyMMddHHmmss}.{Environment.ProcessId}";
-        var (packed, packOutput) = await TestEnvironment.RunDotnetAsync(
-            ["pack", Path.Combine(FixtureSampleTests.Repo, "src", "LinuxKit.Testing.Tool"), "-c", "Release", "-o", _feed.Path, $"-p:Version={version}"],
-            new Dictionary<string, string?>(), TimeSpan.FromMinutes(3));
-        if (packed != 0) throw new InvalidOperationException($"dotnet pack of the tool failed: {packOutput}");
+        await _feed.InitializeAsync();
         var (installed, installOutput) = await TestEnvironment.RunDotnetAsync(
-            ["tool", "install", "LinuxKit.Testing.Tool", "--tool-path", _tools.Path, "--add-source", _feed.Path, "--version", version],
+            ["tool", "install", "LinuxKit.Testing.Tool", "--tool-path", _tools.Path, "--add-source", _feed.Path, "--version", _feed.Version],
             new Dictionary<string, string?>(), TimeSpan.FromMinutes(3));
         if (installed != 0) throw new InvalidOperationException($"dotnet tool install failed: {installOutput}");
     }
 
     public Task DisposeAsync() => Task.CompletedTask;
 
-    public void Dispose()
-    {
-        _tools.Dispose();
-        _feed.Dispose();
-    }
+    public void Dispose() => _tools.Dispose();
 
     /// <summary>Starts the tool with LINUXKIT_TESTING_HOME set to <paramref name="stateDirectory"/>.</summary>
     public Process Start(string stateDirectory, params string[] args) => Start(stateDirectory, new Dictionary<string, string>(), args);
