@@ -51,6 +51,11 @@ public class SharedVm : IAsyncDisposable
     /// <summary>The image to boot, when this VM boots one.</summary>
     public string? Image { get; set; }
 
+    // The image the `dotnet test` hand-off was given at build time (the MSBuild package's targets
+    // write it into the test assembly), for an error that says why no VM reached the tests.
+    private const string BuildImageMetadata = "LinuxKit.Testing.HandOffImage";
+    private string? _buildImage;
+
     private static readonly RunOptions Unconfigured = new();
     private static readonly LinuxKitManagerOptions UnconfiguredManager = new();
 
@@ -101,6 +106,9 @@ public class SharedVm : IAsyncDisposable
     /// <exception cref="LinuxKitException">The attribute's ports or volumes are not written as documented.</exception>
     public void ApplyDefaults(Assembly? testAssembly)
     {
+        _buildImage ??= new[] { testAssembly }.Concat(AppDomain.CurrentDomain.GetAssemblies())
+            .SelectMany(a => a?.GetCustomAttributes<AssemblyMetadataAttribute>() ?? [])
+            .FirstOrDefault(a => a.Key == BuildImageMetadata)?.Value;
         if (Image is not null) return;
         var attribute = GetType().GetCustomAttribute<LinuxKitImageAttribute>()
             ?? testAssembly?.GetCustomAttribute<LinuxKitImageAttribute>()
@@ -165,6 +173,15 @@ public class SharedVm : IAsyncDisposable
             _diagnostics($"Using VM {existing.Id} started by the build ({LinuxKitEnvironment.VmId})");
             _container = existing;
             return;
+        }
+        if (string.IsNullOrEmpty(Image) && !string.IsNullOrEmpty(_buildImage))
+        {
+            throw new LinuxKitException(
+                $"The build was given LinuxKitImage '{_buildImage}', but no VM was handed off to these tests: the hand-off starts the VM when " +
+                "`dotnet test` builds and runs this project (under VSTest before its tests; under Microsoft Testing Platform after the build, in " +
+                "dotnet test's own process, so not with --no-build nor with several test projects built in worker nodes, see warning LKT011). " +
+                "Tests run by an IDE or by the test executable itself get none. Run them with `dotnet test`, or give the fixture an image of its own: " +
+                $"[assembly: LinuxKitImage(\"path/to/image\")], the fixture's Configure method, or {LinuxKitEnvironment.Image}.");
         }
         if (string.IsNullOrEmpty(Image))
         {
