@@ -118,7 +118,13 @@ public sealed class LinuxKitManager : IManager
             }
             _sessions.Add(id, ready.Session);
             boot.Record = boot.Record with { Status = ContainerStatus.Running, HostKeyFingerprint = ready.Session.HostKeyFingerprint, HostKey = ready.Session.HostKey };
+            if (options.Detach) boot.Record = boot.Record with { OwnerPid = null, OwnerStartTime = null };
             await SaveWhileStartingAsync(boot.Record, boot.Description, cancellationToken).ConfigureAwait(false);
+            if (options.Detach && _owned.TryGetValue(id, out var bootWatchdog))
+            {
+                bootWatchdog?.Release();
+                _owned[id] = null;
+            }
             _logger.LogInformation(
                 "{Vm} is ready after {Seconds:0.0} s, {Connections} SSH connections ({Banner}; ssh {User}@127.0.0.1 -p {Port}){How}",
                 boot.Description, _time.GetElapsedTime(bootStarted).TotalSeconds,
@@ -172,8 +178,9 @@ public sealed class LinuxKitManager : IManager
 
         // The watchdog starts before the hypervisor: there is no moment in which this process
         // could die and leave a VM that nothing will stop. One per VM, also when a failed warm
-        // start is followed by a cold boot: it finds whichever hypervisor wrote the pid file.
-        if (!_owned.ContainsKey(record.Id)) _owned[record.Id] = options.Detach ? null : OwnerWatchdog.Start(spec.Files.PidFile, record.RuntimeFiles);
+        // start is followed by a cold boot: it finds whichever hypervisor wrote the pid file. A
+        // detached VM has one too until it runs: a boot nobody will finish is not left running.
+        if (!_owned.ContainsKey(record.Id)) _owned[record.Id] = OwnerWatchdog.Start(spec.Files.PidFile, record.RuntimeFiles);
         var process = await hypervisor.StartAsync(spec, cancellationToken).ConfigureAwait(false);
         boot.Process = process;
         foreach (var reservation in boot.Reservations) reservation.Dispose();
@@ -460,8 +467,9 @@ public sealed class LinuxKitManager : IManager
             SshUser = options.SshUser,
             SshKeyFile = options.SshKey is null ? files.SshKey : Path.GetFullPath(options.SshKey),
             Detached = options.Detach,
-            OwnerPid = options.Detach ? null : Environment.ProcessId,
-            OwnerStartTime = options.Detach ? null : ProcessIdentity.Of(Environment.ProcessId)?.StartTime,
+            // A detached VM is owned until it runs: a boot its process cannot finish is an orphan.
+            OwnerPid = Environment.ProcessId,
+            OwnerStartTime = ProcessIdentity.Of(Environment.ProcessId)?.StartTime,
             StopMode = options.StopMode,
             Files = files,
         };
@@ -587,8 +595,11 @@ public sealed class LinuxKitManager : IManager
             if (!_watchers.ContainsKey(record.Id)) ConsoleRotation.RotateIfOver(record.Files.ConsoleLog, _options.ConsoleLogLimit);
             return record;
         }
-        if (record.Status == ContainerStatus.Starting && record.Pid == 0 && _time.GetUtcNow() - record.StartedAt < TimeSpan.FromMinutes(10))
-            return record; // still being prepared by its process
+        // Still being prepared (a disk overlay, a warm-start template) by its process: unless
+        // that process is known and gone, which leaves it to nobody.
+        var ownerGone = record.OwnerPid is { } owner && !new ProcessIdentity(owner, record.OwnerStartTime ?? "").IsAlive();
+        if (record.Status == ContainerStatus.Starting && record.Pid == 0 && !ownerGone && _time.GetUtcNow() - record.StartedAt < TimeSpan.FromMinutes(10))
+            return record;
         var stopped = record with
         {
             Status = ContainerStatus.Stopped,

@@ -30,6 +30,9 @@ public partial class HandOffTests(LocalPackageFeed feed) : IClassFixture<LocalPa
                 <PackageReference Include="LinuxKit.Testing.Xunit.V3" Version="{feed.Version}" />
                 <PackageReference Include="LinuxKit.Testing.MSBuild" Version="{feed.Version}" />
               </ItemGroup>
+              <ItemGroup>
+                <Using Include="Xunit" />
+              </ItemGroup>
             </Project>
             """,
         Code = """

@@ -161,7 +161,7 @@ internal static class TestEnvironment
     public static Process StartHost(string stateDirectory, Dictionary<string, string> environment, params string[] args) =>
         StartHost(stateDirectory, ownProcessGroup: false, environment, args);
 
-    private static Process StartHost(string stateDirectory, bool ownProcessGroup, Dictionary<string, string> environment, string[] args)
+    public static Process StartHost(string stateDirectory, bool ownProcessGroup, Dictionary<string, string> environment, params string[] args)
     {
         var info = new ProcessStartInfo(ownProcessGroup ? "setsid" : "dotnet")
         {

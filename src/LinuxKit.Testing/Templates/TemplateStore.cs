@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
+using LinuxKit.Testing.Processes;
 using LinuxKit.Testing.State;
 
 namespace LinuxKit.Testing.Templates;
@@ -79,12 +80,35 @@ internal sealed class TemplateStore
     public async Task<IDisposable?> LockAsync(string key, TimeSpan timeout, CancellationToken cancellationToken) =>
         await LockFile.AcquireAsync(Path.Combine(Root, key + ".lock"), LockRetry, timeout, cancellationToken).ConfigureAwait(false);
 
-    /// <summary>A new private staging folder for the template <paramref name="key"/>.</summary>
+    /// <summary>A new private staging folder for the template <paramref name="key"/>, naming this process as its maker.</summary>
     public TemplateFiles Stage(string key)
     {
         var folder = Path.Combine(Root, key + StagingMarker + Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant());
         PrivateFiles.CreateFolder(folder);
+        if (ProcessIdentity.Of(Environment.ProcessId) is { } self)
+        {
+            using var maker = new StreamWriter(PrivateFiles.CreateNew(Path.Combine(folder, MakerFile)));
+            maker.Write(FormattableString.Invariant($"{self.Pid} {self.StartTime}"));
+        }
         return new TemplateFiles(folder);
+    }
+
+    // The process that makes a staged template: once it is gone (its watchdog normally removes
+    // the folder too), nothing will finish the folder.
+    private const string MakerFile = "maker";
+
+    private static bool MakerIsGone(string staging)
+    {
+        try
+        {
+            var parts = File.ReadAllText(Path.Combine(staging, MakerFile)).Split(' ', 2);
+            return parts.Length == 2 && int.TryParse(parts[0], System.Globalization.CultureInfo.InvariantCulture, out var pid)
+                && !new ProcessIdentity(pid, parts[1]).IsAlive();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false; // no maker named (an older folder): its age decides
+        }
     }
 
     /// <summary>Writes the record into the staging folder and moves the folder into place. Call under the key's lock.</summary>
@@ -172,7 +196,7 @@ internal sealed class TemplateStore
         if (dryRun) return removed;
         foreach (var folder in Directory.EnumerateDirectories(Root).Where(f => Path.GetFileName(f).Contains(StagingMarker, StringComparison.Ordinal)))
         {
-            if (DateTime.UtcNow - Directory.GetLastWriteTimeUtc(folder) > AbandonedAfter)
+            if (MakerIsGone(folder) || DateTime.UtcNow - Directory.GetLastWriteTimeUtc(folder) > AbandonedAfter)
             {
                 try { Directory.Delete(folder, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             }

@@ -169,9 +169,9 @@ internal sealed class WarmStart
                 RestrictNetwork = false,
                 MemoryFile = new MemoryFile(staging.Memory, Shared: true),
             };
-            // If this process dies while the template boots, its QEMU goes too; the staging
-            // folder it leaves is never read, and pruned later.
-            watchdog = OwnerWatchdog.Start(vm.PidFile, []);
+            // If this process dies while the template boots or is saved, its QEMU goes too, and
+            // the staging folder with it.
+            watchdog = OwnerWatchdog.Start(vm.PidFile, [staging.Directory]);
             process = await hypervisor.StartAsync(spec, cancellationToken).ConfigureAwait(false);
             port.Dispose();
             port = null;
