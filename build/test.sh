@@ -12,40 +12,34 @@ export LINUXKIT_TESTING_IMAGES="$repo/.cache/images"
 
 mkdir -p .cache
 log="$repo/.cache/test-output.log"
-results="$repo/.cache/test-results"
-rm -rf "$results"
 set +e
-dotnet test LinuxKit.Testing.sln --configuration Release --logger "console;verbosity=normal" \
-  --logger trx --results-directory "$results" "$@" 2>&1 | tee "$log"
+dotnet test LinuxKit.Testing.sln --configuration Release --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
-set -e
 
 # The two test projects run side by side and a failure scrolls far up behind the passing
 # tests, where a CI page that shows only the end of the output cannot reach it: end with each
-# project's counts, the failed tests with the start of their messages, and one total line.
-summary() {
-  local trx project counters total=0 passed=0 failed=0 skipped=0 n p f
+# test project's counts (a test's project is the part of its name up to the first name ending
+# in "Tests"), the failed tests with the start of their messages, and one total line.
+echo
+echo "=== test results ==="
+awk '
+  /^  (Passed|Failed|Skipped) / {
+    n = split($2, part, "."); project = ""
+    for (i = 1; i <= n; i++) { project = project (i > 1 ? "." : "") part[i]; if (part[i] ~ /Tests$/) break }
+    count[project, $1]++; projects[project] = 1
+    if ($1 == "Failed") failed[project] = failed[project] "\n  failed: " $2
+  }
+  END {
+    for (p in projects) {
+      printf "%s: %d passed, %d failed, %d skipped%s\n", p, count[p, "Passed"], count[p, "Failed"], count[p, "Skipped"], failed[p]
+      total_passed += count[p, "Passed"]; total_failed += count[p, "Failed"]; total_skipped += count[p, "Skipped"]
+    }
+    printf "\ntotal: %d passed, %d failed, %d skipped\n", total_passed, total_failed, total_skipped > "/dev/stderr"
+  }' "$log" 2> "$log.total"
+if [ "$status" -ne 0 ]; then
   echo
-  echo "=== test results ==="
-  for trx in "$results"/*.trx; do
-    [ -e "$trx" ] || continue
-    project=$(grep -o 'storage="[^"]*"' "$trx" | head -n1 | sed 's/.*\///; s/\.dll"$//')
-    counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n1)
-    n=$(sed -n 's/.* total="\([0-9]*\)".*/\1/p' <<<"$counters")
-    p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")
-    f=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
-    n=${n:-0}; p=${p:-0}; f=${f:-0}
-    total=$((total + n)); passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + n - p - f))
-    echo "${project:-?}: $p passed, $f failed, $((n - p - f)) not run"
-    grep -o '<UnitTestResult [^>]*outcome="Failed"[^>]*>' "$trx" | sed 's/.* testName="\([^"]*\)".*/  failed: \1/'
-  done
-  if [ "$status" -ne 0 ]; then
-    echo
-    echo "=== dotnet test failed (exit $status); the failed tests' messages ==="
-    awk '/^  Failed /{show=1} /^  (Passed|Skipped) /{show=0} show' "$log" | cut -c1-400 | head -n 200
-  fi
-  echo
-  echo "total: $passed passed, $failed failed, $skipped skipped"
-}
-summary
+  echo "=== dotnet test failed (exit $status); the failed tests' messages ==="
+  awk '/^  Failed /{show=1} /^  (Passed|Skipped) /{show=0} show' "$log" | cut -c1-400 | head -n 200
+fi
+cat "$log.total"
 exit "$status"

@@ -15,6 +15,10 @@
 #   linuxkit-sshd    openssh/, the cloud kernel, kernel+initrd: like LinuxKit's sshd example,
 #                    OpenSSH's sshd (a process forked per connection), host keys made at boot
 #                    with ssh-keygen -A, and no ACPI handler.
+#   linuxkit-ssh-baked, linuxkit-sshd-baked
+#                    the two above with root's key baked into the image (the public half of
+#                    baked-key, made here) and no metadata read, as LinuxKit's sshd example
+#                    bakes it: only a caller who passes baked-key as the SSH key logs in.
 # The real `linuxkit build` needs Docker and a registry, which the SDK's CI does not have.
 #
 # Usage: build.sh [OUTPUT-DIR]   (default: <repo>/.cache/images). Prints the main image prefix.
@@ -61,7 +65,7 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
-rm -f "$out/.inputs" "$out"/linuxkit-ssh*
+rm -f "$out/.inputs" "$out"/linuxkit-ssh* "$out"/baked-key*
 echo "Building the test images in $out" >&2
 
 # The guest's modules: modprobe in rcS resolves their order through modules.dep.
@@ -191,6 +195,22 @@ build_disks "$out/linuxkit-ssh"
 build_kernel_initrd dropbear $generic_kernel "$out/linuxkit-ssh-9p" $modules 9pnet_virtio 9p
 # shellcheck disable=SC2086
 build_kernel_initrd openssh $cloud_kernel "$out/linuxkit-sshd" $modules
+
+# bake_key PREFIX: PREFIX-baked, the same kernel and command line, its initrd with one more
+# archive appended (the kernel unpacks each in turn) that holds the baked key.
+bake_key() {
+  local prefix=$1 overlay=$work/baked-overlay
+  rm -rf "$overlay"; mkdir -p "$overlay/etc/linuxkit-test"
+  cp "$out/baked-key.pub" "$overlay/etc/linuxkit-test/authorized_keys"
+  chmod 600 "$overlay/etc/linuxkit-test/authorized_keys"
+  cp "$prefix-kernel" "$prefix-baked-kernel"
+  cp "$prefix-cmdline" "$prefix-baked-cmdline"
+  { cat "$prefix-initrd.img"; (cd "$overlay" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -9); } > "$prefix-baked-initrd.img"
+}
+rm -f "$out/baked-key" "$out/baked-key.pub"
+ssh-keygen -q -t ed25519 -N "" -C linuxkit-testing-baked-key -f "$out/baked-key"
+bake_key "$out/linuxkit-ssh"
+bake_key "$out/linuxkit-sshd"
 
 echo "$inputs_hash" > "$out/.inputs"
 echo "$out/linuxkit-ssh"

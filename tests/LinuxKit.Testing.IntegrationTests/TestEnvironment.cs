@@ -18,6 +18,8 @@ internal static class TestEnvironment
         "vmdk" => Path.Combine(Images.Value, "linuxkit-ssh.vmdk"),
         "9p" => Path.Combine(Images.Value, "linuxkit-ssh-9p"),
         "sshd" => Path.Combine(Images.Value, "linuxkit-sshd"),
+        "baked" => Path.Combine(Images.Value, "linuxkit-ssh-baked"),
+        "sshd-baked" => Path.Combine(Images.Value, "linuxkit-sshd-baked"),
         _ => throw new ArgumentOutOfRangeException(nameof(format)),
     };
 
@@ -35,6 +37,20 @@ internal static class TestEnvironment
         "openssh" => Image("sshd"),
         _ => throw new ArgumentOutOfRangeException(nameof(guest)),
     };
+
+    /// <summary>
+    /// The same guest as <see cref="GuestImage"/> with root's key baked into the image and no
+    /// metadata read, as LinuxKit's sshd example makes it: only <see cref="BakedKey"/> logs in.
+    /// </summary>
+    public static string BakedKeyImage(string guest) => guest switch
+    {
+        "dropbear" => Image("baked"),
+        "openssh" => Image("sshd-baked"),
+        _ => throw new ArgumentOutOfRangeException(nameof(guest)),
+    };
+
+    /// <summary>The private key whose public half the baked-key images carry.</summary>
+    public static string BakedKey => Path.Combine(Images.Value, "baked-key");
 
     private static string FindImages()
     {

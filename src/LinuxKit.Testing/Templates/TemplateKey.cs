@@ -7,7 +7,8 @@ namespace LinuxKit.Testing.Templates;
 
 /// <summary>
 /// What a VM must share with a template to be restored from it: the image's files (path, length,
-/// time of change), the kernel command line, memory, CPUs, the SSH user, and the hypervisor's
+/// time of change), the kernel command line, memory, CPUs, the SSH user and key that log in, the
+/// network's restriction, and the hypervisor's
 /// identity (binary, accelerator and the command line it builds, see
 /// <see cref="Hypervisors.IMemorySnapshots.IdentityAsync"/>). Pure: the same inputs give the
 /// same key.
@@ -36,11 +37,17 @@ internal static class TemplateKey
     }
 
     /// <summary>A 16-hex-character key: the template folder's name.</summary>
-    public static string Compute(IReadOnlyList<string> inputs, LinuxKitImage image, RunOptions options, string hypervisorIdentity)
+    /// <param name="inputs">The image's files, from <see cref="Inputs"/>, and the hypervisor binary's.</param>
+    /// <param name="image">The image.</param>
+    /// <param name="options">The VM's options: what the template must share with it.</param>
+    /// <param name="login">How the template logs in: the caller's public key line, or "own" for a key of the template's.</param>
+    /// <param name="hypervisorIdentity">The hypervisor's identity for the canonical command line.</param>
+    public static string Compute(IReadOnlyList<string> inputs, LinuxKitImage image, RunOptions options, string login, string hypervisorIdentity)
     {
         var text = new StringBuilder()
             .AppendJoin('\n', inputs).Append('\n')
             .Append(CultureInfo.InvariantCulture, $"format={image.Format}\ncmdline={image.CommandLine}\nmemory={options.Memory}\ncpus={options.Cpus}\nuser={options.SshUser}\n")
+            .Append(CultureInfo.InvariantCulture, $"login={login}\nrestricted={options.RestrictNetwork}\n")
             .Append(hypervisorIdentity);
         return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..16].ToLowerInvariant();
     }

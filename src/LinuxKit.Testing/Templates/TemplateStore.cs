@@ -132,6 +132,41 @@ internal sealed class TemplateStore
     {
         if (!TemplateKey.IsKey(key)) throw new LinuxKitException($"'{key}' is not a warm-start template key (16 lowercase hex characters).");
         RemoveFolder(Path.Combine(Root, key));
+        File.Delete(FailurePath(key));
+    }
+
+    // A key whose template could not serve a VM (a step only warm start has failed on this
+    // guest): later VMs of that key boot cold at once instead of paying for the attempt again,
+    // until the image or options change (another key) or the key is removed.
+    private string FailurePath(string key) => Path.Combine(Root, key + ".failed");
+
+    /// <summary>Remembers that the template <paramref name="key"/> failed, and why.</summary>
+    public void MarkFailed(string key, string reason)
+    {
+        try
+        {
+            var path = FailurePath(key);
+            var temp = path + "." + Convert.ToHexString(RandomNumberGenerator.GetBytes(4)) + ".tmp";
+            using (var writer = new StreamWriter(PrivateFiles.CreateNew(temp))) writer.Write(reason);
+            File.Move(temp, path, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Only a shortcut: the next VM tries again.
+        }
+    }
+
+    /// <summary>Why the template <paramref name="key"/> failed before, or null when it did not.</summary>
+    public string? FailureOf(string key)
+    {
+        try
+        {
+            return File.Exists(FailurePath(key)) ? File.ReadAllText(FailurePath(key)) : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     // Renamed aside first, so no reader finds a half-removed template.

@@ -86,9 +86,10 @@ internal sealed class WarmStart
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested && !IsCallersFault(e))
         {
-            _logger.LogWarning("{Vm} boots cold: it could not be restored from warm-start template {Key} ({Reason}); the template is removed.", boot.Description, template.Key, e.Message);
+            _logger.LogWarning("{Vm} boots cold: it could not be restored from warm-start template {Key} ({Reason}); the template is removed, and later VMs of it boot cold.", boot.Description, template.Key, e.Message);
             await UndoAsync(boot).ConfigureAwait(false);
             _store.Remove(template.Key);
+            _store.MarkFailed(template.Key, e.Message);
             return null;
         }
     }
@@ -100,7 +101,13 @@ internal sealed class WarmStart
         LinuxKitManager.Boot boot, LinuxKitImage image, RunOptions options, IHypervisor hypervisor, IMemorySnapshots snapshots, CancellationToken cancellationToken)
     {
         var inputs = TemplateKey.Inputs(image).Append(TemplateKey.Fingerprint(snapshots.Binary)).ToList();
-        var key = TemplateKey.Compute(inputs, image, options, await snapshots.IdentityAsync(CanonicalSpec(image, options), cancellationToken).ConfigureAwait(false));
+        var login = options.SshKey is null ? "own" : SshKeyPair.PublicKeyOf(options.SshKey);
+        var key = TemplateKey.Compute(inputs, image, options, login, await snapshots.IdentityAsync(CanonicalSpec(image, options), cancellationToken).ConfigureAwait(false));
+        if (_store.FailureOf(key) is { } failed)
+        {
+            TellOnce($"{boot.Record.Image} boots cold: its warm-start template {key} failed before ({failed}). `linuxkit-testing templates rm {key}` tries again.");
+            return null;
+        }
         if (Find(key) is { } ready) return ready;
         using var held = await _store.LockAsync(key, options.BootTimeout + MakerGrace, cancellationToken).ConfigureAwait(false);
         if (held is null)
@@ -137,10 +144,8 @@ internal sealed class WarmStart
     {
         var files = new TemplateFiles("/template").Vm("template");
         var bootDisk = image.Format is ImageFormat.Qcow2 or ImageFormat.Vmdk or ImageFormat.Raw ? files.Overlay : null;
-        // The network's restriction is in no saved state: a template serves restricted VMs too.
         return VmSpec.Of(files, image, bootDisk, options) with
         {
-            RestrictNetwork = false,
             MemoryFile = new MemoryFile("/template/memory.ram", Shared: false),
             Incoming = true,
         };
@@ -159,14 +164,20 @@ internal sealed class WarmStart
         PortReservation? port = null;
         try
         {
-            var keyLine = SshKeyPair.Generate(vm.SshKey, $"linuxkit-testing-template-{key}");
+            // The template logs in as the VM would: with the caller's key when there is one (an
+            // image with its key baked in accepts no other), else with a key of its own.
+            var loginKey = options.SshKey ?? vm.SshKey;
+            var keyLine = options.SshKey is null
+                ? SshKeyPair.Generate(vm.SshKey, $"linuxkit-testing-template-{key}")
+                : SshKeyPair.PublicKeyOf(options.SshKey);
             await PrivateFiles.WriteAsync(vm.MetadataIso, MetadataIso.Build(LinuxKitMetadata.Build(keyLine, []), _time.GetUtcNow().UtcDateTime), cancellationToken).ConfigureAwait(false);
             var bootDisk = await hypervisor.PrepareBootDiskAsync(image, vm, cancellationToken).ConfigureAwait(false);
             port = _ports.ReserveFree();
+            // Booted as restricted as its clones will be: state made with an open network must
+            // not reach a VM that asked for none.
             var spec = VmSpec.Of(vm, image, bootDisk, options) with
             {
                 SshPort = port.Port,
-                RestrictNetwork = false,
                 MemoryFile = new MemoryFile(staging.Memory, Shared: true),
             };
             // If this process dies while the template boots or is saved, its QEMU goes too, and
@@ -180,7 +191,7 @@ internal sealed class WarmStart
             try
             {
                 var ready = await SshReadiness.WaitAsync(
-                    new SshEndpoint("127.0.0.1", spec.SshPort, options.SshUser, vm.SshKey),
+                    new SshEndpoint("127.0.0.1", spec.SshPort, options.SshUser, loginKey),
                     hypervisorExited: () => !running.IsAlive(),
                     bootFailed: () => BootFailure.InLogsOf(vm),
                     consoleTail: () => ConsoleLog.Tail(vm.ConsoleLog),
@@ -220,10 +231,13 @@ internal sealed class WarmStart
                 _logger.LogInformation("Warm-start template {Key} removed: its image or hypervisor changed, or it was unused for {Days} days", stale, TemplateStore.UnusedLimit.TotalDays);
             return template;
         }
-        catch
+        catch (Exception e)
         {
             if (process is { } p) await p.KillAsync(CancellationToken.None).ConfigureAwait(false);
             try { Directory.Delete(staging.Directory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            // A boot that fails fails the VM, and cancelling is no verdict; anything else is a
+            // step only the template has (saving the state, a memory file).
+            if (e is not (LinuxKitBootException or OperationCanceledException)) _store.MarkFailed(key, e.Message);
             throw;
         }
         finally
@@ -254,14 +268,17 @@ internal sealed class WarmStart
             Incoming = true,
         };
         var ready = await _manager.LaunchAsync(
-            boot, hypervisor, spec, options, templateVm.SshKey, options.BootTimeout < RestoreBudget ? options.BootTimeout : RestoreBudget,
+            boot, hypervisor, spec, options, options.SshKey ?? templateVm.SshKey, options.BootTimeout < RestoreBudget ? options.BootTimeout : RestoreBudget,
             (process, token) => snapshots.RestoreAsync(files.ControlSocket, template.Files.State, () => !process.IsAlive(), token),
             cancellationToken).ConfigureAwait(false);
         try
         {
             if (ready.Session.HostKeyFingerprint != template.HostKeyFingerprint)
                 throw new LinuxKitException($"the restored VM shows host key {ready.Session.HostKeyFingerprint}, the template {template.HostKeyFingerprint}");
-            var renewal = await ready.Session.RunAsync(CloneIdentity.Command(_time.GetUtcNow(), CloneIdentity.Entropy(), sshKeyLine), cancellationToken).ConfigureAwait(false);
+            // A clone logs in with the template's key; the VM's own goes in beside it. The
+            // caller's key is the template's already: authorized_keys is left as it is.
+            var ownKey = options.SshKey is null ? sshKeyLine : null;
+            var renewal = await ready.Session.RunAsync(CloneIdentity.Command(_time.GetUtcNow(), CloneIdentity.Entropy(), ownKey), cancellationToken).ConfigureAwait(false);
             if (renewal.ExitCode == CloneIdentity.PartlyRenewed)
                 TellOnce($"Warm-start clones of {boot.Record.Image} keep the template's clock or random state: setting the clock and reseeding need root in the guest, and an executable /tmp ({renewal.Stderr.Trim()}).");
             else if (renewal.ExitCode != 0)

@@ -18,8 +18,8 @@ public sealed class TemplateKeyTests : IDisposable
         return new LinuxKitImage { Format = ImageFormat.KernelInitrd, Path = kernel, Initrd = initrd, CommandLine = "console=ttyS0" };
     }
 
-    private static string Key(LinuxKitImage image, RunOptions options, string hypervisor = "qemu -machine q35") =>
-        TemplateKey.Compute(TemplateKey.Inputs(image), image, options, hypervisor);
+    private static string Key(LinuxKitImage image, RunOptions options, string hypervisor = "qemu -machine q35", string login = "own") =>
+        TemplateKey.Compute(TemplateKey.Inputs(image), image, options, login, hypervisor);
 
     [Fact]
     public void The_same_image_and_options_give_the_same_key()
@@ -40,6 +40,18 @@ public sealed class TemplateKeyTests : IDisposable
         Assert.NotEqual(key, Key(image, new RunOptions { SshUser = "me" }));
         Assert.NotEqual(key, Key(image with { CommandLine = "console=ttyS0 quiet" }, new RunOptions()));
         Assert.NotEqual(key, Key(image, new RunOptions(), "qemu -machine q35 -device vmgenid"));
+    }
+
+    [Fact]
+    public void The_key_that_logs_in_and_the_networks_restriction_each_change_the_key()
+    {
+        // A template made with the SDK's own key cannot log in to an image that accepts only the
+        // caller's; one booted with an open network must not serve a VM that asked for none.
+        var image = Image();
+        var key = Key(image, new RunOptions());
+        Assert.NotEqual(key, Key(image, new RunOptions(), login: "ssh-ed25519 AAAA... user@host"));
+        Assert.NotEqual(Key(image, new RunOptions(), login: "ssh-ed25519 AAAA... a"), Key(image, new RunOptions(), login: "ssh-ed25519 AAAB... b"));
+        Assert.NotEqual(key, Key(image, new RunOptions { RestrictNetwork = true }));
     }
 
     [Fact]
