@@ -19,6 +19,12 @@
 #                    the two above with root's key baked into the image (the public half of
 #                    baked-key, made here) and no metadata read, as LinuxKit's sshd example
 #                    bakes it: only a caller who passes baked-key as the SSH key logs in.
+#   linuxkit-ssh-user, linuxkit-sshd-user
+#                    the two above logging in as "user" (uid 1000) only, key from the metadata.
+#   linuxkit-ssh-noexec, linuxkit-sshd-noexec
+#                    the two above with /tmp mounted noexec.
+# Each variant is the same kernel and command line, and its initrd with one more archive
+# appended (the kernel unpacks each in turn) that adds /etc/linuxkit-test files rcS reads.
 # The real `linuxkit build` needs Docker and a registry, which the SDK's CI does not have.
 #
 # Usage: build.sh [OUTPUT-DIR]   (default: <repo>/.cache/images). Prints the main image prefix.
@@ -196,21 +202,27 @@ build_kernel_initrd dropbear $generic_kernel "$out/linuxkit-ssh-9p" $modules 9pn
 # shellcheck disable=SC2086
 build_kernel_initrd openssh $cloud_kernel "$out/linuxkit-sshd" $modules
 
-# bake_key PREFIX: PREFIX-baked, the same kernel and command line, its initrd with one more
-# archive appended (the kernel unpacks each in turn) that holds the baked key.
-bake_key() {
-  local prefix=$1 overlay=$work/baked-overlay
+# variant PREFIX NAME FILE=SOURCE...: PREFIX-NAME, with FILE (under /etc/linuxkit-test) from SOURCE.
+variant() {
+  local prefix=$1 name=$2 overlay=$work/overlay-$2 pair; shift 2
   rm -rf "$overlay"; mkdir -p "$overlay/etc/linuxkit-test"
-  cp "$out/baked-key.pub" "$overlay/etc/linuxkit-test/authorized_keys"
-  chmod 600 "$overlay/etc/linuxkit-test/authorized_keys"
-  cp "$prefix-kernel" "$prefix-baked-kernel"
-  cp "$prefix-cmdline" "$prefix-baked-cmdline"
-  { cat "$prefix-initrd.img"; (cd "$overlay" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -9); } > "$prefix-baked-initrd.img"
+  for pair in "$@"; do
+    cp "${pair#*=}" "$overlay/etc/linuxkit-test/${pair%%=*}"
+    chmod 600 "$overlay/etc/linuxkit-test/${pair%%=*}"
+  done
+  cp "$prefix-kernel" "$prefix-$name-kernel"
+  cp "$prefix-cmdline" "$prefix-$name-cmdline"
+  { cat "$prefix-initrd.img"; (cd "$overlay" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -9); } > "$prefix-$name-initrd.img"
 }
 rm -f "$out/baked-key" "$out/baked-key.pub"
 ssh-keygen -q -t ed25519 -N "" -C linuxkit-testing-baked-key -f "$out/baked-key"
-bake_key "$out/linuxkit-ssh"
-bake_key "$out/linuxkit-sshd"
+printf 'login_user=user\n' > "$work/shape-user"
+printf 'tmp_options=noexec,nosuid,nodev\n' > "$work/shape-noexec"
+for prefix in "$out/linuxkit-ssh" "$out/linuxkit-sshd"; do
+  variant "$prefix" baked authorized_keys="$out/baked-key.pub"
+  variant "$prefix" user shape="$work/shape-user"
+  variant "$prefix" noexec shape="$work/shape-noexec"
+done
 
 echo "$inputs_hash" > "$out/.inputs"
 echo "$out/linuxkit-ssh"

@@ -61,7 +61,7 @@ public sealed class LinuxKitManager : IManager
         _sessions = new SshSessionPool(_time, _options.OutputLimit);
         _store = store ?? new StateStore(_options.ResolveStateDirectory());
         _ports = new PortAllocator(_store.Scratch("ports"));
-        _warmStart = new WarmStart(this, new TemplateStore(_store.Scratch("templates")), _ports, _time, _logger, _options.StopTimeout);
+        _warmStart = new WarmStart(this, new TemplateStore(_store.Scratch("templates")), _ports, _time, _logger, _options.StopTimeout, _options.TemplateCacheLimit);
         // Created on first use, so that listing or stopping works where QEMU is not installed.
         _hypervisor = new Lazy<IHypervisor>(hypervisorFactory ?? (() => HypervisorFactory.Create(_options, _store.Scratch, _logger)));
         _hypervisorGiven = hypervisorFactory is not null;
@@ -365,7 +365,7 @@ public sealed class LinuxKitManager : IManager
         IReadOnlyList<string> clusterVmis = HypervisorFactory.Requested(_options) == HypervisorKind.KubeVirt && _hypervisor.Value is KubeVirtHypervisor kubeVirt
             ? await kubeVirt.PruneClusterAsync(dryRun, cancellationToken).ConfigureAwait(false)
             : [];
-        return new PruneResult(prunable, _warmStart.Store.Prune(dryRun)) { VirtualMachineInstances = clusterVmis };
+        return new PruneResult(prunable, _warmStart.Store.Prune(dryRun, _options.TemplateCacheLimit)) { VirtualMachineInstances = clusterVmis };
     }
 
     /// <inheritdoc />
@@ -387,14 +387,16 @@ public sealed class LinuxKitManager : IManager
     }
 
     /// <inheritdoc />
-    public Task RemoveTemplateAsync(string key, CancellationToken cancellationToken = default)
+    public async Task RemoveTemplateAsync(string key, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentException.ThrowIfNullOrEmpty(key);
-        cancellationToken.ThrowIfCancellationRequested();
-        _warmStart.Store.Remove(key);
-        return Task.CompletedTask;
+        // Not from under a process that is making it: that one would commit it after.
+        if (!await _warmStart.Store.RemoveWhenFreeAsync(key, TemplateRemovalWait, cancellationToken).ConfigureAwait(false))
+            throw new LinuxKitException($"Warm-start template {key} is being made by another process (its lock was held for {TemplateRemovalWait.TotalSeconds:0} s): remove it once that boot is done.");
     }
+
+    private static readonly TimeSpan TemplateRemovalWait = TimeSpan.FromSeconds(30);
 
     /// <summary>Stops the VMs this manager started that are not detached and removes their folders.</summary>
     public async ValueTask DisposeAsync()

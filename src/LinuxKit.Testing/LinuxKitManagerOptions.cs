@@ -52,6 +52,16 @@ public sealed record LinuxKitManagerOptions
     /// </summary>
     public long ConsoleLogLimit { get; init; } = DefaultOutputLimit;
 
+    /// <summary>The default of <see cref="TemplateCacheLimit"/>: 8 GiB.</summary>
+    public const long DefaultTemplateCacheLimit = 8L * 1024 * 1024 * 1024;
+
+    /// <summary>
+    /// The most disk space the warm-start templates of the state directory may take (default
+    /// 8 GiB): when a template is made, the least recently used others are removed until the
+    /// rest fit (never the one just made).
+    /// </summary>
+    public long TemplateCacheLimit { get; init; } = DefaultTemplateCacheLimit;
+
     /// <summary>Where the manager logs what it does (boot progress, warnings).</summary>
     public ILogger? Logger { get; init; }
 

@@ -69,6 +69,15 @@ public sealed record RunOptions
     /// </summary>
     public bool WarmStart { get; init; } = true;
 
+    /// <summary>
+    /// True to boot cold rather than hand out a warm-start clone whose clock and random state
+    /// could not be renewed (the guest logs in as a user other than root, or mounts /tmp
+    /// noexec): such a clone starts with the template's clock and the random state its
+    /// daemons already drew, shared with every other clone. False (the default) hands it out
+    /// with a warning, once per image.
+    /// </summary>
+    public bool UniqueClones { get; init; }
+
     /// <summary>How long the VM may take to answer over SSH (default 2 minutes).</summary>
     public TimeSpan BootTimeout { get; init; } = TimeSpan.FromMinutes(2);
 

@@ -3,41 +3,78 @@ using System.Text;
 namespace LinuxKit.Testing.IntegrationTests;
 
 /// <summary>
-/// The lifecycle (boot, exec, files, console, stop) on guests that take their key in other ways
-/// than the SDK's own test images, warm and cold: a default that works for one way of handing
-/// over keys only must fail here. Today's rows: the key read from the metadata CD-ROM (the
-/// other lifecycle tests), and the key baked into the image with the metadata never read
-/// (LinuxKit's sshd example), where the caller passes the matching private key.
+/// The lifecycle (boot, exec, files, console, stop) on guests shaped as real LinuxKit images
+/// are, each warm and cold, on dropbear and OpenSSH: a default that works for one way of handing
+/// over keys or one kind of guest only fails here. The key read from the metadata CD-ROM by root
+/// is the shape of the other integration tests; here: the key baked into the image with no
+/// metadata read (LinuxKit's sshd example; the caller passes the matching private key), logins
+/// as a user other than root, and /tmp mounted noexec.
 /// </summary>
 [Trait("Category", "Integration")]
 public class GuestMatrixTests
 {
-    public static TheoryData<string, bool> GuestsWarmAndCold => new()
+    public static TheoryData<string, string, bool> ShapesGuestsWarmAndCold()
     {
-        { "dropbear", true }, { "dropbear", false }, { "openssh", true }, { "openssh", false },
-    };
+        var rows = new TheoryData<string, string, bool>();
+        foreach (var shape in new[] { "baked", "user", "noexec" })
+            foreach (var guest in new[] { "dropbear", "openssh" })
+                foreach (var warm in new[] { true, false })
+                    rows.Add(shape, guest, warm);
+        return rows;
+    }
 
     [Theory]
-    [MemberData(nameof(GuestsWarmAndCold))]
-    public async Task A_guest_with_its_key_baked_in_runs_the_lifecycle_with_the_callers_key(string guest, bool warm)
+    [MemberData(nameof(ShapesGuestsWarmAndCold))]
+    public async Task The_lifecycle_runs_on_every_guest_shape_warm_and_cold(string shape, string guest, bool warm)
     {
         await using var scratch = new ScratchManager();
-        var options = ScratchManager.Small with { SshKey = TestEnvironment.BakedKey, WarmStart = warm };
-        // Warm: the first VM makes the template (logging in with the caller's key, the only one
-        // the guest accepts), the second is restored from it.
+        var options = shape switch
+        {
+            "baked" => ScratchManager.Small with { SshKey = TestEnvironment.BakedKey },
+            "user" => ScratchManager.Small with { SshUser = "user" },
+            _ => ScratchManager.Small,
+        } with { WarmStart = warm };
+        var (home, uid) = shape == "user" ? ("/home/user", 1000) : ("/root", 0);
+        // Warm: the first VM makes the template (logging in as the VM would), the second is
+        // restored from it.
         for (var vmNumber = 1; vmNumber <= (warm ? 2 : 1); vmNumber++)
         {
-            var vm = await scratch.Manager.RunAsync(TestEnvironment.BakedKeyImage(guest), options);
+            var vm = await scratch.Manager.RunAsync(TestEnvironment.ShapedImage(guest, shape), options);
             if (warm) Assert.NotNull(vm.WarmStartTemplate);
             else Assert.Null(vm.WarmStartTemplate);
 
-            Assert.Equal("Linux\n", (await scratch.Manager.ExecAsync(vm.Id, ["uname", "-s"])).Stdout);
-            await scratch.Manager.WriteFileAsync(vm.Id, "/root/note.txt", new MemoryStream(Encoding.UTF8.GetBytes($"vm {vmNumber}")), (UnixFileMode)0x180);
-            Assert.Equal($"vm {vmNumber}", Encoding.UTF8.GetString(await scratch.Manager.ReadFileAsync(vm.Id, "/root/note.txt")));
+            var who = await scratch.Manager.ExecAsync(vm.Id, ["sh", "-c", "id -u; grep ' /tmp ' /proc/mounts"]);
+            Assert.StartsWith($"{uid}\n", who.Stdout, StringComparison.Ordinal);
+            Assert.Equal(shape == "noexec", who.Stdout.Contains("noexec", StringComparison.Ordinal));
+            await scratch.Manager.WriteFileAsync(vm.Id, $"{home}/note.txt", new MemoryStream(Encoding.UTF8.GetBytes($"vm {vmNumber}")), (UnixFileMode)0x180, uid, uid);
+            Assert.Equal($"vm {vmNumber}", Encoding.UTF8.GetString(await scratch.Manager.ReadFileAsync(vm.Id, $"{home}/note.txt")));
             var console = string.Join('\n', (await scratch.Manager.ReadConsoleAsync(vm.Id)).Select(l => l.Text));
-            Assert.Contains("key baked into the image; no metadata read", console, StringComparison.Ordinal);
+            Assert.Contains("Welcome to LinuxKit", console, StringComparison.Ordinal);
+            if (shape == "baked") Assert.Contains("key baked into the image; no metadata read", console, StringComparison.Ordinal);
+            if (shape == "user") Assert.Contains("SSH logins as user only", console, StringComparison.Ordinal);
             await scratch.Manager.StopAsync(vm.Id);
             Assert.False(TestEnvironment.IsRunning(vm.Pid));
         }
+    }
+
+    [Fact]
+    public async Task With_unique_clones_a_guest_whose_clones_cannot_be_renewed_boots_cold_and_later_vms_skip_the_attempt()
+    {
+        await using var scratch = new ScratchManager();
+        // As "user" the clone can neither set the clock nor reseed the kernel's random pool.
+        var options = ScratchManager.Small with { SshUser = "user", UniqueClones = true };
+        var image = TestEnvironment.ShapedImage("dropbear", "user");
+
+        var first = await scratch.Manager.RunAsync(image, options);
+        var second = await scratch.Manager.RunAsync(image, options);
+
+        Assert.Null(first.WarmStartTemplate);
+        Assert.Null(second.WarmStartTemplate);
+        // The failed attempt is remembered for the template's key, with its reason.
+        var failure = Assert.Single(Directory.GetFiles(Path.Combine(scratch.State, "templates"), "*.failed"));
+        Assert.Contains("UniqueClones", await File.ReadAllTextAsync(failure), StringComparison.Ordinal);
+        Assert.Equal("1000\n", (await scratch.Manager.ExecAsync(second.Id, ["id", "-u"])).Stdout);
+        await scratch.Manager.StopAsync(first.Id);
+        await scratch.Manager.StopAsync(second.Id);
     }
 }

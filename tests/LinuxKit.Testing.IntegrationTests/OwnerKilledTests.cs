@@ -54,13 +54,8 @@ public class OwnerKilledTests
         await scratch.Manager.StopAsync(next.Id);
     }
 
-    public static TheoryData<string, bool> GuestsAndKills => new()
-    {
-        { "dropbear", true }, { "dropbear", false }, { "openssh", true }, { "openssh", false },
-    };
-
     [Theory]
-    [MemberData(nameof(GuestsAndKills))]
+    [MemberData(nameof(TestEnvironment.GuestsEitherWay), MemberType = typeof(TestEnvironment))]
     public async Task An_owner_killed_while_its_warm_start_template_boots_leaves_no_template_qemu_or_staging_folder(string guest, bool wholeGroup)
     {
         await using var scratch = new ScratchManager();

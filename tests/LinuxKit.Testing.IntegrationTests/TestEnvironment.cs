@@ -18,8 +18,6 @@ internal static class TestEnvironment
         "vmdk" => Path.Combine(Images.Value, "linuxkit-ssh.vmdk"),
         "9p" => Path.Combine(Images.Value, "linuxkit-ssh-9p"),
         "sshd" => Path.Combine(Images.Value, "linuxkit-sshd"),
-        "baked" => Path.Combine(Images.Value, "linuxkit-ssh-baked"),
-        "sshd-baked" => Path.Combine(Images.Value, "linuxkit-sshd-baked"),
         _ => throw new ArgumentOutOfRangeException(nameof(format)),
     };
 
@@ -30,6 +28,12 @@ internal static class TestEnvironment
     /// </summary>
     public static TheoryData<string> Guests => new() { "dropbear", "openssh" };
 
+    /// <summary>Each of <see cref="Guests"/> with true and with false (warm and cold, a whole group and one process, ...).</summary>
+    public static TheoryData<string, bool> GuestsEitherWay => new()
+    {
+        { "dropbear", true }, { "dropbear", false }, { "openssh", true }, { "openssh", false },
+    };
+
     /// <summary>The kernel+initrd test image whose SSH server is <paramref name="guest"/>.</summary>
     public static string GuestImage(string guest) => guest switch
     {
@@ -39,15 +43,12 @@ internal static class TestEnvironment
     };
 
     /// <summary>
-    /// The same guest as <see cref="GuestImage"/> with root's key baked into the image and no
-    /// metadata read, as LinuxKit's sshd example makes it: only <see cref="BakedKey"/> logs in.
+    /// The same guest as <see cref="GuestImage"/> in another shape (build/test-image/build.sh):
+    /// "baked", root's key baked into the image and no metadata read, as LinuxKit's sshd example
+    /// makes it (only <see cref="BakedKey"/> logs in); "user", logins as "user" (uid 1000) only;
+    /// "noexec", /tmp mounted noexec.
     /// </summary>
-    public static string BakedKeyImage(string guest) => guest switch
-    {
-        "dropbear" => Image("baked"),
-        "openssh" => Image("sshd-baked"),
-        _ => throw new ArgumentOutOfRangeException(nameof(guest)),
-    };
+    public static string ShapedImage(string guest, string shape) => GuestImage(guest) + "-" + shape;
 
     /// <summary>The private key whose public half the baked-key images carry.</summary>
     public static string BakedKey => Path.Combine(Images.Value, "baked-key");

@@ -225,7 +225,11 @@ public sealed class InstalledTool : IAsyncLifetime, IDisposable
     /// <summary>As <see cref="Start(string, string[])"/>, with more environment variables.</summary>
     public Process Start(string stateDirectory, Dictionary<string, string> environment, params string[] args)
     {
-        var info = new ProcessStartInfo(CommandPath) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        // With Ctrl-C's default action, as from a terminal: a test run started in the background
+        // of a shell ignores SIGINT, and a process inherits that, the tool too.
+        var info = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        info.ArgumentList.Add("--default-signal=INT");
+        info.ArgumentList.Add(CommandPath);
         foreach (var arg in args) info.ArgumentList.Add(arg);
         info.Environment["LINUXKIT_TESTING_HOME"] = stateDirectory;
         foreach (var (name, value) in environment) info.Environment[name] = value;

@@ -13,12 +13,13 @@ internal static class LockFile
     public static async Task<FileStream?> AcquireAsync(string path, TimeSpan retry, TimeSpan timeout, CancellationToken cancellationToken)
     {
         FileStream? held = null;
-        return await Polling.UntilAsync(() => (held = TryTake(path)) is not null, retry, timeout, cancellationToken).ConfigureAwait(false)
+        return await Polling.UntilAsync(() => (held = TryAcquire(path)) is not null, retry, timeout, cancellationToken).ConfigureAwait(false)
             ? held
             : null;
     }
 
-    private static FileStream? TryTake(string path)
+    /// <summary>The lock if it is free now, else null.</summary>
+    public static FileStream? TryAcquire(string path)
     {
         try
         {

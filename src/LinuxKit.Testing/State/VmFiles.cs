@@ -57,7 +57,31 @@ internal sealed record VmFiles(string Id, string Directory)
         get
         {
             var inFolder = Path.Combine(Directory, "control.sock");
-            return inFolder.Length <= MaxSocketPath ? inFolder : Path.Combine(Path.GetTempPath(), $"linuxkit-{Id}.sock");
+            if (inFolder.Length <= MaxSocketPath) return inFolder;
+            // Too long for a socket's address: in this user's private socket folder, named for
+            // the VM's folder (two state directories may hold the same id, and templates' VMs
+            // all have one of a few names).
+            var folderHash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Directory)))[..16].ToLowerInvariant();
+            return Path.Combine(ShortSocketFolder, folderHash + ".sock");
         }
+    }
+
+    /// <summary>
+    /// Where sockets go whose path in the VM's folder would be too long: a folder of this user's
+    /// beside the temporary files, never a shared, predictable name another user could plant.
+    /// </summary>
+    public static string ShortSocketFolder => Path.Combine(Path.GetTempPath(), $"linuxkit-testing-{PrivateFiles.CurrentUser()}");
+
+    /// <summary>
+    /// Makes the folder the control socket goes in, when it is not the VM's own: 0700, and
+    /// refused when it is a link, another user's, or writable by others.
+    /// </summary>
+    public void PrepareControlSocketFolder()
+    {
+        var folder = Path.GetDirectoryName(ControlSocket)!;
+        if (folder == Directory) return;
+        PrivateFiles.CreateFolder(folder);
+        if (PrivateFiles.Distrust(folder) is { } reason)
+            throw new LinuxKitException($"The folder for VM {Id}'s control socket, '{folder}', is refused: {reason}. Remove it, or use a state directory with a shorter path.");
     }
 }

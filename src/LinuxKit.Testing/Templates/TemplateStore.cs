@@ -114,13 +114,20 @@ internal sealed class TemplateStore
     /// <summary>Writes the record into the staging folder and moves the folder into place. Call under the key's lock.</summary>
     public Template Commit(TemplateFiles staging, Template template)
     {
-        var path = staging.Record;
-        using (var file = PrivateFiles.CreateNew(path))
+        // Every file on disk before the record that declares them complete: after a crash a
+        // record never stands beside a RAM file or state that was still in the page cache.
+        foreach (var written in Directory.EnumerateFiles(staging.Directory, "*", SearchOption.AllDirectories))
+        {
+            FileStream file;
+            try { file = new FileStream(written, FileMode.Open, FileAccess.ReadWrite); }
+            catch (IOException) { continue; } // a socket or pipe: no data of its own
+            using (file) file.Flush(flushToDisk: true);
+        }
+        using (var file = PrivateFiles.CreateNew(staging.Record))
         {
             JsonSerializer.Serialize(file, template, Json);
             file.Flush(flushToDisk: true);
         }
-        using (var state = new FileStream(staging.State, FileMode.Open, FileAccess.ReadWrite)) state.Flush(flushToDisk: true);
         var final = Path.Combine(Root, template.Key);
         Remove(template.Key);
         Directory.Move(staging.Directory, final);
@@ -213,19 +220,36 @@ internal sealed class TemplateStore
     /// <summary>
     /// Removes what no run will use: templates whose image or hypervisor changed
     /// (<see cref="TemplateKey.IsCurrent"/> fails for one of their inputs), templates unused for
-    /// <see cref="UnusedLimit"/>, and staging folders their maker abandoned. Returns the keys
-    /// removed; with <paramref name="dryRun"/>, the keys it would remove, removing nothing.
+    /// <see cref="UnusedLimit"/>, the least recently used beyond <paramref name="sizeLimit"/>
+    /// bytes in all (never <paramref name="keep"/>), and staging folders their maker abandoned;
+    /// a template whose lock another process holds stays. Returns the keys removed; with
+    /// <paramref name="dryRun"/>, the keys it would remove, removing nothing.
     /// </summary>
-    public IReadOnlyList<string> Prune(bool dryRun = false)
+    public IReadOnlyList<string> Prune(bool dryRun = false, long sizeLimit = long.MaxValue, string? keep = null)
     {
         var removed = new List<string>();
         if (!Directory.Exists(Root)) return removed;
-        foreach (var (template, _, lastUsed) in List())
+        var kept = new List<(string Key, long Size, DateTimeOffset LastUsed)>();
+        foreach (var (template, size, lastUsed) in List())
         {
             if (template.Inputs.Any(i => !TemplateKey.IsCurrent(i)) || DateTimeOffset.UtcNow - lastUsed > UnusedLimit)
             {
-                if (!dryRun) Remove(template.Key);
-                removed.Add(template.Key);
+                if (dryRun || TryRemoveFree(template.Key)) removed.Add(template.Key);
+            }
+            else
+            {
+                kept.Add((template.Key, size, lastUsed));
+            }
+        }
+        // Over the size limit: the least recently used go first, never the one to keep.
+        var total = kept.Sum(t => t.Size);
+        foreach (var (key, size, _) in kept.Where(t => t.Key != keep).OrderBy(t => t.LastUsed))
+        {
+            if (total <= sizeLimit) break;
+            if (dryRun || TryRemoveFree(key))
+            {
+                removed.Add(key);
+                total -= size;
             }
         }
         if (dryRun) return removed;
@@ -237,5 +261,28 @@ internal sealed class TemplateStore
             }
         }
         return removed;
+    }
+
+    /// <summary>
+    /// Removes the template <paramref name="key"/> once no process holds its lock (one that is
+    /// making it, or replacing it), waiting at most <paramref name="timeout"/>; false when the
+    /// lock stayed taken.
+    /// </summary>
+    public async Task<bool> RemoveWhenFreeAsync(string key, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (!TemplateKey.IsKey(key)) throw new LinuxKitException($"'{key}' is not a warm-start template key (16 lowercase hex characters).");
+        using var held = await LockAsync(key, timeout, cancellationToken).ConfigureAwait(false);
+        if (held is null) return false;
+        Remove(key);
+        return true;
+    }
+
+    // Prune leaves a template whose lock is taken alone: its maker is replacing it.
+    private bool TryRemoveFree(string key)
+    {
+        using var held = LockFile.TryAcquire(Path.Combine(Root, key + ".lock"));
+        if (held is null) return false;
+        Remove(key);
+        return true;
     }
 }

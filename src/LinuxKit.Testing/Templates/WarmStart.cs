@@ -31,10 +31,12 @@ internal sealed class WarmStart
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly TimeSpan _stopTimeout;
+    private readonly long _cacheLimit;
     private readonly HashSet<string> _toldOnce = [];
 
-    public WarmStart(LinuxKitManager manager, TemplateStore store, PortAllocator ports, TimeProvider time, ILogger logger, TimeSpan stopTimeout)
+    public WarmStart(LinuxKitManager manager, TemplateStore store, PortAllocator ports, TimeProvider time, ILogger logger, TimeSpan stopTimeout, long cacheLimit)
     {
+        _cacheLimit = cacheLimit;
         _manager = manager;
         _store = store;
         _ports = ports;
@@ -69,9 +71,10 @@ internal sealed class WarmStart
         }
 
         Template? template;
+        bool made;
         try
         {
-            template = await FindOrMakeAsync(boot, image, options, hypervisor, snapshots, cancellationToken).ConfigureAwait(false);
+            (template, made) = await FindOrMakeAsync(boot, image, options, hypervisor, snapshots, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not (LinuxKitBootException or OperationCanceledException))
         {
@@ -88,8 +91,11 @@ internal sealed class WarmStart
         {
             _logger.LogWarning("{Vm} boots cold: it could not be restored from warm-start template {Key} ({Reason}); the template is removed, and later VMs of it boot cold.", boot.Description, template.Key, e.Message);
             await UndoAsync(boot).ConfigureAwait(false);
-            _store.Remove(template.Key);
-            _store.MarkFailed(template.Key, e.Message);
+            await _store.RemoveWhenFreeAsync(template.Key, TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(false);
+            // A template that failed its very first clone would fail the next time too (the
+            // guest refuses a clone step): later VMs boot cold. An older one that fails (its
+            // files damaged since) is made again by the next VM.
+            if (made) _store.MarkFailed(template.Key, e.Message);
             return null;
         }
     }
@@ -97,7 +103,7 @@ internal sealed class WarmStart
     // The template of this image and options, made by this VM's boot if no process has made it
     // (under the key's lock: one maker, the others wait for it); null when another maker takes
     // longer than a boot should (a warning says so).
-    private async Task<Template?> FindOrMakeAsync(
+    private async Task<(Template? Template, bool Made)> FindOrMakeAsync(
         LinuxKitManager.Boot boot, LinuxKitImage image, RunOptions options, IHypervisor hypervisor, IMemorySnapshots snapshots, CancellationToken cancellationToken)
     {
         var inputs = TemplateKey.Inputs(image).Append(TemplateKey.Fingerprint(snapshots.Binary)).ToList();
@@ -106,16 +112,18 @@ internal sealed class WarmStart
         if (_store.FailureOf(key) is { } failed)
         {
             TellOnce($"{boot.Record.Image} boots cold: its warm-start template {key} failed before ({failed}). `linuxkit-testing templates rm {key}` tries again.");
-            return null;
+            return (null, false);
         }
-        if (Find(key) is { } ready) return ready;
+        if (Find(key) is { } ready) return (ready, false);
         using var held = await _store.LockAsync(key, options.BootTimeout + MakerGrace, cancellationToken).ConfigureAwait(false);
         if (held is null)
         {
             _logger.LogWarning("{Vm} boots cold: another process has been making warm-start template {Key} for longer than the boot timeout.", boot.Description, key);
-            return null;
+            return (null, false);
         }
-        return Find(key) ?? await MakeAsync(key, inputs, image, boot, options, hypervisor, snapshots, cancellationToken).ConfigureAwait(false);
+        return Find(key) is { } madeMeanwhile
+            ? (madeMeanwhile, false)
+            : (await MakeAsync(key, inputs, image, boot, options, hypervisor, snapshots, cancellationToken).ConfigureAwait(false), true);
     }
 
     private Template? Find(string key)
@@ -129,13 +137,13 @@ internal sealed class WarmStart
     // boot just the same: reported at once, and the template stays.
     private static bool IsCallersFault(Exception e) => e is LinuxKitException && e.Message.Contains("already in use", StringComparison.Ordinal);
 
-    private void TellOnce(string message)
+    private void TellOnce(string message, LogLevel level = LogLevel.Information)
     {
         lock (_toldOnce)
         {
             if (!_toldOnce.Add(message)) return;
         }
-        _logger.LogInformation("{Message}", message);
+        _logger.Log(level, "{Message}", message);
     }
 
     // The command line every clone of this image and options gets, with the parts that differ
@@ -227,8 +235,11 @@ internal sealed class WarmStart
                 Inputs = inputs,
             });
             _logger.LogInformation("Warm-start template {Key} made in {Seconds:0.0} s", key, _time.GetElapsedTime(started).TotalSeconds);
-            foreach (var stale in _store.Prune())
-                _logger.LogInformation("Warm-start template {Key} removed: its image or hypervisor changed, or it was unused for {Days} days", stale, TemplateStore.UnusedLimit.TotalDays);
+            foreach (var stale in _store.Prune(sizeLimit: _cacheLimit, keep: key))
+            {
+                _logger.LogInformation("Warm-start template {Key} removed: its image or hypervisor changed, it was unused for {Days} days, or the templates were over {Limit} MiB and it was the least recently used",
+                    stale, TemplateStore.UnusedLimit.TotalDays, _cacheLimit / (1024 * 1024));
+            }
             return template;
         }
         catch (Exception e)
@@ -280,7 +291,11 @@ internal sealed class WarmStart
             var ownKey = options.SshKey is null ? sshKeyLine : null;
             var renewal = await ready.Session.RunAsync(CloneIdentity.Command(_time.GetUtcNow(), CloneIdentity.Entropy(), ownKey), cancellationToken).ConfigureAwait(false);
             if (renewal.ExitCode == CloneIdentity.PartlyRenewed)
-                TellOnce($"Warm-start clones of {boot.Record.Image} keep the template's clock or random state: setting the clock and reseeding need root in the guest, and an executable /tmp ({renewal.Stderr.Trim()}).");
+            {
+                var why = $"setting the clock and reseeding need root in the guest, and an executable /tmp ({renewal.Stderr.Trim()})";
+                if (options.UniqueClones) throw new LinuxKitException($"the clone's clock and random state could not be renewed and UniqueClones is set: {why}");
+                TellOnce($"Warm-start clones of {boot.Record.Image} keep the template's clock and random state, shared with every other clone: {why}. Set RunOptions.UniqueClones to boot such VMs cold.", LogLevel.Warning);
+            }
             else if (renewal.ExitCode != 0)
                 throw new LinuxKitException($"the VM's own key could not be installed (exit code {renewal.ExitCode}: {renewal.Stderr.Trim()})");
         }

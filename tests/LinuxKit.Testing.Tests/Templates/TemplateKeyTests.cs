@@ -77,6 +77,36 @@ public sealed class TemplateKeyTests : IDisposable
     }
 
     [Fact]
+    public void A_same_size_copy_that_keeps_the_modification_time_makes_a_new_key()
+    {
+        // cp -p, rsync -a, a reproducible build: same length, same mtime, other content.
+        var image = Image("kernel v1");
+        var modified = File.GetLastWriteTimeUtc(image.Path);
+        var inputs = TemplateKey.Inputs(image);
+        var key = Key(image, new RunOptions());
+
+        var rebuilt = Path.Combine(_dir.FullName, "rebuilt");
+        File.WriteAllText(rebuilt, "kernel v2");
+        File.SetLastWriteTimeUtc(rebuilt, modified);
+        File.Move(rebuilt, image.Path, overwrite: true);
+
+        Assert.Equal(modified, File.GetLastWriteTimeUtc(image.Path));
+        Assert.NotEqual(key, Key(image, new RunOptions()));
+        Assert.False(TemplateKey.IsCurrent(inputs[0]));
+    }
+
+    [Fact]
+    public void The_change_time_is_the_one_stat_reports()
+    {
+        var file = Path.Combine(_dir.FullName, "f");
+        File.WriteAllText(file, "x");
+        using var stat = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("stat", ["-c", "%Z", file]) { RedirectStandardOutput = true })!;
+        var seconds = stat.StandardOutput.ReadToEnd().Trim();
+        stat.WaitForExit();
+        Assert.StartsWith(seconds + ".", TemplateKey.ChangeTime(file), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_fingerprint_of_a_path_with_spaces_is_checked_whole()
     {
         var file = Path.Combine(_dir.FullName, "my images", "os 1.iso");

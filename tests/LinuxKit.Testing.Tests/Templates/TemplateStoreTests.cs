@@ -143,6 +143,60 @@ public sealed class TemplateStoreTests : IDisposable
     }
 
     [Fact]
+    public void Over_the_size_limit_the_least_recently_used_go_first_and_the_one_just_made_stays()
+    {
+        foreach (var (key, hoursAgo) in new (string, int)[] { ("aaaaaaaaaaaaaaaa", 3), ("bbbbbbbbbbbbbbbb", 1), ("cccccccccccccccc", 2) })
+        {
+            var template = _store.Commit(Staged(key), Describe(key));
+            Directory.SetLastWriteTimeUtc(template.Files.Directory, DateTime.UtcNow - TimeSpan.FromHours(hoursAgo));
+        }
+        var each = _store.List()[0].Size;
+
+        // Room for two: the oldest (a) goes; c, older than b, is kept because it was just made.
+        var removed = _store.Prune(sizeLimit: 2 * each, keep: "cccccccccccccccc");
+
+        Assert.Equal(["aaaaaaaaaaaaaaaa"], removed);
+        Assert.Equal(["bbbbbbbbbbbbbbbb", "cccccccccccccccc"], _store.List().Select(t => t.Template.Key));
+    }
+
+    [Fact]
+    public async Task A_template_whose_lock_is_held_is_neither_pruned_nor_removed()
+    {
+        var template = _store.Commit(Staged(), Describe(inputs: ["/gone 1 1 1"]));
+        using (var maker = await _store.LockAsync(Key, TimeSpan.FromSeconds(1), CancellationToken.None))
+        {
+            Assert.Empty(_store.Prune());
+            Assert.False(await _store.RemoveWhenFreeAsync(Key, TimeSpan.FromMilliseconds(200), CancellationToken.None));
+            Assert.True(Directory.Exists(template.Files.Directory));
+        }
+        Assert.True(await _store.RemoveWhenFreeAsync(Key, TimeSpan.FromSeconds(1), CancellationToken.None));
+        Assert.False(Directory.Exists(template.Files.Directory));
+    }
+
+    [Fact]
+    public void A_failure_is_remembered_until_the_key_is_removed()
+    {
+        Assert.Null(_store.FailureOf(Key));
+        _store.MarkFailed(Key, "the guest refused the clone step");
+        Assert.Equal("the guest refused the clone step", _store.FailureOf(Key));
+        _store.Remove(Key);
+        Assert.Null(_store.FailureOf(Key));
+    }
+
+    [Fact]
+    public void A_staging_folder_whose_maker_is_gone_is_pruned_at_once()
+    {
+        var staging = Staged();
+        File.WriteAllText(Path.Combine(staging.Directory, "maker"), "2147483646 1");
+        _store.Prune();
+        Assert.False(Directory.Exists(staging.Directory));
+
+        var ours = Staged();
+        _store.Prune();
+        Assert.True(Directory.Exists(ours.Directory)); // this process makes it
+    }
+
+    [Fact]
     public void Remove_refuses_what_is_not_a_key()
     {
         var error = Assert.Throws<LinuxKitException>(() => _store.Remove("../vms"));

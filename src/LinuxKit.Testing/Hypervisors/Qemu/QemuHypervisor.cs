@@ -56,6 +56,7 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
     public async Task<ProcessIdentity> StartAsync(VmSpec spec, CancellationToken cancellationToken)
     {
         var accelerator = await ResolveAcceleratorAsync(cancellationToken).ConfigureAwait(false);
+        spec.Files.PrepareControlSocketFolder();
         var args = QemuCommandBuilder.Build(spec, accelerator);
         _logger.LogDebug("Starting VM {Id}: {Binary} {Arguments}", spec.Id, Binary, string.Join(' ', args));
         // Not cancelled midway: killing the daemonizing parent could orphan a QEMU that already
@@ -149,8 +150,22 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
     public async Task<string> IdentityAsync(VmSpec canonical, CancellationToken cancellationToken)
     {
         var accelerator = await ResolveAcceleratorAsync(cancellationToken).ConfigureAwait(false);
-        return string.Join('\n', QemuCommandBuilder.Build(canonical, accelerator));
+        // -cpu max is whatever this host's CPU offers, and saved CPU state does not move to
+        // another model: a state directory on a shared home reaches other machines.
+        return string.Join('\n', QemuCommandBuilder.Build(canonical, accelerator)) + "\nhost-cpu=" + HostCpuModel.Value;
     }
+
+    private static readonly Lazy<string> HostCpuModel = new(() =>
+    {
+        try
+        {
+            return File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return "unknown";
+        }
+    });
 
     // Saving and loading a template move only device state (a few hundred KB): RAM is in the
     // memory file, which x-ignore-shared leaves out of the stream.
