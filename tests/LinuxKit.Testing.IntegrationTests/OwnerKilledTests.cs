@@ -68,6 +68,27 @@ public class OwnerKilledTests
         await AssertNothingLeftAndTheNextVmBootsAsync(scratch, image);
     }
 
+    [Theory]
+    [MemberData(nameof(TestEnvironment.Guests), MemberType = typeof(TestEnvironment))]
+    public async Task An_owner_killed_with_its_process_group_while_its_clone_is_restored_leaves_nothing_running(string guest)
+    {
+        await using var scratch = new ScratchManager();
+        var image = TestEnvironment.GuestImage(guest);
+        // The template exists, so the host's VM is a clone: QEMU started with -incoming, its
+        // state loaded, then readiness and the clone's renewal.
+        var maker = await scratch.Manager.RunAsync(image, ScratchManager.Small);
+        await scratch.Manager.StopAsync(maker.Id);
+        using var host = TestEnvironment.StartHost(scratch.State, ownProcessGroup: true, "run", image);
+        await WaitUntilAsync(
+            () => TestEnvironment.QemuProcessesUnder(scratch.State).Any(pid => File.ReadAllText($"/proc/{pid}/cmdline").Contains("-incoming", StringComparison.Ordinal)),
+            "a clone's restore");
+
+        await KillAsync(host, wholeGroup: true);
+
+        await AssertNothingLeftAndTheNextVmBootsAsync(scratch, image);
+        Assert.Single(await scratch.Manager.ListTemplatesAsync()); // the template stays usable
+    }
+
     [Fact]
     public async Task An_owner_killed_with_its_process_group_while_a_vm_boots_cold_leaves_nothing_running()
     {
