@@ -74,7 +74,7 @@ public sealed record Container
     /// </summary>
     public string? SshHostKey { get; init; }
 
-    /// <summary>The process that started the VM, whose end stops it; null for a detached VM.</summary>
+    /// <summary>The process that started the VM, whose end stops it; null for a detached VM once it runs.</summary>
     public int? OwnerPid { get; init; }
 
     /// <summary>Whether <see cref="OwnerPid"/> still runs (the same process, not a reused PID).</summary>

@@ -599,7 +599,7 @@ public sealed class LinuxKitManager : IManager
         }
         // Still being prepared (a disk overlay, a warm-start template) by its process: unless
         // that process is known and gone, which leaves it to nobody.
-        var ownerGone = record.OwnerPid is { } owner && !new ProcessIdentity(owner, record.OwnerStartTime ?? "").IsAlive();
+        var ownerGone = record.OwnerPid is not null && !record.OwnerAlive;
         if (record.Status == ContainerStatus.Starting && record.Pid == 0 && !ownerGone && _time.GetUtcNow() - record.StartedAt < TimeSpan.FromMinutes(10))
             return record;
         var stopped = record with

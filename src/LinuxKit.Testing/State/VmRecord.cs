@@ -38,9 +38,13 @@ internal sealed record VmRecord
     /// <summary>The host key itself ("TYPE BASE64"), for an SSH client's known_hosts.</summary>
     public string? HostKey { get; init; }
 
-    /// <summary>The process that started the VM and whose end stops it (PID and start time); none for a detached VM.</summary>
+    /// <summary>The process that started the VM and whose end stops it (PID and start time); none for a detached VM once it runs.</summary>
     public int? OwnerPid { get; init; }
     public string? OwnerStartTime { get; init; }
+
+    /// <summary>Whether the owner named by <see cref="OwnerPid"/> still runs (the same process, not a reused PID).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool OwnerAlive => OwnerPid is { } owner && new Processes.ProcessIdentity(owner, OwnerStartTime ?? "").IsAlive();
 
     /// <summary>The warm-start template the VM was restored from; null after a cold boot.</summary>
     public string? Template { get; init; }
@@ -83,6 +87,6 @@ internal sealed record VmRecord
         WarmStartTemplate = Template,
         SshHostKey = HostKey,
         OwnerPid = OwnerPid,
-        OwnerAlive = OwnerPid is { } owner && new Processes.ProcessIdentity(owner, OwnerStartTime ?? "").IsAlive(),
+        OwnerAlive = OwnerAlive,
     };
 }

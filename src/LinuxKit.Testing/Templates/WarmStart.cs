@@ -89,13 +89,15 @@ internal sealed class WarmStart
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested && !IsCallersFault(e))
         {
-            _logger.LogWarning("{Vm} boots cold: it could not be restored from warm-start template {Key} ({Reason}); the template is removed, and later VMs of it boot cold.", boot.Description, template.Key, e.Message);
+            // A guest that refused the very first clone of a new template refuses the next one
+            // too: later VMs boot cold at once. A slow restore, or a template whose files were
+            // damaged since, is no verdict on the guest: the next VM makes the template again.
+            var remembered = made && e is CloneRefusedException;
+            _logger.LogWarning("{Vm} boots cold: it could not be restored from warm-start template {Key} ({Reason}); the template is removed{Later}.",
+                boot.Description, template.Key, e.Message, remembered ? ", and later VMs of this image and options boot cold" : "");
             await UndoAsync(boot).ConfigureAwait(false);
             await _store.RemoveWhenFreeAsync(template.Key, TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(false);
-            // A template that failed its very first clone would fail the next time too (the
-            // guest refuses a clone step): later VMs boot cold. An older one that fails (its
-            // files damaged since) is made again by the next VM.
-            if (made) _store.MarkFailed(template.Key, e.Message);
+            if (remembered) _store.MarkFailed(template.Key, e.Message);
             return null;
         }
     }
@@ -170,6 +172,7 @@ internal sealed class WarmStart
         ProcessIdentity? process = null;
         OwnerWatchdog? watchdog = null;
         PortReservation? port = null;
+        var answered = false;
         try
         {
             // The template logs in as the VM would: with the caller's key when there is one (an
@@ -208,6 +211,7 @@ internal sealed class WarmStart
                     restored: false,
                     cancellationToken).ConfigureAwait(false);
                 hostKey = ready.Session.HostKeyFingerprint;
+                answered = true;
                 // Closed before saving: a connection saved open would be dead in every clone, its
                 // server process left waiting.
                 ready.Session.Dispose();
@@ -246,9 +250,10 @@ internal sealed class WarmStart
         {
             if (process is { } p) await p.KillAsync(CancellationToken.None).ConfigureAwait(false);
             try { Directory.Delete(staging.Directory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            // A boot that fails fails the VM, and cancelling is no verdict; anything else is a
-            // step only the template has (saving the state, a memory file).
-            if (e is not (LinuxKitBootException or OperationCanceledException)) _store.MarkFailed(key, e.Message);
+            // A template that booted and answered, then could not be saved, fails in a step only
+            // warm start has, and would again. Before that (a full disk, a boot that fails as a
+            // cold one would, a cancel) nothing is known about the template.
+            if (answered && e is not OperationCanceledException) _store.MarkFailed(key, e.Message);
             throw;
         }
         finally
@@ -285,7 +290,7 @@ internal sealed class WarmStart
         try
         {
             if (ready.Session.HostKeyFingerprint != template.HostKeyFingerprint)
-                throw new LinuxKitException($"the restored VM shows host key {ready.Session.HostKeyFingerprint}, the template {template.HostKeyFingerprint}");
+                throw new CloneRefusedException($"the restored VM shows host key {ready.Session.HostKeyFingerprint}, the template {template.HostKeyFingerprint}");
             // A clone logs in with the template's key; the VM's own goes in beside it. The
             // caller's key is the template's already: authorized_keys is left as it is.
             var ownKey = options.SshKey is null ? sshKeyLine : null;
@@ -293,11 +298,11 @@ internal sealed class WarmStart
             if (renewal.ExitCode == CloneIdentity.PartlyRenewed)
             {
                 var why = $"setting the clock and reseeding need root in the guest, and an executable /tmp ({renewal.Stderr.Trim()})";
-                if (options.UniqueClones) throw new LinuxKitException($"the clone's clock and random state could not be renewed and UniqueClones is set: {why}");
+                if (options.UniqueClones) throw new CloneRefusedException($"the clone's clock and random state could not be renewed and UniqueClones is set: {why}");
                 TellOnce($"Warm-start clones of {boot.Record.Image} keep the template's clock and random state, shared with every other clone: {why}. Set RunOptions.UniqueClones to boot such VMs cold.", LogLevel.Warning);
             }
             else if (renewal.ExitCode != 0)
-                throw new LinuxKitException($"the VM's own key could not be installed (exit code {renewal.ExitCode}: {renewal.Stderr.Trim()})");
+                throw new CloneRefusedException($"the VM's own key could not be installed (exit code {renewal.ExitCode}: {renewal.Stderr.Trim()})");
         }
         catch
         {
@@ -335,4 +340,7 @@ internal sealed class WarmStart
             }
         }
     }
+
+    /// <summary>The guest refused a step of making a clone its own: it would refuse it again.</summary>
+    private sealed class CloneRefusedException(string message) : LinuxKitException(message);
 }
