@@ -22,7 +22,7 @@ internal static class AcceleratorProbe
     {
         if (OperatingSystem.IsMacOS()) return (Accelerator.Hvf, null);
         if (!CanOpenKvm(out var why)) return (Accelerator.Tcg, $"KVM is not available ({why})");
-        var probe = await ProbeKvmAsync(binary).ConfigureAwait(false);
+        var probe = await RunProbeGuestAsync(binary, "kvm").ConfigureAwait(false);
         return probe is null ? (Accelerator.Kvm, null) : (Accelerator.Tcg, $"/dev/kvm opens but KVM does not run a guest here ({probe})");
     }
 
@@ -119,8 +119,9 @@ internal static class AcceleratorProbe
     // ends in 0.3 s had not ended after 30 s), so a kernel never reaches its console. So the
     // probe runs guest code: a multiboot payload that QEMU's loader enters in 32-bit protected
     // mode, which writes a marker to the debug port, counts down a loop and writes another.
-    // Returns null when KVM runs it within the budget, else the reason.
-    private static async Task<string?> ProbeKvmAsync(string binary)
+    // Returns null when the accelerator (kvm; tcg to check the probe itself) runs it within the
+    // budget, else the reason.
+    internal static async Task<string?> RunProbeGuestAsync(string binary, string accelerator)
     {
         var dir = Directory.CreateTempSubdirectory("linuxkit-kvm-probe-");
         var debugLog = Path.Combine(dir.FullName, "debug.log");
@@ -140,7 +141,7 @@ internal static class AcceleratorProbe
         }
         foreach (var arg in new[]
                  {
-                     "-nodefaults", "-no-user-config", "-machine", "q35", "-accel", "kvm", "-cpu", "max", "-m", "16", "-display", "none",
+                     "-nodefaults", "-no-user-config", "-machine", "q35", "-accel", accelerator, "-cpu", "max", "-m", "16", "-display", "none",
                      "-kernel", payload,
                      "-chardev", $"file,id=debug,path={QemuCommandBuilder.Escape(debugLog)}", "-device", "isa-debugcon,iobase=0x402,chardev=debug",
                  })
@@ -167,9 +168,9 @@ internal static class AcceleratorProbe
                 if (qemu.HasExited)
                     verdict = $"QEMU exited with code {qemu.ExitCode}: {(await stderr.ConfigureAwait(false)).Trim()}";
                 else if (loopStarted is { } began && deadline.Elapsed - began > LoopBudget)
-                    verdict = $"a loop that TCG runs in a fraction of a second did not end within {LoopBudget.TotalSeconds:0} s under KVM: nested or emulated virtualisation too slow to use";
+                    verdict = $"a loop that TCG runs in a fraction of a second did not end within {LoopBudget.TotalSeconds:0} s under {accelerator}: nested or emulated virtualisation too slow to use";
                 else if (deadline.Elapsed > ProbeBudget)
-                    verdict = $"a minimal guest did not run within {ProbeBudget.TotalSeconds:0} s under KVM";
+                    verdict = $"a minimal guest did not run within {ProbeBudget.TotalSeconds:0} s under {accelerator}";
                 else
                     await Task.Delay(50).ConfigureAwait(false);
             }
