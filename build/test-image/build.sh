@@ -23,6 +23,10 @@
 #                    the two above logging in as "user" (uid 1000) only, key from the metadata.
 #   linuxkit-ssh-noexec, linuxkit-sshd-noexec
 #                    the two above with /tmp mounted noexec.
+#   linuxkit-ssh-cidata, linuxkit-sshd-cidata
+#                    the two above taking the key as cloud-init's NoCloud datasource does (the
+#                    disk labelled cidata: meta-data's public-keys, a #cloud-config user-data's
+#                    ssh_authorized_keys), LinuxKit's metadata not read.
 # Each variant is the same kernel and command line, and its initrd with one more archive
 # appended (the kernel unpacks each in turn) that adds /etc/linuxkit-test files rcS reads.
 # The real `linuxkit build` needs Docker and a registry, which the SDK's CI does not have.
@@ -218,10 +222,12 @@ rm -f "$out/baked-key" "$out/baked-key.pub"
 ssh-keygen -q -t ed25519 -N "" -C linuxkit-testing-baked-key -f "$out/baked-key"
 printf 'login_user=user\n' > "$work/shape-user"
 printf 'tmp_options=noexec,nosuid,nodev\n' > "$work/shape-noexec"
+printf 'metadata=cloud-init\n' > "$work/shape-cidata"
 for prefix in "$out/linuxkit-ssh" "$out/linuxkit-sshd"; do
   variant "$prefix" baked authorized_keys="$out/baked-key.pub"
   variant "$prefix" user shape="$work/shape-user"
   variant "$prefix" noexec shape="$work/shape-noexec"
+  variant "$prefix" cidata shape="$work/shape-cidata"
 done
 
 echo "$inputs_hash" > "$out/.inputs"

@@ -64,6 +64,12 @@ public sealed class StartLinuxKit : LinuxKitTask
     public bool WarmStart { get; set; } = Defaults.WarmStart;
 
     /// <summary>
+    /// True to boot cold rather than hand out a warm-start clone whose clock and random state could
+    /// not be renewed (<see cref="RunOptions.UniqueClones"/>).
+    /// </summary>
+    public bool UniqueClones { get; set; }
+
+    /// <summary>
     /// When true the VM is not detached: it is stopped when this build ends, also in a reused
     /// MSBuild node, and when the build process dies (the `dotnet test` hand-off uses this, so
     /// failing tests still stop it).
@@ -201,6 +207,7 @@ public sealed class StartLinuxKit : LinuxKitTask
                 BootTimeout = TimeSpan.FromSeconds(BootTimeout),
                 StopMode = GracefulStop ? StopMode.Graceful : StopMode.Fast,
                 WarmStart = WarmStart,
+                UniqueClones = UniqueClones,
             };
             options.Validate();
             return true;

@@ -81,6 +81,13 @@ public sealed class LinuxKitBuilder
     /// </summary>
     public LinuxKitBuilder WithWarmStart(bool enabled = true) => WithOptions(o => o with { WarmStart = enabled });
 
+    /// <summary>
+    /// Boot cold rather than hand out a warm-start clone whose clock and random state could not be
+    /// renewed (<see cref="RunOptions.UniqueClones"/>).
+    /// </summary>
+    /// <param name="enabled">False hands such clones out, with a warning (the default).</param>
+    public LinuxKitBuilder WithUniqueClones(bool enabled = true) => WithOptions(o => o with { UniqueClones = enabled });
+
     /// <summary>Which hypervisor runs the VM (default: LINUXKIT_TESTING_HYPERVISOR, else detected).</summary>
     public LinuxKitBuilder WithHypervisor(HypervisorKind hypervisor) => WithManagerOptions(m => m with { Hypervisor = hypervisor });
 

@@ -7,16 +7,20 @@ internal static class TemplateCommands
 {
     public static IEnumerable<Command> All(ToolContext context)
     {
-        var command = new Command("templates", "List the warm-start templates, with their size on disk.");
+        var command = new Command("templates", "List the warm-start templates, with their size on disk, and the keys on which warm start failed (their VMs boot cold), with why.");
         command.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
         {
             await using var manager = context.Manager(parsed);
             var now = DateTimeOffset.UtcNow;
-            Table.Write(Console.Out, ["KEY", "IMAGE", "MEMORY", "CPUS", "SIZE", "CREATED", "LAST USED"],
-                (await manager.ListTemplatesAsync(token)).Select(t => (IReadOnlyList<string>)
+            var templates = await manager.ListTemplatesAsync(token);
+            Table.Write(Console.Out, ["KEY", "STATUS", "IMAGE", "MEMORY", "CPUS", "SIZE", "CREATED", "LAST USED"],
+                templates.Select(t => (IReadOnlyList<string>)
                 [
-                    t.Key, t.Image, $"{t.Memory} MB", $"{t.Cpus}", Table.Size(t.SizeOnDisk), Table.Age(t.CreatedAt, now) + " ago", Table.Age(t.LastUsedAt, now) + " ago",
+                    t.Key, t.FailureReason is null ? "ready" : "failed", t.Image, $"{t.Memory} MB", $"{t.Cpus}", Table.Size(t.SizeOnDisk),
+                    Table.Age(t.CreatedAt, now) + " ago", Table.Age(t.LastUsedAt, now) + " ago",
                 ]));
+            foreach (var failed in templates.Where(t => t.FailureReason is not null))
+                Console.WriteLine($"{failed.Key} failed: {failed.FailureReason} ('linuxkit-testing templates rm {failed.Key}' tries again)");
             return ExitCodes.Ok;
         }, token));
 

@@ -225,7 +225,8 @@ internal static class VmCommands
         var cpus = new Option<int>("--cpus") { Description = "Virtual CPUs.", DefaultValueFactory = _ => defaults.Cpus };
         var name = new Option<string?>("--name") { Description = "A name, usable wherever an id is." };
         var cold = new Option<bool>("--cold") { Description = "Boot cold instead of restoring from a warm-start template." };
-        var command = new Command("run", "Boot a VM and print how to connect; without --detach it runs until Ctrl-C, then stops.") { image, detach, ports, memory, cpus, name, cold };
+        var unique = new Option<bool>("--unique-clones") { Description = "Boot cold rather than use a warm-start clone whose clock and random state cannot be renewed." };
+        var command = new Command("run", "Boot a VM and print how to connect; without --detach it runs until Ctrl-C, then stops.") { image, detach, ports, memory, cpus, name, cold, unique };
         command.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
         {
             var options = new RunOptions
@@ -236,6 +237,7 @@ internal static class VmCommands
                 Cpus = parsed.GetValue(cpus),
                 Ports = [.. (parsed.GetValue(ports) ?? []).Select(PortMapping.Parse)],
                 WarmStart = !parsed.GetValue(cold),
+                UniqueClones = parsed.GetValue(unique),
             };
             using var progress = context.Progress(parsed);
             await using var manager = context.Manager(parsed, progress);

@@ -103,7 +103,7 @@ public sealed class LinuxKitManager : IManager
                 : SshKeyPair.PublicKeyOf(options.SshKey);
             var shares = options.Volumes.Select((v, i) => new VolumeShare($"vol{i}", Path.GetFullPath(v.Key), v.Value)).ToList();
             var metadata = LinuxKitMetadata.Build(sshKeyLine, shares.Select(s => (s.Tag, s.GuestPath)).ToList());
-            await PrivateFiles.WriteAsync(files.MetadataIso, MetadataIso.Build(metadata, _time.GetUtcNow().UtcDateTime), cancellationToken).ConfigureAwait(false);
+            await PrivateFiles.WriteAsync(files.MetadataIso, MetadataDisk.Build(metadata, sshKeyLine, $"linuxkit-testing-{id}", _time.GetUtcNow().UtcDateTime), cancellationToken).ConfigureAwait(false);
             boot.Record = boot.Record with { Volumes = shares.ToDictionary(s => s.HostPath, s => s.GuestPath) };
             // From the first byte: a warm start copies its template's boot into the log.
             _watchers[id] = ConsoleWatcher.Start(files.ConsoleLog, options.ConsoleOutput, _options.ConsoleLogLimit);
@@ -382,7 +382,16 @@ public sealed class LinuxKitManager : IManager
             CreatedAt = t.Template.CreatedAt,
             LastUsedAt = t.LastUsed,
             SizeOnDisk = t.Size,
-        }).ToList();
+        }).Concat(_warmStart.Store.Failures().Select(f => new WarmStartTemplate
+        {
+            Key = f.Key,
+            Image = f.Image,
+            Memory = f.Memory,
+            Cpus = f.Cpus,
+            CreatedAt = f.FailedAt,
+            LastUsedAt = f.FailedAt,
+            FailureReason = f.Reason,
+        })).ToList();
         return Task.FromResult(templates);
     }
 

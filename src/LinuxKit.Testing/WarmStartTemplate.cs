@@ -26,4 +26,13 @@ public sealed record WarmStartTemplate
 
     /// <summary>The bytes its files take on disk (the memory file holds data only where the guest wrote).</summary>
     public long SizeOnDisk { get; init; }
+
+    /// <summary>
+    /// Null for a template VMs are restored from. Otherwise why warm start failed for this key in
+    /// a step only warm start has (the guest refused its first clone, or the template could not
+    /// be saved): there are no files, VMs of this image and options boot cold at once, and
+    /// removing the entry (<see cref="IManager.RemoveTemplateAsync"/>) makes the next VM try again.
+    /// <see cref="CreatedAt"/> is when it failed.
+    /// </summary>
+    public string? FailureReason { get; init; }
 }

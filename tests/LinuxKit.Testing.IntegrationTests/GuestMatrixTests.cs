@@ -7,8 +7,9 @@ namespace LinuxKit.Testing.IntegrationTests;
 /// are, each warm and cold, on dropbear and OpenSSH: a default that works for one way of handing
 /// over keys or one kind of guest only fails here. The key read from the metadata CD-ROM by root
 /// is the shape of the other integration tests; here: the key baked into the image with no
-/// metadata read (LinuxKit's sshd example; the caller passes the matching private key), logins
-/// as a user other than root, and /tmp mounted noexec.
+/// metadata read (LinuxKit's sshd example; the caller passes the matching private key), the key
+/// read as cloud-init reads it (a NoCloud cidata disk, LinuxKit's metadata ignored), logins as a
+/// user other than root, and /tmp mounted noexec.
 /// </summary>
 [Trait("Category", "Integration")]
 public class GuestMatrixTests
@@ -16,7 +17,7 @@ public class GuestMatrixTests
     public static TheoryData<string, string, bool> ShapesGuestsWarmAndCold()
     {
         var rows = new TheoryData<string, string, bool>();
-        foreach (var shape in new[] { "baked", "user", "noexec" })
+        foreach (var shape in new[] { "baked", "cidata", "user", "noexec" })
             foreach (var guest in new[] { "dropbear", "openssh" })
                 foreach (var warm in new[] { true, false })
                     rows.Add(shape, guest, warm);
@@ -51,6 +52,7 @@ public class GuestMatrixTests
             var console = string.Join('\n', (await scratch.Manager.ReadConsoleAsync(vm.Id)).Select(l => l.Text));
             Assert.Contains("Welcome to LinuxKit", console, StringComparison.Ordinal);
             if (shape == "baked") Assert.Contains("key baked into the image; no metadata read", console, StringComparison.Ordinal);
+            if (shape == "cidata") Assert.Contains("cloud-init NoCloud data from /dev/sr0: 1 key(s)", console, StringComparison.Ordinal);
             if (shape == "user") Assert.Contains("SSH logins as user only", console, StringComparison.Ordinal);
             await scratch.Manager.StopAsync(vm.Id);
             Assert.False(TestEnvironment.IsRunning(vm.Pid));

@@ -46,7 +46,7 @@ internal static class TestEnvironment
     /// The same guest as <see cref="GuestImage"/> in another shape (build/test-image/build.sh):
     /// "baked", root's key baked into the image and no metadata read, as LinuxKit's sshd example
     /// makes it (only <see cref="BakedKey"/> logs in); "user", logins as "user" (uid 1000) only;
-    /// "noexec", /tmp mounted noexec.
+    /// "noexec", /tmp mounted noexec; "cidata", the key taken as cloud-init's NoCloud takes it.
     /// </summary>
     public static string ShapedImage(string guest, string shape) => GuestImage(guest) + "-" + shape;
 

@@ -132,6 +132,29 @@ public class ToolTests(InstalledTool tool, KubeVirt.KubeVirtClusterFixture clust
     }
 
     [Fact]
+    public async Task A_key_on_which_warm_start_failed_is_listed_as_failed_with_why_until_it_is_removed()
+    {
+        await using var state = new ScratchState();
+        await using (var manager = new LinuxKitManager(new LinuxKitManagerOptions { StateDirectory = state.Path }))
+        {
+            // As "user" a clone cannot be renewed; with UniqueClones that fails warm start.
+            var vm = await manager.RunAsync(TestEnvironment.ShapedImage("dropbear", "user"), ScratchManager.Small with { SshUser = "user", UniqueClones = true });
+            Assert.Null(vm.WarmStartTemplate);
+            Assert.Contains("UniqueClones", Assert.Single(await manager.ListTemplatesAsync()).FailureReason, StringComparison.Ordinal);
+        }
+
+        var listed = (await tool.RunAsync(state.Path, "templates")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+        Assert.Equal(3, listed.Length); // the header, the key's row, why it failed
+        var key = listed[1].Split(' ')[0];
+        Assert.Contains(" failed ", listed[1], StringComparison.Ordinal);
+        Assert.StartsWith($"{key} failed: ", listed[2], StringComparison.Ordinal);
+        Assert.Contains("UniqueClones", listed[2], StringComparison.Ordinal);
+        Assert.Equal(0, (await tool.RunAsync(state.Path, "templates", "rm", key)).ExitCode);
+        Assert.Single((await tool.RunAsync(state.Path, "templates")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
     public async Task Run_without_detach_stops_the_vm_on_ctrl_c_and_exits_130()
     {
         await using var state = new ScratchState();

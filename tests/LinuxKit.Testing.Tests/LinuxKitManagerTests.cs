@@ -98,7 +98,7 @@ public sealed class LinuxKitManagerTests : IDisposable
     private string Iso()
     {
         var path = Path.Combine(_state, "image.iso");
-        File.WriteAllBytes(path, MetadataIso.Build("{}"u8, DateTime.UtcNow));
+        File.WriteAllBytes(path, MetadataIso.Build([("config", "{}"u8.ToArray())], DateTime.UtcNow, "cidata"));
         return path;
     }
 

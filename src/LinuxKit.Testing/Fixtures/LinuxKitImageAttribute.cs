@@ -40,6 +40,12 @@ public sealed class LinuxKitImageAttribute(string image) : Attribute
     /// </summary>
     public bool WarmStart { get; set; } = Defaults.WarmStart;
 
+    /// <summary>
+    /// True to boot cold rather than hand out a warm-start clone whose clock and random state could
+    /// not be renewed (<see cref="RunOptions.UniqueClones"/>).
+    /// </summary>
+    public bool UniqueClones { get; set; }
+
     /// <summary>Guest ports to forward to free host ports (see <see cref="SharedVm.HostPortFor"/>).</summary>
     public int[] GuestPorts { get; set; } = [];
 
@@ -75,6 +81,7 @@ public sealed class LinuxKitImageAttribute(string image) : Attribute
         BootTimeout = TimeSpan.FromSeconds(BootTimeout),
         StopMode = GracefulStop ? StopMode.Graceful : StopMode.Fast,
         WarmStart = WarmStart,
+        UniqueClones = UniqueClones,
         Ports = [.. options.Ports, .. GuestPorts.Select(p => new PortMapping(0, p)), .. Ports.Select(ParsePort)],
         Volumes = MergeVolumes(options.Volumes),
         SshKey = string.IsNullOrEmpty(SshKey) ? options.SshKey : resolvePath(SshKey),

@@ -4,8 +4,8 @@ using System.Text;
 namespace LinuxKit.Testing.Images;
 
 /// <summary>
-/// Writes LinuxKit's metadata disk: an ISO9660 image whose root holds one file, <c>config</c>.
-/// LinuxKit's metadata package (and the SDK's test image) turns that file into /run/config.
+/// Writes the metadata disk: an ISO9660 image whose root holds a few small files (LinuxKit's
+/// <c>config</c>, cloud-init NoCloud's <c>user-data</c> and <c>meta-data</c>).
 /// </summary>
 /// <remarks>
 /// Written here rather than by calling xorriso or mkisofs: no ISO9660 package is available on
@@ -16,17 +16,20 @@ internal static class MetadataIso
 {
     private const int Sector = 2048;
     private const int PvdSector = 16, TerminatorSector = 17, LPathSector = 18, MPathSector = 19, RootSector = 20, DataSector = 21;
-    private const string FileIdentifier = "CONFIG.;1";
 
-    /// <summary>An ISO holding <paramref name="config"/> as the file <paramref name="fileIdentifier"/>.</summary>
-    /// <param name="config">The file's content.</param>
-    /// <param name="timestamp">The volume's and the file's time.</param>
-    /// <param name="volumeId">The volume label: LinuxKit's <c>CONFIG</c>, or cloud-init NoCloud's <c>cidata</c>.</param>
-    /// <param name="fileIdentifier">The file's ISO9660 name (Linux shows "USER-DATA.;1" as user-data).</param>
-    public static byte[] Build(ReadOnlySpan<byte> config, DateTime timestamp, string volumeId = "CONFIG", string fileIdentifier = FileIdentifier)
+    /// <summary>An ISO labelled <paramref name="volumeId"/> holding <paramref name="files"/> in its root.</summary>
+    /// <param name="files">Names as Linux shows them without Rock Ridge (lowercase; "user-data" is stored as USER-DATA.;1) and contents.</param>
+    /// <param name="timestamp">The volume's and the files' time.</param>
+    /// <param name="volumeId">The volume label: cloud-init NoCloud looks for <c>cidata</c>.</param>
+    public static byte[] Build(IReadOnlyList<(string Name, byte[] Content)> files, DateTime timestamp, string volumeId)
     {
-        var dataSectors = Math.Max(1, (config.Length + Sector - 1) / Sector);
-        var totalSectors = DataSector + dataSectors;
+        // ISO9660 wants the root's records sorted by identifier.
+        var entries = files
+            .Select(f => (Identifier: Encoding.ASCII.GetBytes(f.Name.ToUpperInvariant() + ".;1"), f.Content))
+            .OrderBy(f => Encoding.ASCII.GetString(f.Identifier), StringComparer.Ordinal)
+            .ToList();
+        var sectors = entries.Select(e => Math.Max(1, (e.Content.Length + Sector - 1) / Sector)).ToList();
+        var totalSectors = DataSector + sectors.Sum();
         var iso = new byte[totalSectors * Sector];
 
         WritePrimaryVolumeDescriptor(iso.AsSpan(PvdSector * Sector, Sector), totalSectors, timestamp, volumeId);
@@ -41,9 +44,13 @@ internal static class MetadataIso
         var root = iso.AsSpan(RootSector * Sector, Sector);
         var offset = WriteDirectoryRecord(root, RootSector, Sector, [0], isDirectory: true, timestamp);
         offset += WriteDirectoryRecord(root[offset..], RootSector, Sector, [1], isDirectory: true, timestamp);
-        WriteDirectoryRecord(root[offset..], DataSector, config.Length, Encoding.ASCII.GetBytes(fileIdentifier), isDirectory: false, timestamp);
-
-        config.CopyTo(iso.AsSpan(DataSector * Sector));
+        var extent = DataSector;
+        for (var i = 0; i < entries.Count; i++)
+        {
+            offset += WriteDirectoryRecord(root[offset..], extent, entries[i].Content.Length, entries[i].Identifier, isDirectory: false, timestamp);
+            entries[i].Content.CopyTo(iso.AsSpan(extent * Sector));
+            extent += sectors[i];
+        }
         return iso;
     }
 

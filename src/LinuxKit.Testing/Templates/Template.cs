@@ -50,3 +50,21 @@ internal sealed record TemplateFiles(string Directory)
     /// <summary>The files of the VM that made the template; its id names its control socket when that falls back to the temp folder.</summary>
     public VmFiles Vm(string id) => new(id, Directory);
 }
+
+/// <summary>
+/// A template key on which warm start failed in a step only warm start has (the guest refused
+/// a clone, or the template answered and could not be saved): VMs of that key boot cold at once
+/// until its image or options change (another key) or the entry is removed.
+/// </summary>
+internal sealed record TemplateFailure
+{
+    public required string Key { get; init; }
+    public required string Image { get; init; }
+    public required int Memory { get; init; }
+    public required int Cpus { get; init; }
+    public required string Reason { get; init; }
+    public required DateTimeOffset FailedAt { get; init; }
+
+    /// <summary>As <see cref="Template.Inputs"/>: once one changed, the entry is stale and pruned.</summary>
+    public IReadOnlyList<string> Inputs { get; init; } = [];
+}

@@ -16,8 +16,12 @@ internal sealed class TemplateStore
 {
     private const string StagingMarker = ".partial-";
 
-    // A staging folder older than this belongs to a maker that died (making one takes a boot).
-    private static readonly TimeSpan AbandonedAfter = TimeSpan.FromMinutes(30);
+    // Making a template takes its boot (bounded by the boot timeout) and then the save of its
+    // RAM: a maker still at it this long after its boot timeout has given it up.
+    private static readonly TimeSpan SaveAllowance = TimeSpan.FromMinutes(5);
+
+    // A staging folder that names no maker was left between its creation and the maker file's.
+    private static readonly TimeSpan UnnamedAbandonedAfter = TimeSpan.FromMinutes(5);
     private static readonly TimeSpan LockRetry = TimeSpan.FromMilliseconds(50);
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
@@ -80,35 +84,42 @@ internal sealed class TemplateStore
     public async Task<IDisposable?> LockAsync(string key, TimeSpan timeout, CancellationToken cancellationToken) =>
         await LockFile.AcquireAsync(Path.Combine(Root, key + ".lock"), LockRetry, timeout, cancellationToken).ConfigureAwait(false);
 
-    /// <summary>A new private staging folder for the template <paramref name="key"/>, naming this process as its maker.</summary>
-    public TemplateFiles Stage(string key)
+    /// <summary>
+    /// A new private staging folder for the template <paramref name="key"/>, naming this process
+    /// as its maker, which boots it within <paramref name="bootTimeout"/>.
+    /// </summary>
+    public TemplateFiles Stage(string key, TimeSpan bootTimeout)
     {
         var folder = Path.Combine(Root, key + StagingMarker + Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant());
         PrivateFiles.CreateFolder(folder);
         if (ProcessIdentity.Of(Environment.ProcessId) is { } self)
         {
+            var givenUpAt = (DateTimeOffset.UtcNow + bootTimeout + SaveAllowance).ToUnixTimeSeconds();
             using var maker = new StreamWriter(PrivateFiles.CreateNew(Path.Combine(folder, MakerFile)));
-            maker.Write(FormattableString.Invariant($"{self.Pid} {self.StartTime}"));
+            maker.Write(FormattableString.Invariant($"{self.Pid} {givenUpAt} {self.StartTime}"));
         }
         return new TemplateFiles(folder);
     }
 
-    // The process that makes a staged template: once it is gone (its watchdog normally removes
-    // the folder too), nothing will finish the folder.
+    // The process that makes a staged template and when it gives up: once it is gone (its
+    // watchdog normally removes the folder too) or past that, nothing will finish the folder.
     private const string MakerFile = "maker";
 
-    private static bool MakerIsGone(string staging)
+    private static bool IsAbandoned(string staging)
     {
+        string[] parts;
         try
         {
-            var parts = File.ReadAllText(Path.Combine(staging, MakerFile)).Split(' ', 2);
-            return parts.Length == 2 && int.TryParse(parts[0], System.Globalization.CultureInfo.InvariantCulture, out var pid)
-                && !new ProcessIdentity(pid, parts[1]).IsAlive();
+            parts = File.ReadAllText(Path.Combine(staging, MakerFile)).Split(' ', 3);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return false; // no maker named (an older folder): its age decides
+            return DateTime.UtcNow - Directory.GetLastWriteTimeUtc(staging) > UnnamedAbandonedAfter;
         }
+        var invariant = System.Globalization.CultureInfo.InvariantCulture;
+        if (parts.Length != 3 || !int.TryParse(parts[0], invariant, out var pid) || !long.TryParse(parts[1], invariant, out var givenUpAt))
+            return DateTime.UtcNow - Directory.GetLastWriteTimeUtc(staging) > UnnamedAbandonedAfter;
+        return !new ProcessIdentity(pid, parts[2]).IsAlive() || DateTimeOffset.UtcNow.ToUnixTimeSeconds() > givenUpAt;
     }
 
     /// <summary>Writes the record into the staging folder and moves the folder into place. Call under the key's lock.</summary>
@@ -147,14 +158,14 @@ internal sealed class TemplateStore
     // until the image or options change (another key) or the key is removed.
     private string FailurePath(string key) => Path.Combine(Root, key + ".failed");
 
-    /// <summary>Remembers that the template <paramref name="key"/> failed, and why.</summary>
-    public void MarkFailed(string key, string reason)
+    /// <summary>Remembers that a template failed, and why.</summary>
+    public void MarkFailed(TemplateFailure failure)
     {
         try
         {
-            var path = FailurePath(key);
+            var path = FailurePath(failure.Key);
             var temp = path + "." + Convert.ToHexString(RandomNumberGenerator.GetBytes(4)) + ".tmp";
-            using (var writer = new StreamWriter(PrivateFiles.CreateNew(temp))) writer.Write(reason);
+            using (var file = PrivateFiles.CreateNew(temp)) JsonSerializer.Serialize(file, failure, Json);
             File.Move(temp, path, overwrite: true);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -164,15 +175,29 @@ internal sealed class TemplateStore
     }
 
     /// <summary>Why the template <paramref name="key"/> failed before, or null when it did not.</summary>
-    public string? FailureOf(string key)
+    public TemplateFailure? FailureOf(string key) => ReadFailure(FailurePath(key));
+
+    /// <summary>Every remembered failure.</summary>
+    public IReadOnlyList<TemplateFailure> Failures() =>
+        Directory.Exists(Root)
+            ? Directory.EnumerateFiles(Root, "*.failed").Order(StringComparer.Ordinal).Select(ReadFailure).OfType<TemplateFailure>().ToList()
+            : [];
+
+    private static TemplateFailure? ReadFailure(string path)
     {
         try
         {
-            return File.Exists(FailurePath(key)) ? File.ReadAllText(FailurePath(key)) : null;
+            return JsonSerializer.Deserialize<TemplateFailure>(File.ReadAllText(path), Json);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
             return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+        {
+            // Unreadable is still a failure: the key stays skipped until the entry is removed.
+            var key = Path.GetFileNameWithoutExtension(path);
+            return new TemplateFailure { Key = key, Image = "", Memory = 0, Cpus = 0, Reason = $"its record {path} cannot be read ({e.Message})", FailedAt = File.GetLastWriteTimeUtc(path) };
         }
     }
 
@@ -221,7 +246,8 @@ internal sealed class TemplateStore
     /// Removes what no run will use: templates whose image or hypervisor changed
     /// (<see cref="TemplateKey.IsCurrent"/> fails for one of their inputs), templates unused for
     /// <see cref="UnusedLimit"/>, the least recently used beyond <paramref name="sizeLimit"/>
-    /// bytes in all (never <paramref name="keep"/>), and staging folders their maker abandoned;
+    /// bytes in all (never <paramref name="keep"/>), failures that no longer match their image,
+    /// and staging folders whose maker is gone or past its boot timeout;
     /// a template whose lock another process holds stays. Returns the keys removed; with
     /// <paramref name="dryRun"/>, the keys it would remove, removing nothing.
     /// </summary>
@@ -252,10 +278,16 @@ internal sealed class TemplateStore
                 total -= size;
             }
         }
+        // A failure whose image or hypervisor changed names a key no VM will have again.
+        foreach (var failure in Failures().Where(f => f.Inputs.Any(i => !TemplateKey.IsCurrent(i)) || DateTimeOffset.UtcNow - f.FailedAt > UnusedLimit))
+        {
+            if (!dryRun) File.Delete(FailurePath(failure.Key));
+            removed.Add(failure.Key);
+        }
         if (dryRun) return removed;
         foreach (var folder in Directory.EnumerateDirectories(Root).Where(f => Path.GetFileName(f).Contains(StagingMarker, StringComparison.Ordinal)))
         {
-            if (MakerIsGone(folder) || DateTime.UtcNow - Directory.GetLastWriteTimeUtc(folder) > AbandonedAfter)
+            if (IsAbandoned(folder))
             {
                 try { Directory.Delete(folder, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             }

@@ -97,7 +97,7 @@ internal sealed class WarmStart
                 boot.Description, template.Key, e.Message, remembered ? ", and later VMs of this image and options boot cold" : "");
             await UndoAsync(boot).ConfigureAwait(false);
             await _store.RemoveWhenFreeAsync(template.Key, TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(false);
-            if (remembered) _store.MarkFailed(template.Key, e.Message);
+            if (remembered) _store.MarkFailed(Failure(template.Key, template.Image, template.Inputs, options, e.Message));
             return null;
         }
     }
@@ -113,7 +113,7 @@ internal sealed class WarmStart
         var key = TemplateKey.Compute(inputs, image, options, login, await snapshots.IdentityAsync(CanonicalSpec(image, options), cancellationToken).ConfigureAwait(false));
         if (_store.FailureOf(key) is { } failed)
         {
-            TellOnce($"{boot.Record.Image} boots cold: its warm-start template {key} failed before ({failed}). `linuxkit-testing templates rm {key}` tries again.");
+            TellOnce($"{boot.Record.Image} boots cold: its warm-start template {key} failed before ({failed.Reason}). `linuxkit-testing templates rm {key}` tries again.");
             return (null, false);
         }
         if (Find(key) is { } ready) return (ready, false);
@@ -166,13 +166,14 @@ internal sealed class WarmStart
         IHypervisor hypervisor, IMemorySnapshots snapshots, CancellationToken cancellationToken)
     {
         var started = _time.GetTimestamp();
-        var staging = _store.Stage(key);
+        var staging = _store.Stage(key, options.BootTimeout);
         var vm = staging.Vm("tpl-" + key[..8]);
         _logger.LogInformation("{Vm}: making warm-start template {Key} (a cold boot, saved once it answers over SSH)", boot.Description, key);
         ProcessIdentity? process = null;
         OwnerWatchdog? watchdog = null;
         PortReservation? port = null;
         var answered = false;
+        var answeredAfter = TimeSpan.Zero;
         try
         {
             // The template logs in as the VM would: with the caller's key when there is one (an
@@ -181,7 +182,7 @@ internal sealed class WarmStart
             var keyLine = options.SshKey is null
                 ? SshKeyPair.Generate(vm.SshKey, $"linuxkit-testing-template-{key}")
                 : SshKeyPair.PublicKeyOf(options.SshKey);
-            await PrivateFiles.WriteAsync(vm.MetadataIso, MetadataIso.Build(LinuxKitMetadata.Build(keyLine, []), _time.GetUtcNow().UtcDateTime), cancellationToken).ConfigureAwait(false);
+            await PrivateFiles.WriteAsync(vm.MetadataIso, MetadataDisk.Build(LinuxKitMetadata.Build(keyLine, []), keyLine, $"linuxkit-testing-template-{key}", _time.GetUtcNow().UtcDateTime), cancellationToken).ConfigureAwait(false);
             var bootDisk = await hypervisor.PrepareBootDiskAsync(image, vm, cancellationToken).ConfigureAwait(false);
             port = _ports.ReserveFree();
             // Booted as restricted as its clones will be: state made with an open network must
@@ -212,6 +213,7 @@ internal sealed class WarmStart
                     cancellationToken).ConfigureAwait(false);
                 hostKey = ready.Session.HostKeyFingerprint;
                 answered = true;
+                answeredAfter = _time.GetElapsedTime(started);
                 // Closed before saving: a connection saved open would be dead in every clone, its
                 // server process left waiting.
                 ready.Session.Dispose();
@@ -238,7 +240,9 @@ internal sealed class WarmStart
                 StateLength = new FileInfo(staging.State).Length,
                 Inputs = inputs,
             });
-            _logger.LogInformation("Warm-start template {Key} made in {Seconds:0.0} s", key, _time.GetElapsedTime(started).TotalSeconds);
+            // Both figures: the boot is a cold boot's, the rest is what warm start adds to it.
+            _logger.LogInformation("Warm-start template {Key} made in {Seconds:0.0} s (it answered over SSH after {AnsweredSeconds:0.00} s)",
+                key, _time.GetElapsedTime(started).TotalSeconds, answeredAfter.TotalSeconds);
             foreach (var stale in _store.Prune(sizeLimit: _cacheLimit, keep: key))
             {
                 _logger.LogInformation("Warm-start template {Key} removed: its image or hypervisor changed, it was unused for {Days} days, or the templates were over {Limit} MiB and it was the least recently used",
@@ -253,7 +257,7 @@ internal sealed class WarmStart
             // A template that booted and answered, then could not be saved, fails in a step only
             // warm start has, and would again. Before that (a full disk, a boot that fails as a
             // cold one would, a cancel) nothing is known about the template.
-            if (answered && e is not OperationCanceledException) _store.MarkFailed(key, e.Message);
+            if (answered && e is not OperationCanceledException) _store.MarkFailed(Failure(key, Path.GetFullPath(boot.Record.Image), inputs, options, e.Message));
             throw;
         }
         finally
@@ -262,6 +266,17 @@ internal sealed class WarmStart
             watchdog?.Dispose();
         }
     }
+
+    private TemplateFailure Failure(string key, string image, IReadOnlyList<string> inputs, RunOptions options, string reason) => new()
+    {
+        Key = key,
+        Image = image,
+        Memory = options.Memory,
+        Cpus = options.Cpus,
+        Reason = reason,
+        FailedAt = _time.GetUtcNow(),
+        Inputs = inputs,
+    };
 
     private async Task<ReadySession> CloneAsync(
         LinuxKitManager.Boot boot, Template template, LinuxKitImage image, RunOptions options,

@@ -303,7 +303,7 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
 
             var files = new VmFiles(vmi.Name[^8..], Path.Combine(_root.Path, vmi.Name));
             PrivateFiles.CreateFolder(files.Directory);
-            await File.WriteAllBytesAsync(files.MetadataIso, MetadataIso.Build(userData, DateTime.UtcNow, volumeId: "cidata", fileIdentifier: "USER-DATA.;1"));
+            await File.WriteAllBytesAsync(files.MetadataIso, MetadataIso.Build([("user-data", userData)], DateTime.UtcNow, volumeId: "cidata"));
             var image = LinuxKitImage.Resolve(imagePath);
             var bootDisk = await _qemu.PrepareBootDiskAsync(image, files, CancellationToken.None);
             foreach (var port in GuestPorts) vmi.HostPorts[port] = FreePort();

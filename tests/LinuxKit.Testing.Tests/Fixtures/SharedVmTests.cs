@@ -50,7 +50,7 @@ public class SharedVmAttributeTests
 }
 
 [LinuxKitImage("/images/full.iso", SshKey = "/keys/id", SshUser = "linuxkit", SshPort = 2222, Ports = ["8080:80"], GuestPorts = [5432],
-    Volumes = ["/data:/mnt/data"], BootTimeout = 30, GracefulStop = true, Hypervisor = HypervisorKind.Qemu, StateDirectory = "/state")]
+    Volumes = ["/data:/mnt/data"], BootTimeout = 30, GracefulStop = true, WarmStart = false, UniqueClones = true, Hypervisor = HypervisorKind.Qemu, StateDirectory = "/state")]
 internal sealed class FullyAttributedVm : SharedVm;
 
 [LinuxKitImage("/images/bad.iso", Ports = ["8080"])]
@@ -71,6 +71,8 @@ public class LinuxKitImageAttributeTests
         Assert.Equal("/mnt/data", vm.Options.Volumes["/data"]);
         Assert.Equal(TimeSpan.FromSeconds(30), vm.Options.BootTimeout);
         Assert.Equal(StopMode.Graceful, vm.Options.StopMode);
+        Assert.False(vm.Options.WarmStart);
+        Assert.True(vm.Options.UniqueClones);
         Assert.Equal(HypervisorKind.Qemu, vm.ManagerOptions.Hypervisor);
         Assert.Equal("/state", vm.ManagerOptions.StateDirectory);
     }

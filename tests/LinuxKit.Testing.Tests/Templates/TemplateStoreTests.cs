@@ -16,7 +16,7 @@ public sealed class TemplateStoreTests : IDisposable
     // What making a template leaves in its staging folder: RAM (sparse), device state, console.
     private TemplateFiles Staged(string key = Key, int memoryMb = 64)
     {
-        var staging = _store.Stage(key);
+        var staging = _store.Stage(key, TimeSpan.FromMinutes(2));
         using (var memory = File.Create(staging.Memory))
         {
             memory.SetLength(memoryMb * 1024L * 1024L);
@@ -121,8 +121,10 @@ public sealed class TemplateStoreTests : IDisposable
     {
         var template = _store.Commit(Staged(), Describe());
         Directory.SetLastWriteTimeUtc(template.Files.Directory, DateTime.UtcNow - TemplateStore.UnusedLimit - TimeSpan.FromDays(1));
+        // A folder that names no maker (left between its creation and the maker file's).
         var abandoned = Staged("fedcba9876543210");
-        Directory.SetLastWriteTimeUtc(abandoned.Directory, DateTime.UtcNow - TimeSpan.FromHours(2));
+        File.Delete(Path.Combine(abandoned.Directory, "maker"));
+        Directory.SetLastWriteTimeUtc(abandoned.Directory, DateTime.UtcNow - TimeSpan.FromMinutes(10));
         var fresh = Staged("1111111111111111");
 
         Assert.Equal([Key], _store.Prune());
@@ -150,10 +152,10 @@ public sealed class TemplateStoreTests : IDisposable
             var template = _store.Commit(Staged(key), Describe(key));
             Directory.SetLastWriteTimeUtc(template.Files.Directory, DateTime.UtcNow - TimeSpan.FromHours(hoursAgo));
         }
-        var each = _store.List()[0].Size;
+        var sizes = _store.List().ToDictionary(t => t.Template.Key, t => t.Size);
 
-        // Room for two: the oldest (a) goes; c, older than b, is kept because it was just made.
-        var removed = _store.Prune(sizeLimit: 2 * each, keep: "cccccccccccccccc");
+        // Room for b and c: the oldest (a) goes; c, older than b, is kept because it was just made.
+        var removed = _store.Prune(sizeLimit: sizes["bbbbbbbbbbbbbbbb"] + sizes["cccccccccccccccc"], keep: "cccccccccccccccc");
 
         Assert.Equal(["aaaaaaaaaaaaaaaa"], removed);
         Assert.Equal(["bbbbbbbbbbbbbbbb", "cccccccccccccccc"], _store.List().Select(t => t.Template.Key));
@@ -173,27 +175,83 @@ public sealed class TemplateStoreTests : IDisposable
         Assert.False(Directory.Exists(template.Files.Directory));
     }
 
+    private static TemplateFailure Failed(string key = Key, IReadOnlyList<string>? inputs = null, DateTimeOffset? at = null) => new()
+    {
+        Key = key,
+        Image = "/images/os.iso",
+        Memory = 256,
+        Cpus = 1,
+        Reason = "the guest refused the clone step",
+        FailedAt = at ?? DateTimeOffset.UtcNow,
+        Inputs = inputs ?? [],
+    };
+
     [Fact]
-    public void A_failure_is_remembered_until_the_key_is_removed()
+    public void A_failure_is_remembered_with_its_image_and_reason_and_listed_until_the_key_is_removed()
     {
         Assert.Null(_store.FailureOf(Key));
-        _store.MarkFailed(Key, "the guest refused the clone step");
-        Assert.Equal("the guest refused the clone step", _store.FailureOf(Key));
+        _store.MarkFailed(Failed());
+
+        var failure = _store.FailureOf(Key);
+        Assert.Equal("the guest refused the clone step", failure?.Reason);
+        Assert.Equal("/images/os.iso", failure?.Image);
+        Assert.Equal(Key, Assert.Single(_store.Failures()).Key);
+        Assert.Empty(_store.List()); // a failure has no template files
+
         _store.Remove(Key);
         Assert.Null(_store.FailureOf(Key));
+        Assert.Empty(_store.Failures());
+    }
+
+    [Fact]
+    public void A_damaged_failure_record_still_skips_its_key_and_says_why()
+    {
+        File.WriteAllText(Path.Combine(_dir.FullName, Key + ".failed"), "not json");
+
+        Assert.Contains("cannot be read", _store.FailureOf(Key)?.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_failure_whose_image_changed_or_that_is_old_is_pruned_and_a_current_one_stays()
+    {
+        var image = Path.Combine(_dir.FullName, "os.iso");
+        File.WriteAllText(image, "v1");
+        const string Stale = "1111111111111111", Old = "2222222222222222";
+        _store.MarkFailed(Failed(Stale, [TemplateKey.Fingerprint(image)]));
+        _store.MarkFailed(Failed(Old, at: DateTimeOffset.UtcNow - TemplateStore.UnusedLimit - TimeSpan.FromDays(1)));
+        _store.MarkFailed(Failed());
+        File.WriteAllText(image, "v2, longer");
+
+        Assert.Equal([Stale, Old], _store.Prune().Order(StringComparer.Ordinal));
+
+        Assert.Equal(Key, Assert.Single(_store.Failures()).Key);
     }
 
     [Fact]
     public void A_staging_folder_whose_maker_is_gone_is_pruned_at_once()
     {
         var staging = Staged();
-        File.WriteAllText(Path.Combine(staging.Directory, "maker"), "2147483646 1");
+        File.WriteAllText(Path.Combine(staging.Directory, "maker"), "2147483646 99999999999 1");
         _store.Prune();
         Assert.False(Directory.Exists(staging.Directory));
 
         var ours = Staged();
         _store.Prune();
         Assert.True(Directory.Exists(ours.Directory)); // this process makes it
+    }
+
+    [Fact]
+    public void A_staging_folder_is_pruned_once_its_makers_boot_timeout_and_save_allowance_are_past_even_if_the_maker_lives()
+    {
+        var longBoot = _store.Stage(Key, TimeSpan.FromHours(2));
+        var given = File.ReadAllText(Path.Combine(longBoot.Directory, "maker")).Split(' ');
+        Assert.InRange(long.Parse(given[1], System.Globalization.CultureInfo.InvariantCulture) - DateTimeOffset.UtcNow.ToUnixTimeSeconds(), 2 * 3600, 2 * 3600 + 600);
+        _store.Prune();
+        Assert.True(Directory.Exists(longBoot.Directory)); // two hours to boot: not abandoned after 30 minutes
+
+        File.WriteAllText(Path.Combine(longBoot.Directory, "maker"), $"{given[0]} {DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 1} {given[2]}");
+        _store.Prune();
+        Assert.False(Directory.Exists(longBoot.Directory));
     }
 
     [Fact]

@@ -52,13 +52,13 @@ public class LinuxKitBuilderTests
         var builder = new LinuxKitBuilder().WithImage("os.iso")
             .WithName("db").WithCpus(2).WithSshKey("/keys/id").WithSshUser("linuxkit").WithSshPort(2222)
             .WithBootTimeout(TimeSpan.FromSeconds(30)).WithBindMount("/data", "/mnt/data").WithGracefulStop()
-            .WithHypervisor(HypervisorKind.Qemu).WithStateDirectory("/state");
+            .WithWarmStart(false).WithUniqueClones().WithHypervisor(HypervisorKind.Qemu).WithStateDirectory("/state");
 
         Assert.Equal(
             new RunOptions
             {
                 Name = "db", Cpus = 2, SshKey = "/keys/id", SshUser = "linuxkit", SshPort = 2222, BootTimeout = TimeSpan.FromSeconds(30),
-                StopMode = StopMode.Graceful, Volumes = builder.Configuration.Options.Volumes,
+                StopMode = StopMode.Graceful, WarmStart = false, UniqueClones = true, Volumes = builder.Configuration.Options.Volumes,
             },
             builder.Configuration.Options);
         Assert.Equal("/mnt/data", builder.Configuration.Options.Volumes["/data"]);
