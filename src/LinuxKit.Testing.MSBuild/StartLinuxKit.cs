@@ -168,7 +168,7 @@ public sealed class StartLinuxKit : LinuxKitTask
             item.SetMetadata("GuestPort", p.Value.ToString(CultureInfo.InvariantCulture));
             return (ITaskItem)item;
         }).ToArray();
-        Log.LogMessage(MessageImportance.Normal, "LinuxKit: VM {0} ready after {1} s (ssh {2}@127.0.0.1 -p {3} -i {4})", vm.Id, Seconds(clock), vm.SshUser, vm.SshPort, vm.SshKeyFile);
+        Log.LogMessage(MessageImportance.Normal, "LinuxKit: VM {0} ready after {1} s (ssh {2}@{5} -p {3} -i {4})", vm.Id, Seconds(clock), vm.SshUser, vm.SshPort, vm.SshKeyFile, Networking.Loopback.Address);
         if (!string.IsNullOrEmpty(HandOffFile)) Fixtures.HandOffFile.Write(Path.GetFullPath(HandOffFile), vm.Id, manager.StateDirectory);
         if (ExportEnvironment)
         {

@@ -33,7 +33,7 @@ public sealed class StopLinuxKit : LinuxKitTask
             Log.LogWarningWithCodeFromResources("StopLinuxKit.NoSuchVm", vm, manager.StateDirectory);
             return true;
         }
-        if (known.Status is not (ContainerStatus.Running or ContainerStatus.Starting))
+        if (!known.Status.IsLive())
         {
             Log.LogWarningWithCodeFromResources("StopLinuxKit.AlreadyStopped", vm, known.Status);
             return true;

@@ -7,6 +7,7 @@ using DotNet.Testcontainers.Networks;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TcExecResult = DotNet.Testcontainers.Containers.ExecResult;
+using LinuxKit.Testing.Networking;
 
 namespace LinuxKit.Testing.Testcontainers;
 
@@ -108,7 +109,7 @@ public sealed class LinuxKitContainer : IContainer
     public string MacAddress { get; private set; } = "";
 
     /// <summary>Always 127.0.0.1: published ports and SSH listen there.</summary>
-    public string Hostname => "127.0.0.1";
+    public string Hostname => Loopback.Address;
 
     /// <inheritdoc />
     public IImage Image { get; }

@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using LinuxKit.Testing.Networking;
 
 namespace LinuxKit.Testing.Fixtures;
 
@@ -75,7 +76,7 @@ public class SharedVm : IAsyncDisposable
     public Container Container => _container ?? throw new InvalidOperationException("The VM is not started: StartAsync has not run or failed.");
 
     /// <summary>The host that reaches the VM's forwarded ports: always 127.0.0.1.</summary>
-    public string Host { get; } = "127.0.0.1";
+    public string Host { get; } = Loopback.Address;
 
     /// <summary>The host port of the VM's SSH server.</summary>
     public int SshPort => Container.SshPort;

@@ -29,6 +29,9 @@ internal static class HypervisorFactory
         };
     }
 
+    /// <summary>Whether VMs of <paramref name="kind"/> hold resources outside this host (<see cref="IRemoteResources"/>).</summary>
+    public static bool KeepsRemoteResources(HypervisorKind kind) => kind == HypervisorKind.KubeVirt;
+
     /// <summary>The hypervisor the options ask for, else the environment (LINUXKIT_TESTING_HYPERVISOR), else Auto.</summary>
     public static HypervisorKind Requested(LinuxKitManagerOptions options) =>
         options.Hypervisor == HypervisorKind.Auto && LinuxKitEnvironment.Read<HypervisorKind>(LinuxKitEnvironment.Hypervisor) is { } fromEnvironment

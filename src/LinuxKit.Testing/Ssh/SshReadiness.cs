@@ -57,7 +57,7 @@ internal static class SshReadiness
             if (hypervisorExited())
                 throw new LinuxKitBootException($"{vmDescription} stopped while booting, before it ran a command over SSH.", consoleTail());
             throw new LinuxKitBootException(
-                $"{vmDescription} did not run a command over SSH on 127.0.0.1:{endpoint.Port} within {timeout.TotalSeconds:0} s: " +
+                $"{vmDescription} did not run a command over SSH on {endpoint.Host}:{endpoint.Port} within {timeout.TotalSeconds:0} s: " +
                 Diagnose(result, endpoint) + $" ({result.Connections} connections tried.)",
                 consoleTail(), exitCode: null, result.LastError);
         }

@@ -65,6 +65,25 @@ internal sealed record VmRecord
     [JsonIgnore]
     public VmFiles Files { get; init; } = null!;
 
+    /// <summary>The hypervisor process as recorded (PID and start time, so a reused PID is another process).</summary>
+    [JsonIgnore]
+    public Processes.ProcessIdentity Process => new(Pid, PidStartTime ?? "");
+
+    /// <summary>
+    /// Whether the recorded process is alive and is this VM's hypervisor (it holds the VM's pid
+    /// file): only then is it signalled or the VM counted as running.
+    /// </summary>
+    public bool IsItsHypervisorAlive() => Process.IsHypervisorOf(Files.PidFile);
+
+    /// <summary>Deletes the files that exist only while the VM runs, its control socket and pid file; the rest stays.</summary>
+    public void RemoveRuntimeFiles()
+    {
+        foreach (var file in RuntimeFiles.Append(Files.ControlSocket).Append(Files.PidFile))
+        {
+            try { File.Delete(file); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
+
     public Container ToContainer() => new()
     {
         Id = Id,

@@ -1,5 +1,6 @@
 using LinuxKit.Testing.Hypervisors;
 using LinuxKit.Testing.Images;
+using LinuxKit.Testing.Lifecycle;
 using LinuxKit.Testing.Logs;
 using LinuxKit.Testing.Networking;
 using LinuxKit.Testing.Processes;
@@ -25,7 +26,7 @@ internal sealed class WarmStart
     // How long to wait beyond the boot timeout for another process making the same template.
     private static readonly TimeSpan MakerGrace = TimeSpan.FromSeconds(30);
 
-    private readonly LinuxKitManager _manager;
+    private readonly VmLauncher _launcher;
     private readonly TemplateStore _store;
     private readonly PortAllocator _ports;
     private readonly TimeProvider _time;
@@ -34,10 +35,10 @@ internal sealed class WarmStart
     private readonly long _cacheLimit;
     private readonly HashSet<string> _toldOnce = [];
 
-    public WarmStart(LinuxKitManager manager, TemplateStore store, PortAllocator ports, TimeProvider time, ILogger logger, TimeSpan stopTimeout, long cacheLimit)
+    public WarmStart(VmLauncher launcher, TemplateStore store, PortAllocator ports, TimeProvider time, ILogger logger, TimeSpan stopTimeout, long cacheLimit)
     {
         _cacheLimit = cacheLimit;
-        _manager = manager;
+        _launcher = launcher;
         _store = store;
         _ports = ports;
         _time = time;
@@ -45,7 +46,40 @@ internal sealed class WarmStart
         _stopTimeout = stopTimeout;
     }
 
-    public TemplateStore Store => _store;
+    /// <summary>The templates, with their size on disk, and the keys on which warm start failed.</summary>
+    public IReadOnlyList<WarmStartTemplate> ListTemplates() =>
+    [
+        .. _store.List().Select(t => new WarmStartTemplate
+        {
+            Key = t.Template.Key,
+            Image = t.Template.Image,
+            Memory = t.Template.Memory,
+            Cpus = t.Template.Cpus,
+            CreatedAt = t.Template.CreatedAt,
+            LastUsedAt = t.LastUsed,
+            SizeOnDisk = t.Size,
+        }),
+        .. _store.Failures().Select(f => new WarmStartTemplate
+        {
+            Key = f.Key,
+            Image = f.Image,
+            Memory = f.Memory,
+            Cpus = f.Cpus,
+            CreatedAt = f.FailedAt,
+            LastUsedAt = f.FailedAt,
+            FailureReason = f.Reason,
+        }),
+    ];
+
+    // Not from under a process that is making it: that one would commit it after.
+    private static readonly TimeSpan RemovalWait = TimeSpan.FromSeconds(30);
+
+    /// <summary>Removes a template (VMs restored from it run on) or a failed key's record.</summary>
+    public async Task RemoveTemplateAsync(string key, CancellationToken cancellationToken)
+    {
+        if (!await _store.RemoveWhenFreeAsync(key, RemovalWait, cancellationToken).ConfigureAwait(false))
+            throw new LinuxKitException($"Warm-start template {key} is being made by another process (its lock was held for {RemovalWait.TotalSeconds:0} s): remove it once that boot is done.");
+    }
 
     /// <summary>True unless <see cref="LinuxKitEnvironment.WarmStart"/> says 0, false, off or no.</summary>
     public static bool AllowedByEnvironment() =>
@@ -56,7 +90,7 @@ internal sealed class WarmStart
     /// returns its ready session; null when it is to boot cold (warm start off or impossible
     /// for it, or the template failed: a warning says why, and nothing of the attempt is left).
     /// </summary>
-    public async Task<ReadySession?> TryRestoreAsync(LinuxKitManager.Boot boot, LinuxKitImage image, RunOptions options, IHypervisor hypervisor, string sshKeyLine, CancellationToken cancellationToken)
+    public async Task<ReadySession?> TryRestoreAsync(BootAttempt boot, LinuxKitImage image, RunOptions options, IHypervisor hypervisor, string sshKeyLine, CancellationToken cancellationToken)
     {
         if (!options.WarmStart || !AllowedByEnvironment()) return null;
         if (hypervisor is not IMemorySnapshots snapshots)
@@ -95,7 +129,7 @@ internal sealed class WarmStart
             var remembered = made && e is CloneRefusedException;
             _logger.LogWarning("{Vm} boots cold: it could not be restored from warm-start template {Key} ({Reason}); the template is removed{Later}.",
                 boot.Description, template.Key, e.Message, remembered ? ", and later VMs of this image and options boot cold" : "");
-            await UndoAsync(boot).ConfigureAwait(false);
+            await boot.UndoAsync().ConfigureAwait(false);
             await _store.RemoveWhenFreeAsync(template.Key, TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(false);
             if (remembered) _store.MarkFailed(Failure(template.Key, template.Image, template.Inputs, options, e.Message));
             return null;
@@ -106,7 +140,7 @@ internal sealed class WarmStart
     // (under the key's lock: one maker, the others wait for it); null when another maker takes
     // longer than a boot should (a warning says so).
     private async Task<(Template? Template, bool Made)> FindOrMakeAsync(
-        LinuxKitManager.Boot boot, LinuxKitImage image, RunOptions options, IHypervisor hypervisor, IMemorySnapshots snapshots, CancellationToken cancellationToken)
+        BootAttempt boot, LinuxKitImage image, RunOptions options, IHypervisor hypervisor, IMemorySnapshots snapshots, CancellationToken cancellationToken)
     {
         var inputs = TemplateKey.Inputs(image).Append(TemplateKey.Fingerprint(snapshots.Binary)).ToList();
         var login = options.SshKey is null ? "own" : SshKeyPair.PublicKeyOf(options.SshKey);
@@ -162,7 +196,7 @@ internal sealed class WarmStart
     }
 
     private async Task<Template> MakeAsync(
-        string key, IReadOnlyList<string> inputs, LinuxKitImage image, LinuxKitManager.Boot boot, RunOptions options,
+        string key, IReadOnlyList<string> inputs, LinuxKitImage image, BootAttempt boot, RunOptions options,
         IHypervisor hypervisor, IMemorySnapshots snapshots, CancellationToken cancellationToken)
     {
         var started = _time.GetTimestamp();
@@ -203,7 +237,7 @@ internal sealed class WarmStart
             try
             {
                 var ready = await SshReadiness.WaitAsync(
-                    new SshEndpoint("127.0.0.1", spec.SshPort, options.SshUser, loginKey),
+                    new SshEndpoint(Loopback.Address, spec.SshPort, options.SshUser, loginKey),
                     hypervisorExited: () => !running.IsAlive(),
                     bootFailed: () => BootFailure.InLogsOf(vm),
                     consoleTail: () => ConsoleLog.Tail(vm.ConsoleLog),
@@ -279,7 +313,7 @@ internal sealed class WarmStart
     };
 
     private async Task<ReadySession> CloneAsync(
-        LinuxKitManager.Boot boot, Template template, LinuxKitImage image, RunOptions options,
+        BootAttempt boot, Template template, LinuxKitImage image, RunOptions options,
         IHypervisor hypervisor, IMemorySnapshots snapshots, string sshKeyLine, CancellationToken cancellationToken)
     {
         var files = boot.Record.Files;
@@ -298,7 +332,7 @@ internal sealed class WarmStart
             MemoryFile = new MemoryFile(template.Files.Memory, Shared: false),
             Incoming = true,
         };
-        var ready = await _manager.LaunchAsync(
+        var ready = await _launcher.LaunchAsync(
             boot, hypervisor, spec, options, options.SshKey ?? templateVm.SshKey, options.BootTimeout < RestoreBudget ? options.BootTimeout : RestoreBudget,
             (process, token) => snapshots.RestoreAsync(files.ControlSocket, template.Files.State, () => !process.IsAlive(), token),
             cancellationToken).ConfigureAwait(false);
@@ -326,19 +360,6 @@ internal sealed class WarmStart
         }
         boot.Record = boot.Record with { Template = template.Key };
         return ready;
-    }
-
-    // A clone that failed leaves nothing the cold boot could trip over: its QEMU is gone (the
-    // pid file and control socket with it), and its overlay.
-    private static async Task UndoAsync(LinuxKitManager.Boot boot)
-    {
-        if (boot.Process is { } process) await process.KillAsync(CancellationToken.None).ConfigureAwait(false);
-        boot.Process = null;
-        foreach (var reservation in boot.Reservations) reservation.Dispose();
-        boot.Reservations.Clear();
-        var files = boot.Record.Files;
-        foreach (var file in boot.Record.RuntimeFiles.Append(files.PidFile).Append(files.ControlSocket)) File.Delete(file);
-        boot.Record = boot.Record with { RuntimeFiles = [], Pid = 0, PidStartTime = null, Template = null };
     }
 
     private static async Task AppendConsoleAsync(string from, string to, CancellationToken cancellationToken)

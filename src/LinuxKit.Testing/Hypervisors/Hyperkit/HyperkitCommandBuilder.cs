@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using LinuxKit.Testing.Images;
+using LinuxKit.Testing.Networking;
 
 namespace LinuxKit.Testing.Hypervisors.Hyperkit;
 
@@ -83,7 +84,7 @@ internal static class HyperkitCommandBuilder
     public static IReadOnlyList<string> ExposePort(HyperkitLayout layout, PortForward forward) =>
     [
         "-proto", "tcp",
-        "-host-ip", "127.0.0.1",
+        "-host-ip", Loopback.Address,
         "-host-port", Invariant(forward.HostPort),
         "-container-ip", HyperkitLayout.GuestAddress,
         "-container-port", Invariant(forward.GuestPort),

@@ -16,7 +16,7 @@ namespace LinuxKit.Testing.Hypervisors.KubeVirt;
 /// like a QEMU process; a VMI whose bridge was killed outright is found by its labels and
 /// deleted by <see cref="IManager.PruneAsync"/>.
 /// </summary>
-internal sealed class KubeVirtHypervisor : IHypervisor
+internal sealed class KubeVirtHypervisor : IHypervisor, IRemoteResources
 {
     private const string BridgeAssembly = "LinuxKit.Testing.KubeVirt.dll";
     private static readonly TimeSpan BridgeStopWait = TimeSpan.FromSeconds(20);
@@ -103,7 +103,7 @@ internal sealed class KubeVirtHypervisor : IHypervisor
     /// Deletes the SDK's VMIs that nothing will stop: those whose bridge on this machine is gone,
     /// and any past its expiry. Returns their names.
     /// </summary>
-    public async Task<IReadOnlyList<string>> PruneClusterAsync(bool dryRun, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<string>> PruneRemoteAsync(bool dryRun, CancellationToken cancellationToken)
     {
         var outcome = await RunOnceAsync(KubeVirtBridgeCommand.Prune(_cluster.Value, OwnerHost, dryRun), cancellationToken).ConfigureAwait(false);
         return outcome.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

@@ -1,5 +1,6 @@
 using System.Globalization;
 using LinuxKit.Testing.Images;
+using LinuxKit.Testing.Networking;
 
 namespace LinuxKit.Testing.Hypervisors.Qemu;
 
@@ -115,7 +116,7 @@ internal static class QemuCommandBuilder
 
     /// <summary>Loopback only: a forwarded port must not be reachable from the network.</summary>
     private static string HostForward(int hostPort, int guestPort) =>
-        string.Create(CultureInfo.InvariantCulture, $"hostfwd=tcp:127.0.0.1:{hostPort}-:{guestPort}");
+        string.Create(CultureInfo.InvariantCulture, $"hostfwd=tcp:{Loopback.Address}:{hostPort}-:{guestPort}");
 
     /// <summary>QEMU's option syntax splits on commas; a literal comma is written twice.</summary>
     internal static string Escape(string value) => value.Replace(",", ",,", StringComparison.Ordinal);

@@ -1,0 +1,64 @@
+using LinuxKit.Testing.Hypervisors;
+using LinuxKit.Testing.Logs;
+using LinuxKit.Testing.Networking;
+using LinuxKit.Testing.Processes;
+using LinuxKit.Testing.Ssh;
+
+namespace LinuxKit.Testing.Lifecycle;
+
+/// <summary>
+/// The one way every VM starts, whether it boots cold, becomes a warm-start template or is
+/// restored from one: host ports reserved, the watchdog started, the hypervisor started, a saved
+/// state loaded if there is one, and the guest's SSH answering.
+/// </summary>
+internal sealed class VmLauncher(PortAllocator ports, VmRegistry registry, VmRuntime runtime, TimeProvider time)
+{
+    /// <summary>
+    /// Reserves the VM's host ports, starts its hypervisor for <paramref name="spec"/> (the ports
+    /// filled in), lets <paramref name="restore"/> load a saved state if there is one, and waits
+    /// until the guest runs a command over SSH with <paramref name="sshKey"/>.
+    /// </summary>
+    public async Task<ReadySession> LaunchAsync(
+        BootAttempt boot, IHypervisor hypervisor, VmSpec spec, RunOptions options, string sshKey, TimeSpan timeout,
+        Func<ProcessIdentity, CancellationToken, Task>? restore, CancellationToken cancellationToken)
+    {
+        var sshReservation = options.SshPort == 0 ? ports.ReserveFree() : ports.ReserveExact(options.SshPort, "SSH");
+        boot.Reservations.Add(sshReservation);
+        var forwards = new List<PortForward>();
+        foreach (var mapping in options.Ports)
+        {
+            var reservation = mapping.HostPort == 0
+                ? ports.ReserveFree()
+                : ports.ReserveExact(mapping.HostPort, $"forwarded to guest port {mapping.GuestPort}");
+            boot.Reservations.Add(reservation);
+            forwards.Add(new PortForward(reservation.Port, mapping.GuestPort));
+        }
+        var record = boot.Record with { SshPort = sshReservation.Port, Ports = forwards.ToDictionary(f => f.HostPort, f => f.GuestPort) };
+        boot.Record = record;
+        await registry.SaveWhileStartingAsync(record, boot.Description, cancellationToken).ConfigureAwait(false);
+        spec = spec with { SshPort = sshReservation.Port, Ports = forwards };
+
+        // The watchdog starts before the hypervisor: there is no moment in which this process
+        // could die and leave a VM that nothing will stop. A detached VM has one too until it
+        // runs: a boot nobody will finish is not left running.
+        runtime.Guard(record.Id, () => OwnerWatchdog.Start(spec.Files.PidFile, record.RuntimeFiles));
+        var process = await hypervisor.StartAsync(spec, cancellationToken).ConfigureAwait(false);
+        boot.Process = process;
+        boot.ReleasePorts();
+        record = record with { Pid = process.Pid, PidStartTime = process.StartTime, StartedAt = time.GetUtcNow() };
+        boot.Record = record;
+        await registry.SaveWhileStartingAsync(record, boot.Description, cancellationToken).ConfigureAwait(false);
+
+        if (restore is not null) await restore(process, cancellationToken).ConfigureAwait(false);
+        var files = record.Files;
+        return await SshReadiness.WaitAsync(
+            new SshEndpoint(Loopback.Address, record.SshPort, record.SshUser, sshKey),
+            hypervisorExited: () => !process.IsAlive(),
+            bootFailed: () => BootFailure.InLogsOf(files),
+            consoleTail: () => ConsoleLog.Tail(files.ConsoleLog),
+            timeout,
+            boot.Description,
+            restored: restore is not null,
+            cancellationToken).ConfigureAwait(false);
+    }
+}

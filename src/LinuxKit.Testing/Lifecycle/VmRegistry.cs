@@ -1,0 +1,64 @@
+using LinuxKit.Testing.Logs;
+using LinuxKit.Testing.State;
+
+namespace LinuxKit.Testing.Lifecycle;
+
+/// <summary>
+/// The VMs' records as they are now: found by id or name, and checked against live processes
+/// (a record whose hypervisor is gone says Stopped once it is read).
+/// </summary>
+internal sealed class VmRegistry(StateStore store, VmRuntime runtime, TimeProvider time, long consoleLogLimit)
+{
+    // A record still being prepared (a disk overlay, a warm-start template) by a live owner
+    // counts as starting this long at most.
+    private static readonly TimeSpan PreparationLimit = TimeSpan.FromMinutes(10);
+
+    public StateStore Store => store;
+
+    /// <exception cref="LinuxKitException">No VM has that id or name.</exception>
+    public VmRecord Find(string idOrName)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(idOrName);
+        var record = store.Load(idOrName) ?? store.LoadAll().FirstOrDefault(r => r.Name == idOrName);
+        return record ?? throw new LinuxKitException($"No VM with id or name '{idOrName}' in state directory '{store.Root}'.");
+    }
+
+    public async Task<IReadOnlyList<Container>> ListAsync(CancellationToken cancellationToken) =>
+        await store.LockedAsync(() => store.LoadAll().Select(r => Refresh(r).ToContainer()).ToList(), cancellationToken).ConfigureAwait(false);
+
+    /// <summary>The record, Stopped when its hypervisor is gone (saved so), as it was otherwise.</summary>
+    public VmRecord Refresh(VmRecord record)
+    {
+        if (!record.Status.IsLive()) return record;
+        if (record.IsItsHypervisorAlive())
+        {
+            // A VM no process of this SDK watches (detached) has its log kept in bounds here.
+            if (!runtime.WatchesConsole(record.Id)) ConsoleRotation.RotateIfOver(record.Files.ConsoleLog, consoleLogLimit);
+            return record;
+        }
+        // Still being prepared by its process: unless that process is known and gone, which
+        // leaves it to nobody.
+        var ownerGone = record.OwnerPid is not null && !record.OwnerAlive;
+        if (record.Status == ContainerStatus.Starting && record.Pid == 0 && !ownerGone && time.GetUtcNow() - record.StartedAt < PreparationLimit)
+            return record;
+        var stopped = record with
+        {
+            Status = ContainerStatus.Stopped,
+            StoppedAt = time.GetUtcNow(),
+            ExitCode = ExitTrace.Infer(record.Files.HypervisorLog, record.Files.ConsoleLog),
+        };
+        stopped.RemoveRuntimeFiles();
+        store.Save(stopped);
+        return stopped;
+    }
+
+    /// <summary>
+    /// Saves a booting VM's record unless another process stopped it meanwhile (compare and set):
+    /// then the boot ends, and its undo kills what it started.
+    /// </summary>
+    public async Task SaveWhileStartingAsync(VmRecord record, string description, CancellationToken cancellationToken)
+    {
+        if (!await store.LockedAsync(() => store.SaveIf(record, ContainerStatus.Starting), cancellationToken).ConfigureAwait(false))
+            throw new LinuxKitException($"{description} was stopped by another process while it booted.");
+    }
+}
