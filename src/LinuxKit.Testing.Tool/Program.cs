@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LinuxKit.Testing.Hypervisors;
 using LinuxKit.Testing.Tool;
 
 // linuxkit-testing: the VMs and warm-start templates of a LinuxKit.Testing state directory,
@@ -10,10 +11,17 @@ var stateDir = new Option<string?>("--state-dir")
     Recursive = true,
 };
 var verbose = new Option<bool>("--verbose", "-v") { Description = "Show the manager's debug log.", Recursive = true };
+var hypervisor = new Option<HypervisorKind>("--hypervisor")
+{
+    Description = "Which hypervisor boots VMs: auto, qemu, hyperkit or kubevirt (default: LINUXKIT_TESTING_HYPERVISOR, else auto). A VM is always stopped by the one it was started under.",
+    Recursive = true,
+    DefaultValueFactory = _ => HypervisorKind.Auto,
+};
 var root = new RootCommand("Lists, inspects, uses, stops and cleans up LinuxKit.Testing VMs and warm-start templates.");
 root.Options.Add(stateDir);
 root.Options.Add(verbose);
-var context = new ToolContext(stateDir, verbose);
+root.Options.Add(hypervisor);
+var context = new ToolContext(stateDir, verbose, hypervisor);
 foreach (var command in VmCommands.All(context).Concat(TemplateCommands.All(context)).Append(DoctorCommand.Create(context)))
     root.Subcommands.Add(command);
 

@@ -1,10 +1,11 @@
 using System.CommandLine;
+using LinuxKit.Testing.Hypervisors;
 using Microsoft.Extensions.Logging;
 
 namespace LinuxKit.Testing.Tool;
 
 /// <summary>The options every command shares, and the manager they configure.</summary>
-internal sealed class ToolContext(Option<string?> stateDir, Option<bool> verbose)
+internal sealed class ToolContext(Option<string?> stateDir, Option<bool> verbose, Option<HypervisorKind> hypervisor)
 {
     /// <summary>A manager over the state directory the command line names, logging to <paramref name="log"/>.</summary>
     public LinuxKitManager Manager(ParseResult parsed, ILogger? log = null) => new(Options(parsed, log));
@@ -12,6 +13,7 @@ internal sealed class ToolContext(Option<string?> stateDir, Option<bool> verbose
     public LinuxKitManagerOptions Options(ParseResult parsed, ILogger? log = null) => new()
     {
         StateDirectory = parsed.GetValue(stateDir),
+        Hypervisor = parsed.GetValue(hypervisor),
         Logger = log,
     };
 

@@ -30,7 +30,7 @@ internal static class VmCommands
         {
             await using var manager = context.Manager(parsed);
             var vms = (await manager.ListAsync(token))
-                .Where(vm => parsed.GetValue(all) || vm.Status is ContainerStatus.Running or ContainerStatus.Starting)
+                .Where(vm => parsed.GetValue(all) || vm.Status.IsLive())
                 .ToList();
             if (parsed.GetValue(json))
             {
@@ -44,7 +44,7 @@ internal static class VmCommands
                 vm.Name ?? "-",
                 Path.GetFileName(vm.Image),
                 vm.Error is null ? vm.Status.ToString().ToLowerInvariant() : "error (untrusted record)",
-                vm.Pid > 0 && vm.Status is ContainerStatus.Running or ContainerStatus.Starting ? vm.Pid.ToString(CultureInfo.InvariantCulture) : "-",
+                vm.Pid > 0 && vm.Status.IsLive() ? vm.Pid.ToString(CultureInfo.InvariantCulture) : "-",
                 string.Join(",", vm.Ports.Select(p => $"{p.Key}->{p.Value}").Prepend($"{vm.SshPort}->22").Where(_ => vm.SshPort > 0)),
                 vm.OwnerPid is { } owner ? $"{owner} ({(vm.OwnerAlive ? "alive" : "gone")})" : vm.Detached ? "detached" : "-", // "-": a record from before owners were kept
                 Table.Age(vm.StartedAt, now),
@@ -154,7 +154,7 @@ internal static class VmCommands
     {
         var vms = new Argument<string[]>("vm") { Description = "Ids or names of the VMs to stop.", Arity = ArgumentArity.ZeroOrMore };
         var all = new Option<bool>("--all", "-a") { Description = "Stop every running VM of the state directory." };
-        var graceful = new Option<bool>("--graceful") { Description = "Ask the guest to power off first (ACPI), as StopMode.Graceful." };
+        var graceful = new Option<bool>("--graceful") { Description = "Ask the guest to power off first (ACPI), as StopMode.Graceful; without it a VM stops the way it was run to (run --graceful-stop, else at once)." };
         var command = new Command("stop", "Stop VMs.") { vms, all, graceful };
         command.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
         {
@@ -162,17 +162,17 @@ internal static class VmCommands
             var targets = parsed.GetValue(vms) ?? [];
             if (parsed.GetValue(all))
             {
-                targets = [.. (await manager.ListAsync(token)).Where(v => v.Status is ContainerStatus.Running or ContainerStatus.Starting).Select(v => v.Id)];
+                targets = [.. (await manager.ListAsync(token)).Where(v => v.Status.IsLive()).Select(v => v.Id)];
             }
             else if (targets.Length == 0)
             {
                 Console.Error.WriteLine("linuxkit-testing: name the VMs to stop, or give --all.");
                 return ExitCodes.Usage;
             }
-            var mode = parsed.GetValue(graceful) ? StopMode.Graceful : StopMode.Fast;
             foreach (var target in targets)
             {
-                await manager.StopAsync(target, mode, token);
+                if (parsed.GetValue(graceful)) await manager.StopAsync(target, StopMode.Graceful, token);
+                else await manager.StopAsync(target, token);
                 Console.WriteLine(target);
             }
             return ExitCodes.Ok;
@@ -226,7 +226,16 @@ internal static class VmCommands
         var name = new Option<string?>("--name") { Description = "A name, usable wherever an id is." };
         var cold = new Option<bool>("--cold") { Description = "Boot cold instead of restoring from a warm-start template." };
         var unique = new Option<bool>("--unique-clones") { Description = "Boot cold rather than use a warm-start clone whose clock and random state cannot be renewed." };
-        var command = new Command("run", "Boot a VM and print how to connect; without --detach it runs until Ctrl-C, then stops.") { image, detach, ports, memory, cpus, name, cold, unique };
+        var volumes = new Option<string[]>("--volume") { Description = "Share a host folder with the guest, HOST_FOLDER:GUEST_PATH (9p; the VM boots cold); repeatable.", AllowMultipleArgumentsPerToken = false };
+        var sshKey = new Option<string?>("--ssh-key") { Description = "A private key the image accepts (one with its key baked in needs it); default: a fresh key for the VM." };
+        var sshUser = new Option<string>("--ssh-user") { Description = "The user to log in as.", DefaultValueFactory = _ => defaults.SshUser };
+        var bootTimeout = new Option<int>("--boot-timeout") { Description = "Seconds the VM may take to answer over SSH.", DefaultValueFactory = _ => (int)defaults.BootTimeout.TotalSeconds };
+        var graceful = new Option<bool>("--graceful-stop") { Description = "Stop the VM with an ACPI power-off request, waiting for the guest, instead of at once." };
+        var restrict = new Option<bool>("--restrict-network") { Description = "The guest reaches nothing outside it (the host's loopback services included); forwarded ports still reach it." };
+        var command = new Command("run", "Boot a VM and print how to connect; without --detach it runs until Ctrl-C, then stops.")
+        {
+            image, detach, ports, memory, cpus, name, cold, unique, volumes, sshKey, sshUser, bootTimeout, graceful, restrict,
+        };
         command.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
         {
             var options = new RunOptions
@@ -238,6 +247,12 @@ internal static class VmCommands
                 Ports = [.. (parsed.GetValue(ports) ?? []).Select(PortMapping.Parse)],
                 WarmStart = !parsed.GetValue(cold),
                 UniqueClones = parsed.GetValue(unique),
+                Volumes = (parsed.GetValue(volumes) ?? []).Select(v => VolumeMapping.Parse(v, "--volume")).ToDictionary(v => Path.GetFullPath(v.Key), v => v.Value),
+                SshKey = parsed.GetValue(sshKey),
+                SshUser = parsed.GetValue(sshUser)!,
+                BootTimeout = TimeSpan.FromSeconds(parsed.GetValue(bootTimeout)),
+                StopMode = parsed.GetValue(graceful) ? StopMode.Graceful : StopMode.Fast,
+                RestrictNetwork = parsed.GetValue(restrict),
             };
             using var progress = context.Progress(parsed);
             await using var manager = context.Manager(parsed, progress);

@@ -51,6 +51,51 @@ public class ToolTests(InstalledTool tool, KubeVirt.KubeVirtClusterFixture clust
     private const int ExitCodeExecFailed = 125;
 
     [Fact]
+    public async Task Run_reaches_the_options_a_vm_has_key_user_boot_timeout_graceful_stop_network_and_hypervisor()
+    {
+        await using var state = new ScratchState();
+        // The image with its key baked in: only that key logs in.
+        var run = await tool.RunAsync(
+            state.Path, "--hypervisor", "qemu", "run", "-d", "-m", "256", "--ssh-key", TestEnvironment.BakedKey, "--ssh-user", "root",
+            "--boot-timeout", "90", "--graceful-stop", "--restrict-network", TestEnvironment.ShapedImage("dropbear", "baked"));
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var id = run.Stdout.Trim();
+
+        Assert.Equal((0, "root\n"), await ExecAsync(state.Path, id, "whoami"));
+        int pid;
+        using (var json = JsonDocument.Parse((await tool.RunAsync(state.Path, "ps", "--json")).Stdout))
+            pid = Assert.Single(json.RootElement.EnumerateArray()).GetProperty("pid").GetInt32();
+        Assert.Contains("restrict=on", await File.ReadAllTextAsync($"/proc/{pid}/cmdline"), StringComparison.Ordinal);
+        Assert.Equal(0, (await tool.RunAsync(state.Path, "stop", id)).ExitCode);
+        // A graceful stop: the guest powered itself off (exit code 0, where a fast stop gives 137).
+        using (var json = JsonDocument.Parse((await tool.RunAsync(state.Path, "ps", "--all", "--json")).Stdout))
+            Assert.Equal(0, Assert.Single(json.RootElement.EnumerateArray()).GetProperty("exitCode").GetInt32());
+    }
+
+    [Fact]
+    public async Task Run_shares_a_host_folder_given_with_volume_and_refuses_one_not_written_host_colon_guest()
+    {
+        await using var state = new ScratchState();
+        using var shared = new TempDirectory("lkt-tool-volume-");
+        await File.WriteAllTextAsync(Path.Combine(shared.Path, "from-host.txt"), "hello");
+
+        var bad = await tool.RunAsync(state.Path, "run", "-d", "--volume", shared.Path, TestEnvironment.Image("9p"));
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("--volume has", bad.Stderr, StringComparison.Ordinal);
+
+        var run = await tool.RunAsync(state.Path, "run", "-d", "-m", "256", "--volume", $"{shared.Path}:/mnt/shared", TestEnvironment.Image("9p"));
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        Assert.Equal((0, "hello"), await ExecAsync(state.Path, run.Stdout.Trim(), "cat", "/mnt/shared/from-host.txt"));
+        await tool.RunAsync(state.Path, "stop", "--all");
+    }
+
+    private async Task<(int ExitCode, string Stdout)> ExecAsync(string statePath, string id, params string[] command)
+    {
+        var result = await tool.RunAsync(statePath, ["exec", id, "--", .. command]);
+        return (result.ExitCode, result.Stdout);
+    }
+
+    [Fact]
     public async Task On_a_terminal_run_shows_a_spinner_line_and_redirected_plain_lines()
     {
         await using var state = new ScratchState();

@@ -111,16 +111,7 @@ public sealed class LinuxKitImageAttribute(string image) : Attribute
     private Dictionary<string, string> MergeVolumes(IReadOnlyDictionary<string, string> volumes)
     {
         var merged = volumes.ToDictionary(v => v.Key, v => v.Value);
-        foreach (var (host, guest) in Volumes.Select(ParseVolume)) merged[host] = guest;
+        foreach (var (host, guest) in Volumes.Select(v => VolumeMapping.Parse(v, "LinuxKitImage Volumes"))) merged[host] = guest;
         return merged;
-    }
-
-    // The guest path is absolute, so the last ':' separates it even from a host path holding one.
-    private static KeyValuePair<string, string> ParseVolume(string text)
-    {
-        var separator = text.LastIndexOf(':');
-        if (separator <= 0 || separator == text.Length - 1)
-            throw new LinuxKitException($"LinuxKitImage Volumes has '{text}': write HOST_FOLDER:GUEST_PATH, e.g. \"testdata:/mnt/testdata\".");
-        return new(text[..separator], text[(separator + 1)..]);
     }
 }
