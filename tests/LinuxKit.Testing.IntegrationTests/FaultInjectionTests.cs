@@ -22,6 +22,17 @@ public class FaultInjectionTests
         kill.WaitForExit();
     }
 
+    // Waits (on the condition, not a guess of a time) until a shell test in the guest succeeds.
+    private static async Task WaitInGuestAsync(ScratchManager scratch, string id, string test)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while ((await scratch.Manager.ExecAsync(id, ["sh", "-c", test])).ExitCode != 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"'{test}' did not succeed in the guest within 30 s");
+            await Task.Delay(100);
+        }
+    }
+
     [Fact]
     public async Task Qemu_killed_during_readiness_fails_the_boot_at_once_saying_it_stopped()
     {
@@ -42,8 +53,8 @@ public class FaultInjectionTests
     {
         await using var scratch = new ScratchManager();
         var vm = await scratch.Manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small);
-        var exec = scratch.Manager.ExecAsync(vm.Id, ["sleep", "60"]);
-        await Task.Delay(500);
+        var exec = scratch.Manager.ExecAsync(vm.Id, ["sh", "-c", "touch /tmp/started; sleep 60"]);
+        await WaitInGuestAsync(scratch, vm.Id, "test -e /tmp/started");
 
         KillHypervisor(vm.Pid);
 
@@ -58,7 +69,8 @@ public class FaultInjectionTests
         await using var scratch = new ScratchManager();
         var vm = await scratch.Manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small);
         var copy = scratch.Manager.WriteFileAsync(vm.Id, "/tmp/big", new MemoryStream(new byte[64 * 1024 * 1024]), UnixFileMode.UserRead);
-        await Task.Delay(300);
+        // The copy is under way once its file, written beside the target, has bytes.
+        await WaitInGuestAsync(scratch, vm.Id, "find /tmp -name '*big*' -size +0 | grep -q .");
 
         KillHypervisor(vm.Pid);
 

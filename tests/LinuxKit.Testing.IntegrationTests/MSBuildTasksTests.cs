@@ -117,7 +117,13 @@ public class MSBuildTasksTests(LocalPackageFeed feed, KubeVirt.KubeVirtClusterFi
         var engine = new RecordingBuildEngine();
         var start = new StartLinuxKit { BuildEngine = engine, StateDirectory = state.Path, Image = TestEnvironment.Image("kernel"), Memory = 256 };
         var running = Task.Run(start.Execute);
-        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        // Cancelled while it boots: once its hypervisor runs (its pid file is written).
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!Directory.EnumerateFiles(state.Path, "hypervisor.pid", SearchOption.AllDirectories).Any())
+        {
+            Assert.True(DateTime.UtcNow < deadline && !running.IsCompleted, "the VM's hypervisor did not start within 30 s");
+            await Task.Delay(50);
+        }
         start.Cancel();
         Assert.False(await running.WaitAsync(TimeSpan.FromMinutes(1)));
         Assert.Contains(engine.Errors, e => e.Code == "LKT005");

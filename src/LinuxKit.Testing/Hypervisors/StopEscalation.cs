@@ -9,10 +9,6 @@ namespace LinuxKit.Testing.Hypervisors;
 /// </summary>
 internal static class StopEscalation
 {
-    // A control channel that does not answer (a wedged hypervisor, another client on the
-    // socket) must not hold the stop: past this, signals take over.
-    private static readonly TimeSpan FirstStepBudget = TimeSpan.FromSeconds(5);
-    private static readonly TimeSpan SignalWait = TimeSpan.FromSeconds(5);
 
     /// <param name="firstStep">Sends the hypervisor's request; false when it could not be sent.</param>
     /// <param name="firstStepExitCode">The exit code when the VM ended after the request.</param>
@@ -31,7 +27,7 @@ internal static class StopEscalation
         bool sent;
         using (var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
-            budget.CancelAfter(FirstStepBudget);
+            budget.CancelAfter(TimeLimits.StopRequest);
             try
             {
                 sent = await firstStep(budget.Token).ConfigureAwait(false);
@@ -45,11 +41,11 @@ internal static class StopEscalation
 
         logger.LogWarning(
             "Hypervisor process {Pid} did not end within {Seconds:0.#} s of the stop request; terminating it",
-            process.Pid, sent ? firstStepWait.TotalSeconds : FirstStepBudget.TotalSeconds);
+            process.Pid, sent ? firstStepWait.TotalSeconds : TimeLimits.StopRequest.TotalSeconds);
         process.Signal(UnixSignal.Term);
-        if (await process.WaitForExitAsync(SignalWait, cancellationToken).ConfigureAwait(false)) return 128 + (int)UnixSignal.Term;
+        if (await process.WaitForExitAsync(TimeLimits.StopSignal, cancellationToken).ConfigureAwait(false)) return 128 + (int)UnixSignal.Term;
         process.Signal(UnixSignal.Kill);
-        await process.WaitForExitAsync(SignalWait, cancellationToken).ConfigureAwait(false);
+        await process.WaitForExitAsync(TimeLimits.StopSignal, cancellationToken).ConfigureAwait(false);
         return 128 + (int)UnixSignal.Kill;
     }
 }

@@ -9,10 +9,6 @@ namespace LinuxKit.Testing.Lifecycle;
 /// </summary>
 internal sealed class VmRegistry(StateStore store, VmRuntime runtime, TimeProvider time, long consoleLogLimit)
 {
-    // A record still being prepared (a disk overlay, a warm-start template) by a live owner
-    // counts as starting this long at most.
-    private static readonly TimeSpan PreparationLimit = TimeSpan.FromMinutes(10);
-
     public StateStore Store => store;
 
     /// <exception cref="LinuxKitException">No VM has that id or name.</exception>
@@ -39,7 +35,7 @@ internal sealed class VmRegistry(StateStore store, VmRuntime runtime, TimeProvid
         // Still being prepared by its process: unless that process is known and gone, which
         // leaves it to nobody.
         var ownerGone = record.OwnerPid is not null && !record.OwnerAlive;
-        if (record.Status == ContainerStatus.Starting && record.Pid == 0 && !ownerGone && time.GetUtcNow() - record.StartedAt < PreparationLimit)
+        if (record.Status == ContainerStatus.Starting && record.Pid == 0 && !ownerGone && time.GetUtcNow() - record.StartedAt < TimeLimits.Preparation)
             return record;
         var stopped = record with
         {

@@ -14,9 +14,6 @@ namespace LinuxKit.Testing.Lifecycle;
 /// </summary>
 internal sealed class VmStopper(VmRegistry registry, VmRuntime runtime, HypervisorChoice hypervisors, GuestAccess guests, TimeSpan stopTimeout, ILogger logger, TimeProvider time)
 {
-    // Flushing volumes is best effort: a hung guest must not hold the stop.
-    private static readonly TimeSpan VolumeFlushLimit = TimeSpan.FromSeconds(2);
-
     private StateStore Store => registry.Store;
 
     public async Task StopAsync(VmRecord record, StopMode mode, CancellationToken cancellationToken)
@@ -51,7 +48,7 @@ internal sealed class VmStopper(VmRegistry registry, VmRuntime runtime, Hypervis
     // lose it.
     private async Task FlushVolumesAsync(VmRecord record)
     {
-        using var limit = new CancellationTokenSource(VolumeFlushLimit);
+        using var limit = new CancellationTokenSource(TimeLimits.VolumeFlush);
         try
         {
             await guests.For(record.Id).UseAsync(session => session.RunAsync("sync", limit.Token), limit.Token).ConfigureAwait(false);

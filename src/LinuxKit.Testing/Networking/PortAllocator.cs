@@ -16,7 +16,6 @@ namespace LinuxKit.Testing.Networking;
 /// </summary>
 internal sealed class PortAllocator
 {
-    private static readonly TimeSpan ReservationLifetime = TimeSpan.FromMinutes(2);
     private readonly string _directory;
 
     /// <param name="directory">Where reservations are made: the state directory's private folder, so no other user can hold or fake them.</param>
@@ -80,7 +79,7 @@ internal sealed class PortAllocator
     {
         try
         {
-            if (DateTime.UtcNow - File.GetLastWriteTimeUtc(path) > ReservationLifetime) return true;
+            if (DateTime.UtcNow - File.GetLastWriteTimeUtc(path) > TimeLimits.PortReservation) return true;
             var parts = File.ReadAllText(path).Split(' ', 2);
             if (parts.Length < 2 || !int.TryParse(parts[0], CultureInfo.InvariantCulture, out var pid)) return false;
             return !new ProcessIdentity(pid, parts[1]).IsAlive();

@@ -23,8 +23,6 @@ internal sealed class SshSession : IDisposable
         _channelStarts = oneAtATime ? new SemaphoreSlim(1, 1) : new SemaphoreSlim(MaxChannels, MaxChannels);
     }
 
-    private static readonly TimeSpan ChannelRequestTimeout = TimeSpan.FromSeconds(15);
-
     /// <summary>The SHA-256 fingerprint of the server's host key.</summary>
     public string HostKeyFingerprint { get; }
 
@@ -68,7 +66,7 @@ internal sealed class SshSession : IDisposable
             await client.ConnectAsync(cancellationToken).ConfigureAwait(false);
             // From now on the timeout bounds each channel request (open, exec): a guest under
             // TCG on a loaded host answers slowly, and one that never answers must not hang us.
-            client.ConnectionInfo.Timeout = ChannelRequestTimeout;
+            client.ConnectionInfo.Timeout = TimeLimits.SshChannelRequest;
             return new SshSession(client, seen!, hostKey!);
         }
         catch (SshConnectionException) when (pinnedFingerprint is not null && seen is not null && seen != pinnedFingerprint)
@@ -197,7 +195,7 @@ internal sealed class SshSession : IDisposable
                 await _channelStarts.WaitAsync().ConfigureAwait(false);
                 try
                 {
-                    await shell.CloseAsync(ChannelRequestTimeout).ConfigureAwait(false);
+                    await shell.CloseAsync(TimeLimits.SshChannelRequest).ConfigureAwait(false);
                 }
                 finally
                 {
@@ -221,8 +219,8 @@ internal sealed class SshSession : IDisposable
         try
         {
             // Held by a channel of its own until it closed, which a hung guest may never do.
-            if (!await _channelStarts.WaitAsync(ChannelRequestTimeout, cancellationToken).ConfigureAwait(false))
-                throw new LinuxKitException($"No SSH channel could start within {ChannelRequestTimeout.TotalSeconds:0} s: another channel to the VM has not closed (is the guest hung?).");
+            if (!await _channelStarts.WaitAsync(TimeLimits.SshChannelRequest, cancellationToken).ConfigureAwait(false))
+                throw new LinuxKitException($"No SSH channel could start within {TimeLimits.SshChannelRequest.TotalSeconds:0} s: another channel to the VM has not closed (is the guest hung?).");
         }
         catch
         {
@@ -235,9 +233,9 @@ internal sealed class SshSession : IDisposable
     // channels until they end; when such commands hold every channel, waiting would not help.
     private async Task TakeChannelAsync(CancellationToken cancellationToken)
     {
-        if (await _channels.WaitAsync(ChannelRequestTimeout, cancellationToken).ConfigureAwait(false)) return;
+        if (await _channels.WaitAsync(TimeLimits.SshChannelRequest, cancellationToken).ConfigureAwait(false)) return;
         throw new LinuxKitException(
-            $"All {MaxChannels} SSH channels to the VM are still taken after {ChannelRequestTimeout.TotalSeconds:0} s, " +
+            $"All {MaxChannels} SSH channels to the VM are still taken after {TimeLimits.SshChannelRequest.TotalSeconds:0} s, " +
             "by commands whose callers cancelled them but which still run in the guest; end those commands or wait for them.");
     }
 
@@ -333,7 +331,7 @@ internal sealed class SshSession : IDisposable
             }
             // The channel closes, so no other channel's start may race it: the start lock is held
             // until then.
-            await running.WaitAsync(ChannelRequestTimeout, CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await running.WaitAsync(TimeLimits.SshChannelRequest, CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             abandoned.ThrowIfCancellationRequested();
             await running.ConfigureAwait(false);
             return (command.ExitStatus ?? -1, bytes.ToArray(), command.Error);

@@ -11,7 +11,6 @@ namespace LinuxKit.Testing.Ssh;
 /// </summary>
 internal sealed class SshSessionPool : IDisposable
 {
-    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
     private const int ConnectAttempts = 6;
 
     private readonly ConcurrentDictionary<string, Task<SshSession>> _sessions = new();
@@ -102,7 +101,7 @@ internal sealed class SshSessionPool : IDisposable
         {
             try
             {
-                var session = await SshSession.ConnectAsync(endpoint, pinnedFingerprint, ConnectTimeout, CancellationToken.None).ConfigureAwait(false);
+                var session = await SshSession.ConnectAsync(endpoint, pinnedFingerprint, TimeLimits.SshConnect, CancellationToken.None).ConfigureAwait(false);
                 session.OutputLimit = _outputLimit;
                 return session;
             }

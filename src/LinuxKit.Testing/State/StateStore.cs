@@ -17,7 +17,6 @@ namespace LinuxKit.Testing.State;
 /// </summary>
 internal sealed partial class StateStore
 {
-    private static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan LockRetry = TimeSpan.FromMilliseconds(15);
 
     private static readonly JsonSerializerOptions Json = new()
@@ -84,8 +83,8 @@ internal sealed partial class StateStore
     public async Task<T> LockedAsync<T>(Func<T> action, CancellationToken cancellationToken)
     {
         var path = Path.Combine(Root, "state.lock");
-        var held = await LockFile.AcquireAsync(path, LockRetry, LockTimeout, cancellationToken).ConfigureAwait(false)
-            ?? throw new LinuxKitException($"State lock '{path}' is held by another process for more than {LockTimeout.TotalSeconds:0} s.");
+        var held = await LockFile.AcquireAsync(path, LockRetry, TimeLimits.StateLock, cancellationToken).ConfigureAwait(false)
+            ?? throw new LinuxKitException($"State lock '{path}' is held by another process for more than {TimeLimits.StateLock.TotalSeconds:0} s.");
         using (held)
         {
             return action();

@@ -16,12 +16,6 @@ internal sealed class TemplateStore
 {
     private const string StagingMarker = ".partial-";
 
-    // Making a template takes its boot (bounded by the boot timeout) and then the save of its
-    // RAM: a maker still at it this long after its boot timeout has given it up.
-    private static readonly TimeSpan SaveAllowance = TimeSpan.FromMinutes(5);
-
-    // A staging folder that names no maker was left between its creation and the maker file's.
-    private static readonly TimeSpan UnnamedAbandonedAfter = TimeSpan.FromMinutes(5);
     private static readonly TimeSpan LockRetry = TimeSpan.FromMilliseconds(50);
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
@@ -94,7 +88,7 @@ internal sealed class TemplateStore
         PrivateFiles.CreateFolder(folder);
         if (ProcessIdentity.Of(Environment.ProcessId) is { } self)
         {
-            var givenUpAt = (DateTimeOffset.UtcNow + bootTimeout + SaveAllowance).ToUnixTimeSeconds();
+            var givenUpAt = (DateTimeOffset.UtcNow + bootTimeout + TimeLimits.TemplateSave).ToUnixTimeSeconds();
             using var maker = new StreamWriter(PrivateFiles.CreateNew(Path.Combine(folder, MakerFile)));
             maker.Write(FormattableString.Invariant($"{self.Pid} {givenUpAt} {self.StartTime}"));
         }
@@ -114,11 +108,11 @@ internal sealed class TemplateStore
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return DateTime.UtcNow - Directory.GetLastWriteTimeUtc(staging) > UnnamedAbandonedAfter;
+            return DateTime.UtcNow - Directory.GetLastWriteTimeUtc(staging) > TimeLimits.UnnamedStaging;
         }
         var invariant = System.Globalization.CultureInfo.InvariantCulture;
         if (parts.Length != 3 || !int.TryParse(parts[0], invariant, out var pid) || !long.TryParse(parts[1], invariant, out var givenUpAt))
-            return DateTime.UtcNow - Directory.GetLastWriteTimeUtc(staging) > UnnamedAbandonedAfter;
+            return DateTime.UtcNow - Directory.GetLastWriteTimeUtc(staging) > TimeLimits.UnnamedStaging;
         return !new ProcessIdentity(pid, parts[2]).IsAlive() || DateTimeOffset.UtcNow.ToUnixTimeSeconds() > givenUpAt;
     }
 

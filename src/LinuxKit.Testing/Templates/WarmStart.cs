@@ -19,13 +19,6 @@ namespace LinuxKit.Testing.Templates;
 /// </summary>
 internal sealed class WarmStart
 {
-    // A restored guest answers within a second; one that does not is broken, and booting cold
-    // is quicker than waiting for the whole boot timeout.
-    private static readonly TimeSpan RestoreBudget = TimeSpan.FromSeconds(20);
-
-    // How long to wait beyond the boot timeout for another process making the same template.
-    private static readonly TimeSpan MakerGrace = TimeSpan.FromSeconds(30);
-
     private readonly VmLauncher _launcher;
     private readonly TemplateStore _store;
     private readonly PortAllocator _ports;
@@ -72,13 +65,11 @@ internal sealed class WarmStart
     ];
 
     // Not from under a process that is making it: that one would commit it after.
-    private static readonly TimeSpan RemovalWait = TimeSpan.FromSeconds(30);
-
     /// <summary>Removes a template (VMs restored from it run on) or a failed key's record.</summary>
     public async Task RemoveTemplateAsync(string key, CancellationToken cancellationToken)
     {
-        if (!await _store.RemoveWhenFreeAsync(key, RemovalWait, cancellationToken).ConfigureAwait(false))
-            throw new LinuxKitException($"Warm-start template {key} is being made by another process (its lock was held for {RemovalWait.TotalSeconds:0} s): remove it once that boot is done.");
+        if (!await _store.RemoveWhenFreeAsync(key, TimeLimits.TemplateRemoval, cancellationToken).ConfigureAwait(false))
+            throw new LinuxKitException($"Warm-start template {key} is being made by another process (its lock was held for {TimeLimits.TemplateRemoval.TotalSeconds:0} s): remove it once that boot is done.");
     }
 
     /// <summary>True unless <see cref="LinuxKitEnvironment.WarmStart"/> says 0, false, off or no.</summary>
@@ -151,7 +142,7 @@ internal sealed class WarmStart
             return (null, false);
         }
         if (Find(key) is { } ready) return (ready, false);
-        using var held = await _store.LockAsync(key, options.BootTimeout + MakerGrace, cancellationToken).ConfigureAwait(false);
+        using var held = await _store.LockAsync(key, options.BootTimeout + TimeLimits.OtherTemplateMaker, cancellationToken).ConfigureAwait(false);
         if (held is null)
         {
             _logger.LogWarning("{Vm} boots cold: another process has been making warm-start template {Key} for longer than the boot timeout.", boot.Description, key);
@@ -333,7 +324,7 @@ internal sealed class WarmStart
             Incoming = true,
         };
         var ready = await _launcher.LaunchAsync(
-            boot, hypervisor, spec, options, options.SshKey ?? templateVm.SshKey, options.BootTimeout < RestoreBudget ? options.BootTimeout : RestoreBudget,
+            boot, hypervisor, spec, options, options.SshKey ?? templateVm.SshKey, options.BootTimeout < TimeLimits.Restore ? options.BootTimeout : TimeLimits.Restore,
             (process, token) => snapshots.RestoreAsync(files.ControlSocket, template.Files.State, () => !process.IsAlive(), token),
             cancellationToken).ConfigureAwait(false);
         try

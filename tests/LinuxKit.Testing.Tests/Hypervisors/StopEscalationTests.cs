@@ -13,19 +13,20 @@ public sealed class StopEscalationTests : IDisposable
 {
     private readonly List<Process> _processes = [];
 
+    // The script says "ready" once it is set up (its traps set): only then is it signalled.
     private ProcessIdentity Start(string script)
     {
-        var process = Process.Start("sh", ["-c", script]);
+        var process = Process.Start(new ProcessStartInfo("sh", ["-c", script]) { RedirectStandardOutput = true })!;
         _processes.Add(process);
-        // The shell must have set its traps before it is signalled.
-        Thread.Sleep(200);
+        var ready = process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(10)).GetAwaiter().GetResult();
+        Assert.Equal("ready", ready);
         return ProcessIdentity.Of(process.Id) ?? throw new InvalidOperationException("the stand-in exited at once");
     }
 
     [Fact]
     public async Task A_request_the_process_obeys_ends_it_with_the_requests_exit_code()
     {
-        var process = Start("exec sleep 60");
+        var process = Start("echo ready; exec sleep 60");
 
         var exitCode = await StopEscalation.RunAsync(
             _ => { process.Signal(UnixSignal.Kill); return Task.FromResult(true); }, 137, TimeSpan.FromSeconds(10), process, NullLogger.Instance, CancellationToken.None);
@@ -37,7 +38,7 @@ public sealed class StopEscalationTests : IDisposable
     [Fact]
     public async Task A_request_that_cannot_be_sent_goes_straight_to_sigterm()
     {
-        var process = Start("exec sleep 60");
+        var process = Start("echo ready; exec sleep 60");
         var clock = Stopwatch.StartNew();
 
         var exitCode = await StopEscalation.RunAsync(_ => Task.FromResult(false), 0, TimeSpan.FromSeconds(30), process, NullLogger.Instance, CancellationToken.None);
@@ -50,7 +51,7 @@ public sealed class StopEscalationTests : IDisposable
     [Fact]
     public async Task A_control_channel_that_never_answers_does_not_hold_the_stop()
     {
-        var process = Start("exec sleep 60");
+        var process = Start("echo ready; exec sleep 60");
 
         var exitCode = await StopEscalation.RunAsync(
             async token => { await Task.Delay(Timeout.Infinite, token); return true; }, 0, TimeSpan.FromSeconds(30), process, NullLogger.Instance, CancellationToken.None);
@@ -62,7 +63,7 @@ public sealed class StopEscalationTests : IDisposable
     [Fact]
     public async Task A_process_that_ignores_sigterm_is_killed()
     {
-        var process = Start("trap '' TERM; while :; do sleep 1; done");
+        var process = Start("trap '' TERM; echo ready; while :; do sleep 1; done");
 
         var exitCode = await StopEscalation.RunAsync(_ => Task.FromResult(false), 0, TimeSpan.FromSeconds(30), process, NullLogger.Instance, CancellationToken.None);
 

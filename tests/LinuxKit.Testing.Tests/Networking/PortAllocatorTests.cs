@@ -48,6 +48,10 @@ public sealed class PortAllocatorTests : IDisposable
         var port = allocator.ReserveFree();
         var path = Path.Combine(_dir.FullName, port.Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
         File.WriteAllText(path, "999999 12345"); // no such process
-        allocator.ReserveExact(port.Port, "test").Dispose();
+
+        using var reclaimed = allocator.ReserveExact(port.Port, "test");
+
+        Assert.Equal(port.Port, reclaimed.Port);
+        Assert.Contains(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), File.ReadAllText(path), StringComparison.Ordinal);
     }
 }

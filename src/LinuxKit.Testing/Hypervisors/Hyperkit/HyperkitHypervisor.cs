@@ -15,7 +15,6 @@ namespace LinuxKit.Testing.Hypervisors.Hyperkit;
 internal sealed class HyperkitHypervisor : IHypervisor
 {
     private const string InstallHint = "Install it on an Intel Mac with 'brew install hyperkit' (Docker Desktop ships one too), or set LinuxKitManagerOptions.Hypervisor to Qemu.";
-    private static readonly TimeSpan StartupLimit = TimeSpan.FromSeconds(30);
 
     private readonly HyperkitOptions _options;
     private readonly ILogger _logger;
@@ -149,10 +148,10 @@ internal sealed class HyperkitHypervisor : IHypervisor
 
     private static async Task WaitForAsync(Func<bool> ready, ProcessIdentity process, string what, VmSpec spec, CancellationToken cancellationToken)
     {
-        var settled = await Polling.UntilAsync(() => ready() || !process.IsAlive(), TimeSpan.FromMilliseconds(50), StartupLimit, cancellationToken).ConfigureAwait(false);
+        var settled = await Polling.UntilAsync(() => ready() || !process.IsAlive(), TimeSpan.FromMilliseconds(50), TimeLimits.HyperkitStartup, cancellationToken).ConfigureAwait(false);
         if (ready()) return;
         if (settled)
             throw new LinuxKitException($"VM {spec.Id}: waiting for {what}, the process exited: {ConsoleLog.Tail(spec.Files.HypervisorLog, 20)}");
-        throw new LinuxKitException($"VM {spec.Id}: waited {StartupLimit.TotalSeconds:0} s for {what}: {ConsoleLog.Tail(spec.Files.HypervisorLog, 20)}");
+        throw new LinuxKitException($"VM {spec.Id}: waited {TimeLimits.HyperkitStartup.TotalSeconds:0} s for {what}: {ConsoleLog.Tail(spec.Files.HypervisorLog, 20)}");
     }
 }

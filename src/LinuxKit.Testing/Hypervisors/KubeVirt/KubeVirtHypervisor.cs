@@ -19,8 +19,6 @@ namespace LinuxKit.Testing.Hypervisors.KubeVirt;
 internal sealed class KubeVirtHypervisor : IHypervisor, IRemoteResources
 {
     private const string BridgeAssembly = "LinuxKit.Testing.KubeVirt.dll";
-    private static readonly TimeSpan BridgeStopWait = TimeSpan.FromSeconds(20);
-    private static readonly TimeSpan OneShotLimit = TimeSpan.FromMinutes(2);
 
     private readonly KubeVirtOptions _options;
     private readonly Func<string> _scratch;
@@ -130,7 +128,7 @@ internal sealed class KubeVirtHypervisor : IHypervisor, IRemoteResources
         // out; one killed outright left it to a prune.
         if (!bridge.IsAlive()) return 1;
         var exitCode = await StopEscalation.RunAsync(
-            _ => Task.FromResult(bridge.Signal(UnixSignal.Term)), 0, BridgeStopWait, bridge, _logger, cancellationToken).ConfigureAwait(false);
+            _ => Task.FromResult(bridge.Signal(UnixSignal.Term)), 0, TimeLimits.KubeVirtBridgeStop, bridge, _logger, cancellationToken).ConfigureAwait(false);
         if (exitCode == 0) return exitCode;
         try
         {
@@ -145,7 +143,7 @@ internal sealed class KubeVirtHypervisor : IHypervisor, IRemoteResources
 
     private async Task<string> RunOnceAsync(IReadOnlyList<string> args, CancellationToken cancellationToken)
     {
-        var outcome = await ProcessRunner.RunAsync(DotnetHost(), await BridgeCommandAsync(args, cancellationToken).ConfigureAwait(false), OneShotLimit, cancellationToken).ConfigureAwait(false);
+        var outcome = await ProcessRunner.RunAsync(DotnetHost(), await BridgeCommandAsync(args, cancellationToken).ConfigureAwait(false), TimeLimits.KubeVirtOneShot, cancellationToken).ConfigureAwait(false);
         if (outcome.ExitCode != 0)
             throw new LinuxKitException($"The KubeVirt bridge could not {args[0]} ({string.Join(' ', args)}): {outcome.Stderr.Trim()}");
         return outcome.Stdout;

@@ -79,11 +79,9 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
 
     // QEMU ends at once on 'quit' (its overlay is thrown away after); 'system_powerdown' is
     // the ACPI power button, which the guest may ignore.
-    private static readonly TimeSpan QuitWait = TimeSpan.FromSeconds(2);
-
     public Task<int> StopAsync(VmFiles vm, ProcessIdentity process, StopMode mode, TimeSpan gracePeriod, CancellationToken cancellationToken) =>
         mode == StopMode.Fast
-            ? StopEscalation.RunAsync(token => SendAsync(vm.ControlSocket, "quit", token), 128 + (int)UnixSignal.Kill, QuitWait, process, _logger, cancellationToken)
+            ? StopEscalation.RunAsync(token => SendAsync(vm.ControlSocket, "quit", token), 128 + (int)UnixSignal.Kill, TimeLimits.QemuQuit, process, _logger, cancellationToken)
             : StopEscalation.RunAsync(token => SendAsync(vm.ControlSocket, "system_powerdown", token), 0, gracePeriod, process, _logger, cancellationToken);
 
     // False when the command could not be delivered. QEMU may close the socket before it answers
@@ -123,14 +121,10 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
 
     public Task ResumeAsync(string controlSocket, CancellationToken cancellationToken) => RunQmpAsync(controlSocket, "cont", cancellationToken);
 
-    // QEMU serves one QMP client at a time: with another client connected (or QEMU wedged) the
-    // greeting never comes, so the whole exchange has a budget.
-    private static readonly TimeSpan QmpBudget = TimeSpan.FromSeconds(5);
-
     private static async Task RunQmpAsync(string controlSocket, string command, CancellationToken cancellationToken)
     {
         using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        budget.CancelAfter(QmpBudget);
+        budget.CancelAfter(TimeLimits.Qmp);
         try
         {
             var qmp = await QmpClient.ConnectAsync(controlSocket, budget.Token).ConfigureAwait(false);
@@ -143,7 +137,7 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
         }
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new LinuxKitException($"QEMU's control socket {controlSocket} did not answer '{command}' within {QmpBudget.TotalSeconds:0} s (is another QMP client connected, or is QEMU hung?).", e);
+            throw new LinuxKitException($"QEMU's control socket {controlSocket} did not answer '{command}' within {TimeLimits.Qmp.TotalSeconds:0} s (is another QMP client connected, or is QEMU hung?).", e);
         }
     }
 
@@ -167,10 +161,6 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
         }
     });
 
-    // Saving and loading a template move only device state (a few hundred KB): RAM is in the
-    // memory file, which x-ignore-shared leaves out of the stream.
-    private static readonly TimeSpan MigrationBudget = TimeSpan.FromSeconds(60);
-
     private static readonly System.Text.Json.Nodes.JsonObject IgnoreSharedRam = new()
     {
         ["capabilities"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonObject { ["capability"] = "x-ignore-shared", ["state"] = true }),
@@ -178,7 +168,7 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
 
     public async Task SaveAsync(string controlSocket, string stateFile, CancellationToken cancellationToken)
     {
-        await WithMigrationBudgetAsync(controlSocket, "save the VM's state", async (qmp, token) =>
+        await WithMigrationLimitAsync(controlSocket, "save the VM's state", async (qmp, token) =>
         {
             await qmp.ExecuteAsync("migrate-set-capabilities", IgnoreSharedRam.DeepClone().AsObject(), token).ConfigureAwait(false);
             // Frozen first: the RAM file must not change after the device state is taken.
@@ -190,7 +180,7 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
 
     public async Task RestoreAsync(string controlSocket, string stateFile, Func<bool> exited, CancellationToken cancellationToken)
     {
-        await WithMigrationBudgetAsync(controlSocket, "load the template's state", async (qmp, token) =>
+        await WithMigrationLimitAsync(controlSocket, "load the template's state", async (qmp, token) =>
         {
             await qmp.ExecuteAsync("migrate-set-capabilities", IgnoreSharedRam.DeepClone().AsObject(), token).ConfigureAwait(false);
             await qmp.ExecuteAsync("migrate-incoming", new() { ["uri"] = "exec:cat " + Ssh.ShellQuoting.Quote(stateFile) }, token).ConfigureAwait(false);
@@ -203,10 +193,10 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
     public Task CreateOverlayAsync(string templateDisk, string overlay, CancellationToken cancellationToken) =>
         DiskOverlay.CreateAsync(QemuImg, templateDisk, "qcow2", overlay, cancellationToken);
 
-    private static async Task WithMigrationBudgetAsync(string controlSocket, string what, Func<QmpClient, CancellationToken, Task> steps, CancellationToken cancellationToken)
+    private static async Task WithMigrationLimitAsync(string controlSocket, string what, Func<QmpClient, CancellationToken, Task> steps, CancellationToken cancellationToken)
     {
         using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        budget.CancelAfter(MigrationBudget);
+        budget.CancelAfter(TimeLimits.Migration);
         try
         {
             var qmp = await QmpClient.ConnectAsync(controlSocket, budget.Token).ConfigureAwait(false);
@@ -219,7 +209,7 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
         }
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new LinuxKitException($"QEMU did not {what} within {MigrationBudget.TotalSeconds:0} s.", e);
+            throw new LinuxKitException($"QEMU did not {what} within {TimeLimits.Migration.TotalSeconds:0} s.", e);
         }
     }
 
