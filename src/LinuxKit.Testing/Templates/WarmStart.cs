@@ -64,10 +64,10 @@ internal sealed class WarmStart
         }),
     ];
 
-    // Not from under a process that is making it: that one would commit it after.
     /// <summary>Removes a template (VMs restored from it run on) or a failed key's record.</summary>
     public async Task RemoveTemplateAsync(string key, CancellationToken cancellationToken)
     {
+        // Not from under a process that is making it: that one would commit it after.
         if (!await _store.RemoveWhenFreeAsync(key, TimeLimits.TemplateRemoval, cancellationToken).ConfigureAwait(false))
             throw new LinuxKitException($"Warm-start template {key} is being made by another process (its lock was held for {TimeLimits.TemplateRemoval.TotalSeconds:0} s): remove it once that boot is done.");
     }
@@ -197,8 +197,7 @@ internal sealed class WarmStart
         ProcessIdentity? process = null;
         OwnerWatchdog? watchdog = null;
         PortReservation? port = null;
-        var answered = false;
-        var answeredAfter = TimeSpan.Zero;
+        TimeSpan? answeredAfter = null;
         try
         {
             // The template logs in as the VM would: with the caller's key when there is one (an
@@ -237,7 +236,6 @@ internal sealed class WarmStart
                     restored: false,
                     cancellationToken).ConfigureAwait(false);
                 hostKey = ready.Session.HostKeyFingerprint;
-                answered = true;
                 answeredAfter = _time.GetElapsedTime(started);
                 // Closed before saving: a connection saved open would be dead in every clone, its
                 // server process left waiting.
@@ -267,7 +265,7 @@ internal sealed class WarmStart
             });
             // Both figures: the boot is a cold boot's, the rest is what warm start adds to it.
             _logger.LogInformation("Warm-start template {Key} made in {Seconds:0.0} s (it answered over SSH after {AnsweredSeconds:0.00} s)",
-                key, _time.GetElapsedTime(started).TotalSeconds, answeredAfter.TotalSeconds);
+                key, _time.GetElapsedTime(started).TotalSeconds, answeredAfter.Value.TotalSeconds);
             foreach (var stale in _store.Prune(sizeLimit: _cacheLimit, keep: key))
             {
                 _logger.LogInformation("Warm-start template {Key} removed: its image or hypervisor changed, it was unused for {Days} days, or the templates were over {Limit} MiB and it was the least recently used",
@@ -282,7 +280,7 @@ internal sealed class WarmStart
             // A template that booted and answered, then could not be saved, fails in a step only
             // warm start has, and would again. Before that (a full disk, a boot that fails as a
             // cold one would, a cancel) nothing is known about the template.
-            if (answered && e is not OperationCanceledException) _store.MarkFailed(Failure(key, Path.GetFullPath(boot.Record.Image), inputs, options, e.Message));
+            if (answeredAfter is not null && e is not OperationCanceledException) _store.MarkFailed(Failure(key, Path.GetFullPath(boot.Record.Image), inputs, options, e.Message));
             throw;
         }
         finally
