@@ -9,12 +9,12 @@ namespace LinuxKit.Testing.MSBuild;
 internal static class ProcessLifetimeVms
 {
     private static readonly Dictionary<string, LinuxKitManager> Managers = [];
-    private static readonly List<string> FilesToRemove = [];
+    private static readonly List<(string VmId, string File)> HandOffs = [];
 
-    /// <summary>Removes <paramref name="path"/> (a hand-off file) when the VMs are stopped.</summary>
-    public static void RemoveAtExit(string path)
+    /// <summary>Takes back VM <paramref name="vmId"/>'s hand-off <paramref name="file"/> when the VMs are stopped.</summary>
+    public static void ClearAtExit(string vmId, string file)
     {
-        lock (Managers) FilesToRemove.Add(path);
+        lock (Managers) HandOffs.Add((vmId, file));
     }
 
     public static LinuxKitManager For(LinuxKitTask task, LinuxKitManagerOptions options)
@@ -40,9 +40,6 @@ internal static class ProcessLifetimeVms
             Managers.Clear();
         }
         foreach (var manager in managers) manager.DisposeAsync().AsTask().GetAwaiter().GetResult();
-        foreach (var file in FilesToRemove)
-        {
-            try { File.Delete(file); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-        }
+        foreach (var (vmId, file) in HandOffs) Fixtures.HandOff.Clear(vmId, file);
     }
 }

@@ -1,5 +1,4 @@
 using System.Globalization;
-using LinuxKit.Testing.Hypervisors;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 
@@ -126,7 +125,7 @@ public sealed class StartLinuxKit : LinuxKitTask
             }
             var processManager = ProcessLifetimeVms.For(this, managerOptions);
             if (!await BootAsync(processManager, options, cancellationToken).ConfigureAwait(false)) return false;
-            if (!string.IsNullOrEmpty(HandOffFile)) ProcessLifetimeVms.RemoveAtExit(HandOffFile);
+            if (!string.IsNullOrEmpty(HandOffFile)) ProcessLifetimeVms.ClearAtExit(Id!, Path.GetFullPath(HandOffFile));
             return true;
         }
         if (StopWhenBuildEnds)
@@ -169,15 +168,7 @@ public sealed class StartLinuxKit : LinuxKitTask
             return (ITaskItem)item;
         }).ToArray();
         Log.LogMessage(MessageImportance.Normal, "LinuxKit: VM {0} ready after {1} s (ssh {2}@{5} -p {3} -i {4})", vm.Id, Seconds(clock), vm.SshUser, vm.SshPort, vm.SshKeyFile, Networking.Loopback.Address);
-        if (!string.IsNullOrEmpty(HandOffFile)) Fixtures.HandOffFile.Write(Path.GetFullPath(HandOffFile), vm.Id, manager.StateDirectory);
-        if (ExportEnvironment)
-        {
-            Environment.SetEnvironmentVariable(LinuxKitEnvironment.VmId, vm.Id);
-            Environment.SetEnvironmentVariable(LinuxKitEnvironment.StateDirectory, manager.StateDirectory);
-            Environment.SetEnvironmentVariable(LinuxKitEnvironment.VmSshPort, vm.SshPort.ToString(CultureInfo.InvariantCulture));
-            Environment.SetEnvironmentVariable(LinuxKitEnvironment.VmSshKey, vm.SshKeyFile);
-            Environment.SetEnvironmentVariable(LinuxKitEnvironment.VmSshUser, vm.SshUser);
-        }
+        Fixtures.HandOff.Export(vm, manager.StateDirectory, HandOffFile, ExportEnvironment);
         return true;
     }
 
@@ -189,26 +180,24 @@ public sealed class StartLinuxKit : LinuxKitTask
         managerOptions = new LinuxKitManagerOptions();
         try
         {
-            var hypervisor = HypervisorKind.Auto;
-            if (!string.IsNullOrEmpty(Hypervisor) && (!Enum.TryParse(Hypervisor, ignoreCase: true, out hypervisor) || !Enum.IsDefined(hypervisor)))
-                throw new LinuxKitException($"Hypervisor is '{Hypervisor}': use qemu or hyperkit, or leave it unset to detect.");
-            managerOptions = managerOptions with { Hypervisor = hypervisor };
-            options = new RunOptions
+            managerOptions = managerOptions with { Hypervisor = FlatRunOptions.ParseHypervisor(Hypervisor, nameof(StartLinuxKit)) };
+            options = new FlatRunOptions
             {
-                Name = string.IsNullOrEmpty(Name) ? null : Name,
+                Source = nameof(StartLinuxKit),
+                Name = Name,
                 Detach = !(StopWhenBuildEnds || StopWhenProcessEnds), // otherwise the VM outlives this task and this MSBuild node
                 Memory = Memory,
                 Cpus = Cpus,
-                Ports = (Ports ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(PortMapping.Parse).ToList(),
-                Volumes = Volumes.ToDictionary(v => v.GetMetadata("FullPath"), GuestPathOf),
-                SshKey = string.IsNullOrEmpty(SshKey) ? null : SshKey,
+                Ports = (Ports ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+                Volumes = [.. Volumes.Select(v => $"{v.GetMetadata("FullPath")}:{GuestPathOf(v)}")],
+                SshKey = SshKey,
                 SshUser = SshUser,
                 SshPort = SshPort,
-                BootTimeout = TimeSpan.FromSeconds(BootTimeout),
-                StopMode = GracefulStop ? StopMode.Graceful : StopMode.Fast,
+                BootTimeoutSeconds = BootTimeout,
+                GracefulStop = GracefulStop,
                 WarmStart = WarmStart,
                 UniqueClones = UniqueClones,
-            };
+            }.ApplyTo(Defaults, path => path);
             options.Validate();
             return true;
         }

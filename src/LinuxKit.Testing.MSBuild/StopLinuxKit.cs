@@ -41,11 +41,7 @@ public sealed class StopLinuxKit : LinuxKitTask
         if (Graceful) await manager.StopAsync(known.Id, StopMode.Graceful, cancellationToken).ConfigureAwait(false);
         else await manager.StopAsync(known.Id, cancellationToken).ConfigureAwait(false);
         Log.LogMessage(MessageImportance.Normal, "LinuxKit: VM {0} stopped", known.Id);
-        // A reused MSBuild node must not hand a stopped VM to the next build's tests.
-        if (Environment.GetEnvironmentVariable(LinuxKitEnvironment.VmId) == known.Id)
-        {
-            foreach (var name in LinuxKitEnvironment.HandOff) Environment.SetEnvironmentVariable(name, null);
-        }
+        Fixtures.HandOff.Clear(known.Id);
         return true;
     }
 }

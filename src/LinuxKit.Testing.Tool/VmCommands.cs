@@ -238,22 +238,25 @@ internal static class VmCommands
         };
         command.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
         {
-            var options = new RunOptions
+            var options = new FlatRunOptions
             {
+                Source = "run",
+                PortsSpelling = "--publish",
+                VolumesSpelling = "--volume",
                 Name = parsed.GetValue(name),
                 Detach = parsed.GetValue(detach),
                 Memory = parsed.GetValue(memory),
                 Cpus = parsed.GetValue(cpus),
-                Ports = [.. (parsed.GetValue(ports) ?? []).Select(PortMapping.Parse)],
+                Ports = parsed.GetValue(ports) ?? [],
                 WarmStart = !parsed.GetValue(cold),
                 UniqueClones = parsed.GetValue(unique),
-                Volumes = (parsed.GetValue(volumes) ?? []).Select(v => VolumeMapping.Parse(v, "--volume")).ToDictionary(v => Path.GetFullPath(v.Key), v => v.Value),
+                Volumes = parsed.GetValue(volumes) ?? [],
                 SshKey = parsed.GetValue(sshKey),
                 SshUser = parsed.GetValue(sshUser)!,
-                BootTimeout = TimeSpan.FromSeconds(parsed.GetValue(bootTimeout)),
-                StopMode = parsed.GetValue(graceful) ? StopMode.Graceful : StopMode.Fast,
+                BootTimeoutSeconds = parsed.GetValue(bootTimeout),
+                GracefulStop = parsed.GetValue(graceful),
                 RestrictNetwork = parsed.GetValue(restrict),
-            };
+            }.ApplyTo(new RunOptions(), Path.GetFullPath);
             using var progress = context.Progress(parsed);
             await using var manager = context.Manager(parsed, progress);
             var vm = await manager.RunAsync(parsed.GetValue(image)!, options, token);

@@ -24,6 +24,14 @@ public sealed record Container
     /// <summary>Forwarded ports: host port (on 127.0.0.1) to guest port.</summary>
     public IReadOnlyDictionary<int, int> Ports { get; init; } = new Dictionary<int, int>();
 
+    /// <summary>Guest port to host port (on 127.0.0.1), for every forwarded port and the SSH server (guest port 22).</summary>
+    public IReadOnlyDictionary<int, int> HostPortsByGuestPort()
+    {
+        var ports = Ports.ToDictionary(p => p.Value, p => p.Key);
+        ports.TryAdd(22, SshPort);
+        return ports;
+    }
+
     /// <summary>When the VM stopped; null while it runs.</summary>
     public DateTimeOffset? StoppedAt { get; init; }
 

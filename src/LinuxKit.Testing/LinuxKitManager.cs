@@ -140,7 +140,7 @@ public sealed class LinuxKitManager : IManager
 
     /// <inheritdoc />
     public Task<byte[]> ReadFileAsync(string id, string guestPath, CancellationToken cancellationToken = default) =>
-        GuestFiles.ReadAsync(Guest(id), guestPath, cancellationToken);
+        GuestFiles.ReadAsync(Guest(id), guestPath, _options.OutputLimit, cancellationToken);
 
     /// <inheritdoc />
     public Task<IReadOnlyList<ConsoleLine>> ReadConsoleAsync(string id, DateTimeOffset? since = null, DateTimeOffset? until = null, CancellationToken cancellationToken = default)

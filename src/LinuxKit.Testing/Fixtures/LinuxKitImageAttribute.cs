@@ -74,20 +74,22 @@ public sealed class LinuxKitImageAttribute(string image) : Attribute
     /// <param name="options">The options the attribute's settings replace.</param>
     /// <param name="resolvePath">Resolves a relative file the way the image is resolved.</param>
     /// <exception cref="LinuxKitException">A port or volume is not written as documented.</exception>
-    internal RunOptions ApplyTo(RunOptions options, Func<string, string> resolvePath) => options with
+    internal RunOptions ApplyTo(RunOptions options, Func<string, string> resolvePath) => new FlatRunOptions
     {
+        Source = "LinuxKitImage",
         Memory = Memory,
         Cpus = Cpus,
-        BootTimeout = TimeSpan.FromSeconds(BootTimeout),
-        StopMode = GracefulStop ? StopMode.Graceful : StopMode.Fast,
+        BootTimeoutSeconds = BootTimeout,
+        GracefulStop = GracefulStop,
         WarmStart = WarmStart,
         UniqueClones = UniqueClones,
-        Ports = [.. options.Ports, .. GuestPorts.Select(p => new PortMapping(0, p)), .. Ports.Select(ParsePort)],
-        Volumes = MergeVolumes(options.Volumes),
-        SshKey = string.IsNullOrEmpty(SshKey) ? options.SshKey : resolvePath(SshKey),
+        Ports = Ports,
+        GuestPorts = GuestPorts,
+        Volumes = Volumes,
+        SshKey = SshKey,
         SshUser = SshUser,
         SshPort = SshPort,
-    };
+    }.ApplyTo(options, resolvePath);
 
     /// <summary>These settings over <paramref name="options"/>.</summary>
     internal LinuxKitManagerOptions ApplyTo(LinuxKitManagerOptions options) => options with
@@ -95,23 +97,4 @@ public sealed class LinuxKitImageAttribute(string image) : Attribute
         Hypervisor = Hypervisor == HypervisorKind.Auto ? options.Hypervisor : Hypervisor,
         StateDirectory = string.IsNullOrEmpty(StateDirectory) ? options.StateDirectory : StateDirectory,
     };
-
-    private static PortMapping ParsePort(string text)
-    {
-        try
-        {
-            return PortMapping.Parse(text);
-        }
-        catch (LinuxKitException e)
-        {
-            throw new LinuxKitException($"LinuxKitImage Ports: {e.Message}", e);
-        }
-    }
-
-    private Dictionary<string, string> MergeVolumes(IReadOnlyDictionary<string, string> volumes)
-    {
-        var merged = volumes.ToDictionary(v => v.Key, v => v.Value);
-        foreach (var (host, guest) in Volumes.Select(v => VolumeMapping.Parse(v, "LinuxKitImage Volumes"))) merged[host] = guest;
-        return merged;
-    }
 }

@@ -148,32 +148,18 @@ public class SharedVm : IAsyncDisposable
     /// <exception cref="LinuxKitException">Nothing is configured, or the VM did not boot (the message carries the console tail).</exception>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
-        // A build step's VM: named by the environment (VSTest: the build runs the tests), else by
-        // a file beside the test assembly (Microsoft Testing Platform: the tests run after it).
-        var handOffFile = LinuxKitEnvironment.Read(LinuxKitEnvironment.VmId) is null ? HandOffFile.Read() : null;
-        var managerOptions = handOffFile is null ? ManagerOptions : ManagerOptions with { StateDirectory = handOffFile.StateDirectory };
+        var handOff = HandOff.Find();
+        var managerOptions = handOff?.StateDirectory is { } folder ? ManagerOptions with { StateDirectory = folder } : ManagerOptions;
         _manager ??= new LinuxKitManager(managerOptions with { Logger = ManagerOptions.Logger ?? new DiagnosticLogger(_diagnostics) });
-        if (handOffFile is not null)
+        if (handOff is not null)
         {
-            var handed = (await Manager.ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(c => c.Id == handOffFile.VmId);
-            if (handed?.Status == ContainerStatus.Running)
+            if (await HandOff.ResolveAsync(Manager, handOff, cancellationToken).ConfigureAwait(false) is { } handed)
             {
-                _diagnostics($"Using VM {handed.Id} started by the build ({HandOffFile.Name})");
+                _diagnostics($"Using VM {handed.Id} started by the build ({handOff.Source})");
                 _container = handed;
                 return;
             }
-            _diagnostics($"{HandOffFile.Name} names VM {handOffFile.VmId}, which is not running (a file left by an earlier run): booting one.");
-        }
-        var handedOff = LinuxKitEnvironment.Read(LinuxKitEnvironment.VmId);
-        if (!string.IsNullOrEmpty(handedOff))
-        {
-            var existing = (await Manager.ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(c => c.Id == handedOff || c.Name == handedOff)
-                ?? throw new LinuxKitException($"{LinuxKitEnvironment.VmId} names VM '{handedOff}', which is not in state directory '{Manager.StateDirectory}' (set {LinuxKitEnvironment.StateDirectory} to the folder the build step used).");
-            if (existing.Status != ContainerStatus.Running)
-                throw new LinuxKitException($"{LinuxKitEnvironment.VmId} names VM '{handedOff}', which is {existing.Status}.");
-            _diagnostics($"Using VM {existing.Id} started by the build ({LinuxKitEnvironment.VmId})");
-            _container = existing;
-            return;
+            _diagnostics($"{handOff.Source} names VM {handOff.Vm}, which is not running (a file left by an earlier run): booting one.");
         }
         if (string.IsNullOrEmpty(Image) && !string.IsNullOrEmpty(_buildImage))
         {

@@ -14,7 +14,7 @@ namespace LinuxKit.Testing.Ssh;
 /// no output can fake a marker, and what a command's background children write later lands in
 /// its removed files, never in another command's result.
 /// </summary>
-internal sealed class ResidentShell : IDisposable
+internal sealed class ResidentShell : ICommandShell
 {
     private readonly SshCommand _command;
     private readonly SshClient _client;
@@ -69,7 +69,7 @@ internal sealed class ResidentShell : IDisposable
     /// Runs one command to its end. There is no token on purpose: a caller that stops waiting
     /// leaves the command to finish here, and the shell is usable again afterwards, because
     /// closing the channel of a running shell would make its process exit at an unknown moment,
-    /// which breaks any channel dropbear is starting at that moment (see <see cref="SshSession"/>).
+    /// which breaks any channel dropbear is starting at that moment (see <see cref="ChannelScheduler"/>).
     /// </summary>
     /// <param name="commandLine">The command, as one shell command line.</param>
     /// <param name="outputLimit">The most bytes taken of stdout and of stderr each; more is an error that names the limit.</param>

@@ -3,6 +3,7 @@ using LinuxKit.Testing.Fixtures;
 
 namespace LinuxKit.Testing.Tests.Fixtures;
 
+[Collection(ProcessEnvironment.Name)]
 public class SharedVmTests
 {
     [Fact]
