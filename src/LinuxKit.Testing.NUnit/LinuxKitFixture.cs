@@ -39,7 +39,13 @@ public abstract class LinuxKitFixture : SharedVm
 
     // Per test, through an action attribute rather than [SetUp]/[TearDown], which NUnit refuses
     // on a [SetUpFixture].
-    internal void NoteTestStart(ITest test) => _testStarts[test.Id] = DateTimeOffset.UtcNow;
+    // The first test's output also says how the VM was started: NUnit's progress output, where
+    // that goes too, is not shown under Microsoft Testing Platform.
+    internal void NoteTestStart(ITest test)
+    {
+        _testStarts[test.Id] = DateTimeOffset.UtcNow;
+        WriteHowItStartedOnce(TestContext.Out.WriteLine);
+    }
 
     internal void ReportConsoleIfFailed(ITest test)
     {

@@ -44,11 +44,14 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
     // The Microsoft Testing Platform sample runs from its own folder, whose global.json selects
     // that runner; `--output Detailed` shows passed tests' output, where the fixture writes how
     // the VM was started.
-    private async Task<(int ExitCode, string Output)> DotnetTestOnTestingPlatformAsync(string image, string state, Dictionary<string, string?> environment, params string[] properties)
+    private Task<(int ExitCode, string Output)> DotnetTestOnTestingPlatformAsync(string image, string state, Dictionary<string, string?> environment, params string[] properties) =>
+        DotnetTestOnTestingPlatformAsync("XunitV3MtpSample", image, state, environment, properties);
+
+    private async Task<(int ExitCode, string Output)> DotnetTestOnTestingPlatformAsync(string sample, string image, string state, Dictionary<string, string?> environment, params string[] properties)
     {
         environment["LINUXKIT_TESTING_HOME"] = state;
         return await RepoBuilds.RunAsync(
-            "XunitV3MtpSample",
+            sample,
             new[]
             {
                 "test", "--output", "Detailed", "--no-progress",
@@ -58,7 +61,7 @@ public partial class FixtureSampleTests(LocalPackageFeed feed) : IClassFixture<L
             }.Concat(properties),
             environment,
             TimeSpan.FromMinutes(5),
-            workingDirectory: Path.Combine(Repo, "samples", "XunitV3MtpSample"));
+            workingDirectory: Path.Combine(Repo, "samples", sample));
     }
 
     [Theory]
@@ -262,7 +265,7 @@ public sealed class LocalPackageFeed : IAsyncLifetime
     /// <summary>Every package project under src/, the tool included.</summary>
     public static IReadOnlyList<string> Projects { get; } =
     [
-        "LinuxKit.Testing", "LinuxKit.Testing.Xunit", "LinuxKit.Testing.Xunit.V3", "LinuxKit.Testing.NUnit",
+        "LinuxKit.Testing", "LinuxKit.Testing.Xunit", "LinuxKit.Testing.Xunit.V3", "LinuxKit.Testing.NUnit", "LinuxKit.Testing.MSTest", "LinuxKit.Testing.TUnit",
         "LinuxKit.Testing.MSBuild", "LinuxKit.Testing.Testcontainers", "LinuxKit.Testing.KubeVirt", "LinuxKit.Testing.Tool",
     ];
 

@@ -58,8 +58,9 @@ public partial class HandOffTests(LocalPackageFeed feed) : IClassFixture<LocalPa
             """,
     };
 
-    // As `dotnet new nunit` makes it: VSTest through Microsoft.NET.Test.Sdk and NUnit's adapter.
-    private UserProject NUnitOnVSTest(string folder, string image) => new(folder)
+    // As `dotnet new nunit` makes it: VSTest through Microsoft.NET.Test.Sdk and NUnit's adapter,
+    // in the versions given (NUnit 4 and NUnit 5 with adapter 6).
+    private UserProject NUnitOnVSTest(string folder, string image, string nunit, string adapter, string testSdk) => new(folder)
     {
         Project = $"""
             <Project Sdk="Microsoft.NET.Sdk">
@@ -70,9 +71,9 @@ public partial class HandOffTests(LocalPackageFeed feed) : IClassFixture<LocalPa
                 <LinuxKitImage>{image}</LinuxKitImage>
               </PropertyGroup>
               <ItemGroup>
-                <PackageReference Include="Microsoft.NET.Test.Sdk" Version="18.0.1" />
-                <PackageReference Include="NUnit" Version="4.4.0" />
-                <PackageReference Include="NUnit3TestAdapter" Version="5.2.0" />
+                <PackageReference Include="Microsoft.NET.Test.Sdk" Version="{testSdk}" />
+                <PackageReference Include="NUnit" Version="{nunit}" />
+                <PackageReference Include="NUnit3TestAdapter" Version="{adapter}" />
                 <PackageReference Include="LinuxKit.Testing.NUnit" Version="{feed.Version}" />
                 <PackageReference Include="LinuxKit.Testing.MSBuild" Version="{feed.Version}" />
               </ItemGroup>
@@ -93,14 +94,24 @@ public partial class HandOffTests(LocalPackageFeed feed) : IClassFixture<LocalPa
                 [Test]
                 public async Task Arguments_arrive_unchanged() =>
                     Assert.That((await ExecAsync("echo", "a b")).Stdout, Is.EqualTo("a b\n"));
+
+                [Test]
+                public async Task Console_lines_written_during_a_failed_test_go_to_its_output()
+                {
+                    await ExecAsync("sh", "-c", "echo user: written to the console during this test > /dev/console");
+                    Assert.That(Environment.GetEnvironmentVariable("USER_TESTS_FAIL"), Is.Null);
+                }
             }
             """,
     };
 
-    private async Task<(int ExitCode, string Output)> DotnetAsync(UserProject project, string state, params string[] args) =>
+    private Task<(int ExitCode, string Output)> DotnetAsync(UserProject project, string state, params string[] args) =>
+        DotnetAsync(project, state, [], args);
+
+    private async Task<(int ExitCode, string Output)> DotnetAsync(UserProject project, string state, Dictionary<string, string?> environment, params string[] args) =>
         await TestEnvironment.RunDotnetAsync(
             args.Append($"-p:RestoreAdditionalProjectSources={feed.Path}"),
-            new Dictionary<string, string?> { ["LINUXKIT_TESTING_HOME"] = state, ["MSBUILDDISABLENODEREUSE"] = "1" },
+            new Dictionary<string, string?>(environment) { ["LINUXKIT_TESTING_HOME"] = state, ["MSBUILDDISABLENODEREUSE"] = "1" },
             TimeSpan.FromMinutes(5),
             project.Folder);
 
@@ -130,19 +141,25 @@ public partial class HandOffTests(LocalPackageFeed feed) : IClassFixture<LocalPa
         await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
     }
 
-    [Fact]
-    public async Task An_nunit_project_on_vstest_uses_the_vm_the_build_hands_off()
+    [Theory]
+    [InlineData("4.4.0", "5.2.0", "18.0.1")]
+    [InlineData("5.0.0", "6.3.1", "18.12.0")]
+    public async Task An_nunit_project_on_vstest_uses_the_vm_the_build_hands_off_and_shows_a_failed_tests_console(string nunit, string adapter, string testSdk)
     {
         using var folder = new TempDirectory("lkt-user-");
         using var state = new TempDirectory("lkt-handoff-");
-        var project = NUnitOnVSTest(folder.Path, TestEnvironment.Image("kernel")).Write();
+        var project = NUnitOnVSTest(folder.Path, TestEnvironment.Image("kernel"), nunit, adapter, testSdk).Write();
 
-        var (exitCode, output) = await DotnetAsync(project, state.Path, "test", "--logger", "console;verbosity=normal");
+        var (exitCode, output) = await DotnetAsync(project, state.Path, new Dictionary<string, string?> { ["USER_TESTS_FAIL"] = "1" }, "test", "--logger", "console;verbosity=normal");
 
-        Assert.True(exitCode == 0, output);
+        Assert.NotEqual(0, exitCode);
         Assert.Matches(@"Passed:\s+2\b", output);
+        Assert.Matches(@"Failed:\s+1\b", output);
         Assert.Contains("started by the build (LINUXKIT_VM_ID)", output, StringComparison.Ordinal);
         Assert.Equal(0, ReadyLine().Count(output));
+        var failed = Regex.Match(output, @"Failed \S*Console_lines_written_during_a");
+        Assert.True(failed.Success, output);
+        Assert.Contains("user: written to the console during this test", output[failed.Index..], StringComparison.Ordinal);
         await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
     }
 

@@ -49,6 +49,8 @@ public class PackageContentsTests(LocalPackageFeed feed) : IClassFixture<LocalPa
     [InlineData("LinuxKit.Testing.Xunit")]
     [InlineData("LinuxKit.Testing.Xunit.V3")]
     [InlineData("LinuxKit.Testing.NUnit")]
+    [InlineData("LinuxKit.Testing.MSTest")]
+    [InlineData("LinuxKit.Testing.TUnit")]
     [InlineData("LinuxKit.Testing.Testcontainers")]
     public void A_library_package_holds_its_assembly_and_docs_for_net8_and_nothing_else(string package)
     {

@@ -214,22 +214,30 @@ public class SharedVm : IAsyncDisposable
     /// <param name="writeLine">The running test's output, e.g. xUnit's <c>ITestOutputHelper.WriteLine</c>.</param>
     public void StreamConsoleTo(Action<string>? writeLine)
     {
-        if (writeLine is not null)
-        {
-            string[] boot;
-            lock (_bootLog)
-            {
-                boot = _bootLogShown ? [] : [.. _bootLog];
-                _bootLogShown = true;
-            }
-            if (boot.Length > 0)
-            {
-                writeLine("--- LinuxKit.Testing: how the VM was started ---");
-                foreach (var line in boot) writeLine(line);
-                writeLine("--- the VM's console during this test ---");
-            }
-        }
+        if (writeLine is not null && WriteHowItStartedOnce(writeLine)) writeLine("--- the VM's console during this test ---");
         _console.Sink = writeLine;
+    }
+
+    /// <summary>
+    /// Writes how the VM was started (the boot's progress and console, as the diagnostic channel
+    /// got them) to <paramref name="writeLine"/>, the first time only: for the first test's
+    /// output, where runners that show no diagnostic messages (Microsoft Testing Platform) still
+    /// show it.
+    /// </summary>
+    /// <returns>Whether anything was written.</returns>
+    protected bool WriteHowItStartedOnce(Action<string> writeLine)
+    {
+        ArgumentNullException.ThrowIfNull(writeLine);
+        string[] boot;
+        lock (_bootLog)
+        {
+            boot = _bootLogShown ? [] : [.. _bootLog];
+            _bootLogShown = true;
+        }
+        if (boot.Length == 0) return false;
+        writeLine("--- LinuxKit.Testing: how the VM was started ---");
+        foreach (var line in boot) writeLine(line);
+        return true;
     }
 
     /// <summary>

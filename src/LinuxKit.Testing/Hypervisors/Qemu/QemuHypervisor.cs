@@ -64,7 +64,8 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
         var outcome = await ProcessRunner.RunAsync(Binary, args, TimeSpan.FromSeconds(60), CancellationToken.None).ConfigureAwait(false);
         if (outcome.ExitCode != 0)
         {
-            var reason = outcome.Stderr.Trim();
+            // A daemonizing QEMU may report a failure of its child only in its -D log.
+            var reason = outcome.Stderr.Trim() is { Length: > 0 } stderr ? stderr : $"nothing on stderr; its log {spec.Files.HypervisorLog} says: {LogTail(spec.Files.HypervisorLog)}";
             var hint = reason.Contains("host forwarding", StringComparison.OrdinalIgnoreCase)
                 ? " A forwarded host port is already in use on 127.0.0.1: choose another port, or 0 for a free one."
                 : "";
@@ -75,6 +76,19 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
             ?? throw new LinuxKitException($"QEMU reported VM {spec.Id} started, but its pid file {spec.Files.PidFile} holds no PID. See {spec.Files.HypervisorLog}.");
         return ProcessIdentity.Of(pid)
             ?? throw new LinuxKitException($"QEMU started VM {spec.Id} as PID {pid}, which exited at once. See {spec.Files.HypervisorLog} and {spec.Files.ConsoleLog}.");
+    }
+
+    private static string LogTail(string path)
+    {
+        try
+        {
+            var lines = File.ReadLines(path).TakeLast(5).ToList();
+            return lines.Count == 0 ? "nothing" : string.Join(" | ", lines);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return "nothing (it cannot be read)";
+        }
     }
 
     // QEMU ends at once on 'quit' (its overlay is thrown away after); 'system_powerdown' is
