@@ -32,17 +32,7 @@ public static class LinuxKitAssembly
     {
         ArgumentNullException.ThrowIfNull(context);
         if (_vm is not null) throw new InvalidOperationException("The assembly VM is already running: StartAsync belongs in the one [AssemblyInitialize].");
-        var vm = new TVm();
-        try
-        {
-            await vm.StartAsync(context, contextShownWithFirstTest: false).ConfigureAwait(false);
-        }
-        catch
-        {
-            await vm.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
-        _vm = vm;
+        _vm = await LinuxKitVm.StartNewAsync<TVm>(context, contextShownWithFirstTest: false).ConfigureAwait(false);
     }
 
     /// <summary>Stops the assembly's VM, if it booted one.</summary>

@@ -31,17 +31,7 @@ public abstract class LinuxKitTest<TVm> : LinuxKitTestOutput
     {
         ArgumentNullException.ThrowIfNull(context);
         var name = context.FullyQualifiedTestClassName ?? throw new InvalidOperationException("MSTest gave ClassInitialize no test class name.");
-        var vm = new TVm();
-        try
-        {
-            await vm.StartAsync(context, contextShownWithFirstTest: true).ConfigureAwait(false);
-        }
-        catch
-        {
-            await vm.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
-        Running[name] = vm;
+        Running[name] = await LinuxKitVm.StartNewAsync<TVm>(context, contextShownWithFirstTest: true).ConfigureAwait(false);
     }
 
     /// <summary>Stops the VM of the class that ended, if it booted one.</summary>

@@ -27,16 +27,6 @@ public abstract class LinuxKitTestOutput
     public async Task ReportConsoleIfFailedAsync()
     {
         if (TestContext.CurrentTestOutcome is UnitTestOutcome.Passed or UnitTestOutcome.Inconclusive || CurrentVm is not { } vm) return;
-        string console;
-        try
-        {
-            console = await vm.ReadConsoleSinceAsync(_started).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is InvalidOperationException or LinuxKitException)
-        {
-            return; // no VM (its boot failed: the failure says so) or its console is gone
-        }
-        TestContext.WriteLine($"--- VM {vm.Container.Id}: serial console while the test ran ({(console.Length == 0 ? "nothing" : "below")}) ---");
-        TestContext.Write(console);
+        if (await vm.ConsoleReportSinceAsync(_started).ConfigureAwait(false) is { } report) TestContext.Write(report);
     }
 }

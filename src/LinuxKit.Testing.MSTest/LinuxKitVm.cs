@@ -20,7 +20,23 @@ public class LinuxKitVm() : SharedVm(message => Write(message))
     // shows nowhere, so that VM's start goes into the first test's output instead.
     private bool _startShownWithFirstTest;
 
-    internal async Task StartAsync(TestContext context, bool contextShownWithFirstTest)
+    /// <summary>A new VM of type <typeparamref name="TVm"/>, started; one whose start failed is disposed.</summary>
+    internal static async Task<TVm> StartNewAsync<TVm>(TestContext context, bool contextShownWithFirstTest) where TVm : LinuxKitVm, new()
+    {
+        var vm = new TVm();
+        try
+        {
+            await vm.StartAsync(context, contextShownWithFirstTest).ConfigureAwait(false);
+            return vm;
+        }
+        catch
+        {
+            await vm.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task StartAsync(TestContext context, bool contextShownWithFirstTest)
     {
         _startShownWithFirstTest = contextShownWithFirstTest;
         // The test class's assembly: where its [assembly: LinuxKitImage] is and relative paths start.

@@ -51,17 +51,7 @@ public abstract class LinuxKitFixture : SharedVm
     {
         if (!_testStarts.TryRemove(test.Id, out var started)) return;
         if (TestContext.CurrentContext.Result.Outcome.Status != TestStatus.Failed) return;
-        string console;
-        try
-        {
-            console = ReadConsoleSinceAsync(started).GetAwaiter().GetResult();
-        }
-        catch (Exception e) when (e is InvalidOperationException or LinuxKitException)
-        {
-            return; // no VM (its boot failed: the failure says so) or its console is gone
-        }
-        TestContext.Out.WriteLine($"--- VM {Container.Id}: serial console while the test ran ({(console.Length == 0 ? "nothing" : "below")}) ---");
-        TestContext.Out.Write(console);
+        if (ConsoleReportSinceAsync(started).GetAwaiter().GetResult() is { } report) TestContext.Out.Write(report);
     }
 
     /// <summary>Stops the VM if this fixture booted it.</summary>

@@ -35,16 +35,6 @@ public class LinuxKitVm() : SharedVm(message => TestContext.Current?.OutputWrite
     {
         ArgumentNullException.ThrowIfNull(context);
         if (!_testStarts.TryRemove(context, out var started) || context.Execution.Result?.State != TestState.Failed) return;
-        string console;
-        try
-        {
-            console = await ReadConsoleSinceAsync(started).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is InvalidOperationException or LinuxKitException)
-        {
-            return; // no VM (its boot failed: the failure says so) or its console is gone
-        }
-        await context.OutputWriter.WriteLineAsync($"--- VM {Container.Id}: serial console while the test ran ({(console.Length == 0 ? "nothing" : "below")}) ---").ConfigureAwait(false);
-        await context.OutputWriter.WriteAsync(console).ConfigureAwait(false);
+        if (await ConsoleReportSinceAsync(started).ConfigureAwait(false) is { } report) await context.OutputWriter.WriteAsync(report).ConfigureAwait(false);
     }
 }

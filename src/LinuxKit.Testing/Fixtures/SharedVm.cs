@@ -252,6 +252,26 @@ public class SharedVm : IAsyncDisposable
         return text.ToString();
     }
 
+    /// <summary>
+    /// What a failed test's output gets: the console lines since <paramref name="since"/> under a
+    /// line naming the VM; null when there is no VM (its boot failed, and the failure says so) or
+    /// its console is gone.
+    /// </summary>
+    public async Task<string?> ConsoleReportSinceAsync(DateTimeOffset since, CancellationToken cancellationToken = default)
+    {
+        if (_container is null || _manager is null) return null;
+        string console;
+        try
+        {
+            console = await ReadConsoleSinceAsync(since, cancellationToken).ConfigureAwait(false);
+        }
+        catch (LinuxKitException)
+        {
+            return null;
+        }
+        return $"--- VM {_container.Id}: serial console while the test ran ({(console.Length == 0 ? "nothing" : "below")}) ---\n{console}";
+    }
+
     /// <summary>Stops the VM if this fixture booted it; a VM it attached to keeps running.</summary>
     public virtual async ValueTask DisposeAsync()
     {
