@@ -5,11 +5,16 @@
 #   NAME-bios.img                                raw-bios (syslinux on a FAT16 partition)
 #   NAME.qcow2                                   qcow2-bios
 #   NAME.vmdk                                    vmdk
+#   NAME-efi.iso, NAME-efi.qcow2                 iso-efi, qcow2-efi (GRUB standalone as BOOTX64.EFI;
+#                                                an EFI entry / an EFI System Partition only)
 # The images share one busybox userland (rootfs/) that follows LinuxKit's metadata convention:
 # the "config" file of a metadata CD-ROM becomes /run/config, and root's SSH keys come from
 # /run/config/ssh/authorized_keys. A flavour folder adds the SSH server:
 #   linuxkit-ssh     dropbear/, Debian's cloud kernel (LZ4: boots in ~4 s under TCG), every
 #                    format above.
+#   linuxkit-ssh-arm64
+#                    dropbear/ from Debian's arm64 packages, the arm64 cloud kernel, kernel+initrd
+#                    (console=ttyAMA0, as `linuxkit build -arch arm64` writes it).
 #   linuxkit-ssh-9p  dropbear/, Debian's generic kernel, kernel+initrd only. The cloud kernel
 #                    has no 9p, so volumes need this one; its XZ kernel costs ~3 s more.
 #   linuxkit-sshd    openssh/, the cloud kernel, kernel+initrd: like LinuxKit's sshd example,
@@ -58,13 +63,15 @@ resolve() { # meta-package -> "package version" of the kernel it currently depen
 }
 cloud_kernel=$(resolve linux-image-cloud-amd64)
 generic_kernel=$(resolve linux-image-amd64)
+arm64_kernel=$(resolve linux-image-cloud-arm64:arm64)
 openssh_server="openssh-server $(apt-cache policy openssh-server | awk '/Candidate:/ {print $2}')"
 
 inputs_hash=$( {
   cat "$0"
   (cd "$here" && find rootfs dropbear openssh -type f | LC_ALL=C sort | xargs sha256sum)
-  echo "$cloud_kernel $generic_kernel $openssh_server"
-  dpkg-query -W busybox-static dropbear-bin openssh-client isolinux syslinux-common
+  echo "$cloud_kernel $generic_kernel $arm64_kernel $openssh_server"
+  dpkg-query -W busybox-static dropbear-bin openssh-client isolinux syslinux-common grub-efi-amd64-bin
+  apt-cache policy dropbear-bin:arm64 busybox-static:arm64 | grep Candidate
 } | sha256sum | cut -c1-16)
 
 if [ -f "$out/.inputs" ] && [ "$(cat "$out/.inputs")" = "$inputs_hash" ]; then
@@ -92,16 +99,42 @@ copy_binary() {
   done
 }
 
-build_userland() { # FLAVOUR (dropbear|openssh) -> $work/userland-FLAVOUR
-  local flavour=$1 root=$work/userland-$1 applet
+# arm64_packages: Debian's arm64 busybox, dropbear and the libraries dropbear links, unpacked
+# into $work/arm64 (ldd cannot read an arm64 binary on this host, so the libraries are named).
+arm64_packages() {
+  local deb=$work/arm64-debs
+  [ -d "$work/arm64" ] && return
+  mkdir -p "$deb"
+  (cd "$deb" && apt-get download -q busybox-static:arm64 dropbear-bin:arm64 libc6:arm64 libcrypt1:arm64 \
+      libtomcrypt1:arm64 libtommath1:arm64 libgmp10:arm64 zlib1g:arm64 >/dev/null 2>&1) || {
+    echo "build.sh: apt-get download of the arm64 packages failed (dpkg --add-architecture arm64; apt-get update)" >&2; exit 1; }
+  for f in "$deb"/*.deb; do dpkg -x "$f" "$work/arm64"; done
+}
+
+build_userland() { # FLAVOUR (dropbear|openssh|dropbear-arm64) -> $work/userland-FLAVOUR
+  local flavour=$1 root=$work/userland-$1 applet lib
   mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,lib,lib64,proc,sys,dev,run,tmp,root,media,etc}
   chmod 1777 "$root/tmp"; chmod 700 "$root/root"
-  cp /bin/busybox "$root/bin/busybox"
-  for applet in $("$root/bin/busybox" --list-full); do
+  if [ "$flavour" = dropbear-arm64 ]; then
+    arm64_packages
+    cp "$work/arm64/bin/busybox" "$root/bin/busybox"
+  else
+    cp /bin/busybox "$root/bin/busybox"
+  fi
+  # The host's busybox is the same Debian build: its applet list is the guest's.
+  for applet in $(/bin/busybox --list-full); do
     [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
   done
   ln -sf /bin/busybox "$root/init"
   case $flavour in
+    dropbear-arm64)
+      mkdir -p "$root/etc/dropbear" "$root/lib/aarch64-linux-gnu"
+      cp "$work/arm64/usr/sbin/dropbear" "$root/usr/sbin/"
+      cp "$work/arm64/usr/bin/dropbearkey" "$root/usr/bin/"
+      cp -L "$work/arm64/lib/ld-linux-aarch64.so.1" "$root/lib/"
+      for lib in libc.so.6 libcrypt.so.1 libz.so.1; do cp -L "$work/arm64/lib/aarch64-linux-gnu/$lib" "$root/lib/aarch64-linux-gnu/"; done
+      for lib in libtomcrypt.so.1 libtommath.so.1 libgmp.so.10; do cp -L "$work/arm64/usr/lib/aarch64-linux-gnu/$lib" "$root/lib/aarch64-linux-gnu/"; done
+      flavour=dropbear ;;
     dropbear)
       mkdir -p "$root/etc/dropbear"
       copy_binary "$root" /usr/sbin/dropbear
@@ -157,7 +190,11 @@ build_kernel_initrd() {
 
   cp "$k/x/boot/vmlinuz-$kver" "$prefix-kernel"
   (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -9 > "$prefix-initrd.img"
-  printf 'console=ttyS0 quiet' > "$prefix-cmdline"
+  # As `linuxkit build -arch arm64` writes it: the virt board's serial port is a PL011.
+  case $flavour in
+    *-arm64) printf 'console=ttyAMA0 quiet' > "$prefix-cmdline" ;;
+    *) printf 'console=ttyS0 quiet' > "$prefix-cmdline" ;;
+  esac
 }
 
 syslinux_cfg() { # PREFIX -> boot menu that starts the kernel at once
@@ -195,12 +232,47 @@ build_disks() { # PREFIX -> PREFIX-bios.img (MBR, a bootable FAT16 partition at 
   qemu-img convert -q -f raw -O vmdk "$prefix-bios.img" "$prefix.vmdk"
 }
 
+# build_efi PREFIX -> PREFIX-efi.iso (iso-efi: an El Torito EFI entry only) and PREFIX-efi.qcow2
+# (qcow2-efi: GPT with one EFI System Partition, no BIOS boot code), as LinuxKit names them. GRUB,
+# standalone as BOOTX64.EFI, finds the kernel on whatever medium it booted from.
+build_efi() {
+  local prefix=$1 efi=$work/efi cfg=$work/grub-efi.cfg raw=$work/efi-disk.img size_mib part
+  mkdir -p "$efi/iso"
+  printf 'set timeout=0\ninsmod part_gpt\ninsmod fat\ninsmod iso9660\nsearch --no-floppy --file /kernel --set=root\nlinux /kernel %s\ninitrd /initrd.img\nboot\n' \
+    "$(cat "$prefix-cmdline")" > "$cfg"
+  grub-mkstandalone -O x86_64-efi --locales= --fonts= --themes= -o "$efi/BOOTX64.EFI" "boot/grub/grub.cfg=$cfg"
+
+  cp "$prefix-kernel" "$efi/iso/kernel"
+  cp "$prefix-initrd.img" "$efi/iso/initrd.img"
+  truncate -s 8M "$efi/iso/efiboot.img"
+  mformat -i "$efi/iso/efiboot.img" ::
+  mmd -i "$efi/iso/efiboot.img" ::/EFI ::/EFI/BOOT
+  mcopy -i "$efi/iso/efiboot.img" "$efi/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+  xorriso -as mkisofs -quiet -o "$prefix-efi.iso" -V LINUXKIT -e efiboot.img -no-emul-boot "$efi/iso" 2>/dev/null
+
+  size_mib=$(( ( $(stat -c %s "$prefix-kernel") + $(stat -c %s "$prefix-initrd.img") ) / 1048576 + 24 ))
+  truncate -s "${size_mib}M" "$raw"
+  printf 'label: gpt\nstart=2048, type=uefi, name=ESP\n' | sfdisk -q "$raw"
+  part="$raw@@1M"
+  mformat -i "$part" -v ESP ::
+  mmd -i "$part" ::/EFI ::/EFI/BOOT
+  mcopy -i "$part" "$efi/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+  mcopy -i "$part" "$prefix-kernel" ::/kernel
+  mcopy -i "$part" "$prefix-initrd.img" ::/initrd.img
+  qemu-img convert -q -f raw -O qcow2 "$raw" "$prefix-efi.qcow2"
+  rm -f "$raw"
+}
+
 build_userland dropbear
 build_userland openssh
+build_userland dropbear-arm64
 # shellcheck disable=SC2086
 build_kernel_initrd dropbear $cloud_kernel "$out/linuxkit-ssh" $modules
 build_iso "$out/linuxkit-ssh"
 build_disks "$out/linuxkit-ssh"
+build_efi "$out/linuxkit-ssh"
+# shellcheck disable=SC2086
+build_kernel_initrd dropbear-arm64 $arm64_kernel "$out/linuxkit-ssh-arm64" virtio_pci virtio_net virtio_blk virtio_scsi sr_mod isofs
 # shellcheck disable=SC2086
 build_kernel_initrd dropbear $generic_kernel "$out/linuxkit-ssh-9p" $modules 9pnet_virtio 9p
 # shellcheck disable=SC2086

@@ -52,6 +52,8 @@ namespace LinuxKit.Testing.KubeVirt
                 Disk = Disk(args.Required("--disk")),
                 MemoryMb = args.Number("--memory"),
                 Cpus = args.Number("--cpus"),
+                Uefi = args.Flag("--uefi"),
+                Architecture = args.Optional("--architecture"),
                 UserData = await File.ReadAllBytesAsync(args.Required("--user-data")),
                 OwnerHost = args.Required("--owner-host"),
                 OwnerPid = self.Pid,

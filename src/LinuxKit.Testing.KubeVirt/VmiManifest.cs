@@ -12,6 +12,12 @@ internal sealed record VmiRequest
     public required int MemoryMb { get; init; }
     public required int Cpus { get; init; }
 
+    /// <summary>Boot under UEFI (without Secure Boot) instead of BIOS.</summary>
+    public bool Uefi { get; init; }
+
+    /// <summary>The VMI's architecture (e.g. "arm64"); null for the cluster's default.</summary>
+    public string? Architecture { get; init; }
+
     /// <summary>The LinuxKit metadata JSON, given to the guest as cloud-init NoCloud user-data.</summary>
     public required byte[] UserData { get; init; }
 
@@ -59,7 +65,7 @@ internal static class VmiManifest
             _ => new JsonObject { ["name"] = request.Disk.Name },
         };
 
-        return new JsonObject
+        var manifest = new JsonObject
         {
             ["apiVersion"] = $"{Group}/{Version}",
             ["kind"] = "VirtualMachineInstance",
@@ -104,6 +110,11 @@ internal static class VmiManifest
                     }),
             },
         };
+        var spec = manifest["spec"]!.AsObject();
+        if (request.Uefi)
+            spec["domain"]!["firmware"] = new JsonObject { ["bootloader"] = new JsonObject { ["efi"] = new JsonObject { ["secureBoot"] = false } } };
+        if (request.Architecture is { } architecture) spec["architecture"] = architecture;
+        return manifest;
     }
 
     // Label values: at most 63 characters of [A-Za-z0-9._-], starting and ending alphanumeric.

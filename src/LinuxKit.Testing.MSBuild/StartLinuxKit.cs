@@ -68,6 +68,12 @@ public sealed class StartLinuxKit : LinuxKitTask
     /// </summary>
     public bool UniqueClones { get; set; }
 
+    /// <summary><c>bios</c> or <c>uefi</c>; empty (the default) reads it from the image (<see cref="RunOptions.Firmware"/>).</summary>
+    public string? Firmware { get; set; }
+
+    /// <summary><c>x64</c> or <c>arm64</c>; empty (the default) reads it from the image (<see cref="RunOptions.Architecture"/>).</summary>
+    public string? Architecture { get; set; }
+
     /// <summary>
     /// When true the VM is not detached: it is stopped when this build ends, also in a reused
     /// MSBuild node, and when the build process dies (the `dotnet test` hand-off uses this, so
@@ -197,6 +203,8 @@ public sealed class StartLinuxKit : LinuxKitTask
                 GracefulStop = GracefulStop,
                 WarmStart = WarmStart,
                 UniqueClones = UniqueClones,
+                Firmware = Firmware,
+                Architecture = Architecture,
             }.ApplyTo(Defaults, path => path);
             options.Validate();
             return true;

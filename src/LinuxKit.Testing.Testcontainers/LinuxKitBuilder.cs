@@ -88,6 +88,12 @@ public sealed class LinuxKitBuilder
     /// <param name="enabled">False hands such clones out, with a warning (the default).</param>
     public LinuxKitBuilder WithUniqueClones(bool enabled = true) => WithOptions(o => o with { UniqueClones = enabled });
 
+    /// <summary>Boots with this firmware instead of the one read from the image (<see cref="RunOptions.Firmware"/>).</summary>
+    public LinuxKitBuilder WithFirmware(Firmware firmware) => WithOptions(o => o with { Firmware = firmware });
+
+    /// <summary>Runs the guest as this architecture instead of the one read from the image (<see cref="RunOptions.Architecture"/>).</summary>
+    public LinuxKitBuilder WithArchitecture(GuestArchitecture architecture) => WithOptions(o => o with { Architecture = architecture });
+
     /// <summary>Which hypervisor runs the VM (default: LINUXKIT_TESTING_HYPERVISOR, else detected).</summary>
     public LinuxKitBuilder WithHypervisor(HypervisorKind hypervisor) => WithManagerOptions(m => m with { Hypervisor = hypervisor });
 

@@ -232,9 +232,11 @@ internal static class VmCommands
         var bootTimeout = new Option<int>("--boot-timeout") { Description = "Seconds the VM may take to answer over SSH.", DefaultValueFactory = _ => (int)defaults.BootTimeout.TotalSeconds };
         var graceful = new Option<bool>("--graceful-stop") { Description = "Stop the VM with an ACPI power-off request, waiting for the guest, instead of at once." };
         var restrict = new Option<bool>("--restrict-network") { Description = "The guest reaches nothing outside it (the host's loopback services included); forwarded ports still reach it." };
+        var firmware = new Option<string?>("--firmware") { Description = "bios or uefi; default: read from the image (an ISO's boot catalog, a disk's partition table)." };
+        var arch = new Option<string?>("--arch") { Description = "x64 or arm64; default: read from the image. Another architecture than the host's runs under emulation." };
         var command = new Command("run", "Boot a VM and print how to connect; without --detach it runs until Ctrl-C, then stops.")
         {
-            image, detach, ports, memory, cpus, name, cold, unique, volumes, sshKey, sshUser, bootTimeout, graceful, restrict,
+            image, detach, ports, memory, cpus, name, cold, unique, volumes, sshKey, sshUser, bootTimeout, graceful, restrict, firmware, arch,
         };
         command.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
         {
@@ -256,6 +258,8 @@ internal static class VmCommands
                 BootTimeoutSeconds = parsed.GetValue(bootTimeout),
                 GracefulStop = parsed.GetValue(graceful),
                 RestrictNetwork = parsed.GetValue(restrict),
+                Firmware = parsed.GetValue(firmware),
+                Architecture = parsed.GetValue(arch),
             }.ApplyTo(new RunOptions(), Path.GetFullPath);
             using var progress = context.Progress(parsed);
             await using var manager = context.Manager(parsed, progress);

@@ -42,6 +42,12 @@ internal sealed record FlatRunOptions
 
     public string? SshKey { get; init; }
     public string SshUser { get; init; } = Defaults.SshUser;
+
+    /// <summary>"auto", "bios" or "uefi"; empty for auto (<see cref="RunOptions.Firmware"/>).</summary>
+    public string? Firmware { get; init; }
+
+    /// <summary>"auto", "x64" (or "amd64", "x86_64") or "arm64" (or "aarch64"); empty for auto (<see cref="RunOptions.Architecture"/>).</summary>
+    public string? Architecture { get; init; }
     public int SshPort { get; init; } = Defaults.SshPort;
 
     /// <summary>
@@ -70,8 +76,23 @@ internal sealed record FlatRunOptions
             SshKey = string.IsNullOrEmpty(SshKey) ? options.SshKey : resolvePath(SshKey),
             SshUser = SshUser,
             SshPort = SshPort,
+            Firmware = string.IsNullOrEmpty(Firmware) ? options.Firmware : ParseFirmware(Firmware),
+            Architecture = string.IsNullOrEmpty(Architecture) ? options.Architecture : ParseArchitecture(Architecture),
         };
     }
+
+    private Firmware ParseFirmware(string text) =>
+        Enum.TryParse<Firmware>(text, ignoreCase: true, out var firmware) && Enum.IsDefined(firmware) && !int.TryParse(text, out _)
+            ? firmware
+            : throw new LinuxKitException($"{Source}: Firmware is '{text}': use auto, bios or uefi.");
+
+    private GuestArchitecture ParseArchitecture(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "auto" => GuestArchitecture.Auto,
+        "x64" or "amd64" or "x86_64" => GuestArchitecture.X64,
+        "arm64" or "aarch64" => GuestArchitecture.Arm64,
+        _ => throw new LinuxKitException($"{Source}: Architecture is '{text}': use auto, x64 (amd64, x86_64) or arm64 (aarch64)."),
+    };
 
     /// <summary>A hypervisor written as text ("qemu", "hyperkit", "kubevirt"; empty for detection).</summary>
     /// <exception cref="LinuxKitException">It names no hypervisor.</exception>

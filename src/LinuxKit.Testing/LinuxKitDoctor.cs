@@ -82,6 +82,30 @@ public static class LinuxKitDoctor
         }
         if (qemu is not null)
         {
+            // What the other outputs need: arm64 guests their own QEMU binary, UEFI images the
+            // firmware. Warnings only: BIOS images of the host's architecture need neither.
+            try
+            {
+                var aarch64 = qemu.BinaryFor(GuestArchitecture.Arm64);
+                checks.Add(new DoctorCheck("QEMU arm64", DoctorStatus.Ok, $"{aarch64}: {await VersionAsync(aarch64, cancellationToken).ConfigureAwait(false)}"));
+            }
+            catch (LinuxKitException e)
+            {
+                checks.Add(new DoctorCheck("QEMU arm64", DoctorStatus.Warning, e.Message));
+            }
+            foreach (var architecture in new[] { GuestArchitecture.X64, GuestArchitecture.Arm64 })
+            {
+                var name = architecture == GuestArchitecture.Arm64 ? "UEFI arm64" : "UEFI x86_64";
+                try
+                {
+                    var uefi = qemu.UefiFor(architecture);
+                    checks.Add(new DoctorCheck(name, DoctorStatus.Ok, $"{uefi.Code} (variables {uefi.VarsTemplate}; from {uefi.Source})"));
+                }
+                catch (LinuxKitException e)
+                {
+                    checks.Add(new DoctorCheck(name, DoctorStatus.Warning, e.Message));
+                }
+            }
             var (accelerator, whyNotKvm) = await AcceleratorProbe.DiagnoseAsync(qemu.Binary).WaitAsync(cancellationToken).ConfigureAwait(false);
             checks.Add(whyNotKvm is null
                 ? new DoctorCheck("Accelerator", DoctorStatus.Ok, accelerator.ToString().ToLowerInvariant())

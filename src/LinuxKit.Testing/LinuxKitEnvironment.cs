@@ -16,6 +16,18 @@ internal static class LinuxKitEnvironment
     /// <summary>The qemu-system-x86_64 binary, when <see cref="LinuxKitManagerOptions.QemuPath"/> is not set.</summary>
     public const string Qemu = "LINUXKIT_TESTING_QEMU";
 
+    /// <summary>The qemu-system-aarch64 binary for arm64 guests; by default the one beside the x86_64 binary, else on PATH.</summary>
+    public const string QemuAarch64 = "LINUXKIT_TESTING_QEMU_AARCH64";
+
+    /// <summary>
+    /// UEFI firmware code (read-only pflash) to use instead of what QEMU's firmware descriptors
+    /// name; with <see cref="UefiVars"/>, the variables template each VM gets a copy of.
+    /// </summary>
+    public const string UefiCode = "LINUXKIT_TESTING_UEFI_CODE";
+
+    /// <summary>The UEFI variables template that goes with <see cref="UefiCode"/>.</summary>
+    public const string UefiVars = "LINUXKIT_TESTING_UEFI_VARS";
+
     /// <summary>The kubeconfig for KubeVirt, when <c>KubeVirtOptions.Kubeconfig</c> is not set (before KUBECONFIG).</summary>
     public const string Kubeconfig = "LINUXKIT_TESTING_KUBECONFIG";
 

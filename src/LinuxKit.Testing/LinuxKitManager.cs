@@ -82,6 +82,8 @@ public sealed class LinuxKitManager : IManager
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         var resolved = LinuxKitImage.Resolve(image, _logger);
+        var boot = FirmwareChoice.Decide(resolved, options.Firmware, options.Architecture);
+        if (boot.Reason is { } reason) _logger.LogInformation("Image {Image}: {Reason}", resolved.Path, reason);
         var hypervisor = _hypervisors.Default;
         hypervisor.Validate(resolved, options);
         return await _booter.RunAsync(image, resolved, options, hypervisor, cancellationToken).ConfigureAwait(false);

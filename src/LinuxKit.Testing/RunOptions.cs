@@ -78,6 +78,20 @@ public sealed record RunOptions
     /// </summary>
     public bool UniqueClones { get; init; }
 
+    /// <summary>
+    /// The firmware: <see cref="Firmware.Auto"/> (the default) reads it from the image (an ISO's
+    /// boot catalog, a disk's partition table; arm64 disks and ISOs boot under UEFI; an image
+    /// that boots under both gets BIOS, which is faster).
+    /// </summary>
+    public Firmware Firmware { get; init; }
+
+    /// <summary>
+    /// The guest's architecture: <see cref="GuestArchitecture.Auto"/> (the default) reads it
+    /// from the image (the kernel's header, the EFI loader on an ISO or disk). A guest of
+    /// another architecture than the host's runs under TCG emulation: slow, but it works.
+    /// </summary>
+    public GuestArchitecture Architecture { get; init; }
+
     /// <summary>How long the VM may take to answer over SSH (default 2 minutes).</summary>
     public TimeSpan BootTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
@@ -105,6 +119,10 @@ public sealed record RunOptions
             throw new LinuxKitException("RunOptions.SshUser is empty.");
         if (!Enum.IsDefined(StopMode))
             throw new LinuxKitException($"RunOptions.StopMode is {(int)StopMode}: use StopMode.Fast or StopMode.Graceful.");
+        if (!Enum.IsDefined(Firmware))
+            throw new LinuxKitException($"RunOptions.Firmware is {(int)Firmware}: use Firmware.Auto, Bios or Uefi.");
+        if (!Enum.IsDefined(Architecture))
+            throw new LinuxKitException($"RunOptions.Architecture is {(int)Architecture}: use GuestArchitecture.Auto, X64 or Arm64.");
         if (BootTimeout <= TimeSpan.Zero)
             throw new LinuxKitException($"RunOptions.BootTimeout is {BootTimeout}: give a positive time.");
         foreach (var (host, guest) in Volumes)

@@ -16,10 +16,13 @@
 //           warm VM;                      target first warm <= cold + 1.5 s, warm/cold <= 0.25
 //   memory: managed heap of the manager with 4 VMs up;        target < 50 MB
 //           QEMU's proportional set size (PSS) of 4 warm-start clones against 4 cold VMs
+//   firmware: the dropbear userland as LinuxKit's other outputs (the x86_64 kernel under BIOS
+//           and under UEFI, iso-bios, iso-efi, qcow2-efi, the arm64 kernel under TCG cold
+//           and warm), each row against the x86_64 kernel under BIOS
 //   xUnit:  one `dotnet test` of ten class fixtures on the OpenSSH image, graceful stops
 //           against fast ones (cold boots), and warm starts against cold boots (fast stops)
 // Usage: Benchmarks DROPBEAR-IMAGE OPENSSH-IMAGE [ROUNDS [PARTS]]
-//   PARTS: a comma-separated choice of boot (boot and stop), warm, baked, exec, memory, xunit; default all
+//   PARTS: a comma-separated choice of boot (boot and stop), warm, firmware, baked, exec, memory, xunit; default all
 using System.Diagnostics;
 using System.Globalization;
 using LinuxKit.Testing;
@@ -41,7 +44,7 @@ if (args.Length < 2)
 // Each image's SSH server, and the console line it writes when it starts.
 var images = new[] { ("dropbear", args[0], "Not backgrounding"), ("OpenSSH", args[1], "Server listening on") };
 var rounds = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3;
-var parts = args.Length > 3 ? args[3].Split(',') : ["boot", "warm", "baked", "exec", "memory", "xunit"];
+var parts = args.Length > 3 ? args[3].Split(',') : ["boot", "warm", "firmware", "baked", "exec", "memory", "xunit"];
 var state = Directory.CreateTempSubdirectory("lkt-bench-").FullName;
 var options = new LinuxKitManagerOptions { StateDirectory = state };
 var qemu = new QemuHypervisor(null, Accelerator.Auto, NullLogger.Instance);
@@ -126,6 +129,43 @@ try
     // Guests with their key baked in (LinuxKit's sshd example), the caller passing the key:
     // cold boots against warm starts, each round in a fresh state directory, so that the first
     // warm VM of a round pays for making the template, as every CI job's first VM does.
+    if (parts.Contains("firmware"))
+    {
+        // The same dropbear userland booted as LinuxKit's other outputs; each row against the
+        // first (the x86_64 kernel under SeaBIOS), all in this run.
+        var folder = Path.GetDirectoryName(Path.GetFullPath(args[0]))!;
+        var arm64 = Path.Combine(folder, "linuxkit-ssh-arm64");
+        var rows = new (string Name, string Image, RunOptions Options)[]
+        {
+            ("x86_64 kernel+initrd, BIOS", args[0], runOptions with { Firmware = Firmware.Bios }),
+            ("x86_64 kernel+initrd, UEFI", args[0], runOptions with { Firmware = Firmware.Uefi }),
+            ("iso-bios", Path.Combine(folder, "linuxkit-ssh.iso"), runOptions),
+            ("iso-efi (UEFI)", Path.Combine(folder, "linuxkit-ssh-efi.iso"), runOptions),
+            ("qcow2-efi (UEFI)", Path.Combine(folder, "linuxkit-ssh-efi.qcow2"), runOptions),
+            ("arm64 kernel+initrd (TCG)", arm64, runOptions),
+            ("arm64 kernel+initrd (TCG), warm", arm64, warmOptions),
+        };
+        await using var manager = new LinuxKitManager(options);
+        // The arm64 template is made before the rounds: its rounds are restores.
+        await manager.StopAsync((await manager.RunAsync(arm64, warmOptions)).Id);
+        double? baseline = null;
+        foreach (var (name, image, how) in rows)
+        {
+            var times = new List<double>();
+            for (var round = 0; round < rounds; round++)
+            {
+                var clock = Stopwatch.StartNew();
+                var vm = await manager.RunAsync(image, how);
+                await manager.ExecAsync(vm.Id, ["true"]);
+                times.Add(clock.Elapsed.TotalSeconds);
+                if (how.WarmStart && vm.WarmStartTemplate is null) throw new InvalidOperationException("a warm round booted cold; its time is void");
+                await manager.StopAsync(vm.Id);
+            }
+            baseline ??= Median(times);
+            summary.Add($"firmware/arch: {name}: boot to first command (median of {rounds}) {Median(times):0.00} s, ratio to the x86_64 kernel under BIOS = {Median(times) / baseline.Value:0.00}");
+        }
+    }
+
     foreach (var (server, path, _) in parts.Contains("baked") ? images : [])
     {
         var baked = path + "-baked";

@@ -24,6 +24,17 @@ public class FailFastBootTests
     }
 
     [Fact]
+    public async Task An_image_UEFI_cannot_boot_fails_when_the_firmware_falls_back_to_its_shell()
+    {
+        await using var scratch = new ScratchManager();
+        // LinuxKit's iso-bios output has no EFI entry: under UEFI nothing on it boots.
+        var e = await Assert.ThrowsAsync<LinuxKitBootException>(() => scratch.Manager.RunAsync(TestEnvironment.Image("iso"), Patient with { Firmware = Firmware.Uefi }));
+
+        Assert.Contains("\"EFI Internal Shell\"", e.Message, StringComparison.Ordinal);
+        Assert.Equal(ContainerStatus.Error, Assert.Single(await scratch.Manager.ListAsync()).Status);
+    }
+
+    [Fact]
     public async Task A_kernel_that_finds_no_root_fails_when_it_panics_with_the_console_tail()
     {
         await using var scratch = new ScratchManager();

@@ -23,7 +23,10 @@ public class MSBuildTasksTests(LocalPackageFeed feed, KubeVirt.KubeVirtClusterFi
             TimeSpan.FromMinutes(5));
 
     [Theory]
-    [MemberData(nameof(TestEnvironment.Guests), MemberType = typeof(TestEnvironment))]
+    [InlineData("dropbear")]
+    [InlineData("openssh")]
+    [InlineData("iso-efi")] // LinuxKit's other outputs, nothing in the project naming firmware or architecture
+    [InlineData("arm64")]
     public async Task Build_starts_a_vm_runs_a_command_in_it_and_stops_it(string guest)
     {
         using var state = new TempDirectory("lkt-msbuild-");
@@ -32,7 +35,8 @@ public class MSBuildTasksTests(LocalPackageFeed feed, KubeVirt.KubeVirtClusterFi
         var (exitCode, output) = await BuildSampleOnAsync(TestEnvironment.GuestImage(guest), state.Path, "-warnaserror");
         Assert.True(exitCode == 0, output);
         Assert.DoesNotContain("LKT010", output, StringComparison.Ordinal);
-        Assert.True(File.Exists(Path.Combine(state.Path, "host", "accelerator.json")), "the accelerator found is not kept for later processes");
+        // An arm64 guest on this x86_64 host needs no probe: only TCG can run it.
+        if (guest != "arm64") Assert.True(File.Exists(Path.Combine(state.Path, "host", "accelerator.json")), "the accelerator found is not kept for later processes");
         Assert.Matches(@"VM [0-9a-f]{8} runs Linux; forwarded \d+ to 22", output);
         await TestEnvironment.AssertNoQemuLeftAsync(state.Path);
         Assert.Contains("\"ExitCode\": 137", StoppedRecord(state.Path), StringComparison.Ordinal); // stopped at once

@@ -16,6 +16,9 @@ internal static class TestEnvironment
         "raw" => Path.Combine(Images.Value, "linuxkit-ssh-bios.img"),
         "qcow2" => Path.Combine(Images.Value, "linuxkit-ssh.qcow2"),
         "vmdk" => Path.Combine(Images.Value, "linuxkit-ssh.vmdk"),
+        "iso-efi" => Path.Combine(Images.Value, "linuxkit-ssh-efi.iso"),
+        "qcow2-efi" => Path.Combine(Images.Value, "linuxkit-ssh-efi.qcow2"),
+        "arm64" => Path.Combine(Images.Value, "linuxkit-ssh-arm64"),
         "9p" => Path.Combine(Images.Value, "linuxkit-ssh-9p"),
         "sshd" => Path.Combine(Images.Value, "linuxkit-sshd"),
         _ => throw new ArgumentOutOfRangeException(nameof(format)),
@@ -34,12 +37,15 @@ internal static class TestEnvironment
         { "dropbear", true }, { "dropbear", false }, { "openssh", true }, { "openssh", false },
     };
 
-    /// <summary>The kernel+initrd test image whose SSH server is <paramref name="guest"/>.</summary>
+    /// <summary>
+    /// The kernel+initrd test image whose SSH server is <paramref name="guest"/>; any other name
+    /// is an <see cref="Image"/> format (dropbear too), e.g. "arm64" or "qcow2-efi".
+    /// </summary>
     public static string GuestImage(string guest) => guest switch
     {
         "dropbear" => Image("kernel"),
         "openssh" => Image("sshd"),
-        _ => throw new ArgumentOutOfRangeException(nameof(guest)),
+        _ => Image(guest),
     };
 
     /// <summary>
@@ -199,10 +205,10 @@ internal static class TestEnvironment
 /// <summary>A manager on a state directory of its own, removed afterwards.</summary>
 public sealed class ScratchManager : IAsyncDisposable
 {
-    public ScratchManager()
+    public ScratchManager(Microsoft.Extensions.Logging.ILogger? logger = null)
     {
         State = Directory.CreateTempSubdirectory("lkt-it-").FullName;
-        Manager = new LinuxKitManager(new LinuxKitManagerOptions { StateDirectory = State, StopTimeout = TimeSpan.FromSeconds(10) });
+        Manager = new LinuxKitManager(new LinuxKitManagerOptions { StateDirectory = State, StopTimeout = TimeSpan.FromSeconds(10), Logger = logger });
     }
 
     public string State { get; }

@@ -76,4 +76,25 @@ public class FlatRunOptionsTests
         var e = Assert.Throws<LinuxKitException>(() => FlatRunOptions.ParseHypervisor(text, "Test"));
         Assert.Contains($"Hypervisor is '{text}': use qemu, hyperkit, kubevirt", e.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("uefi", "aarch64", Firmware.Uefi, GuestArchitecture.Arm64)]
+    [InlineData("BIOS", "x86_64", Firmware.Bios, GuestArchitecture.X64)]
+    [InlineData("auto", "amd64", Firmware.Auto, GuestArchitecture.X64)]
+    [InlineData(null, null, Firmware.Auto, GuestArchitecture.Auto)]
+    public void Firmware_and_architecture_are_read_as_the_tools_spell_them(string? firmware, string? architecture, Firmware expectedFirmware, GuestArchitecture expectedArchitecture)
+    {
+        var options = new FlatRunOptions { Source = "run", Firmware = firmware, Architecture = architecture }.ApplyTo(new RunOptions(), p => p);
+        Assert.Equal((expectedFirmware, expectedArchitecture), (options.Firmware, options.Architecture));
+    }
+
+    [Theory]
+    [InlineData("efi", null, "run: Firmware is 'efi': use auto, bios or uefi.")]
+    [InlineData("2", null, "run: Firmware is '2'")]
+    [InlineData(null, "riscv64", "run: Architecture is 'riscv64': use auto, x64 (amd64, x86_64) or arm64 (aarch64).")]
+    public void A_firmware_or_architecture_that_names_none_is_refused_naming_the_adapter(string? firmware, string? architecture, string message)
+    {
+        var error = Assert.Throws<LinuxKitException>(() => new FlatRunOptions { Source = "run", Firmware = firmware, Architecture = architecture }.ApplyTo(new RunOptions(), p => p));
+        Assert.StartsWith(message, error.Message, StringComparison.Ordinal);
+    }
 }

@@ -46,6 +46,12 @@ public sealed class LinuxKitImageAttribute(string image) : Attribute
     /// </summary>
     public bool UniqueClones { get; set; }
 
+    /// <summary>The firmware (<see cref="RunOptions.Firmware"/>); by default read from the image.</summary>
+    public Firmware Firmware { get; set; }
+
+    /// <summary>The guest's architecture (<see cref="RunOptions.Architecture"/>); by default read from the image.</summary>
+    public GuestArchitecture Architecture { get; set; }
+
     /// <summary>Guest ports to forward to free host ports (see <see cref="SharedVm.HostPortFor"/>).</summary>
     public int[] GuestPorts { get; set; } = [];
 
@@ -89,6 +95,8 @@ public sealed class LinuxKitImageAttribute(string image) : Attribute
         SshKey = SshKey,
         SshUser = SshUser,
         SshPort = SshPort,
+        Firmware = Firmware == Firmware.Auto ? null : Firmware.ToString(),
+        Architecture = Architecture == GuestArchitecture.Auto ? null : Architecture.ToString(),
     }.ApplyTo(options, resolvePath);
 
     /// <summary>These settings over <paramref name="options"/>.</summary>

@@ -7,8 +7,8 @@ namespace LinuxKit.Testing.Hypervisors;
 /// </summary>
 internal interface IMemorySnapshots
 {
-    /// <summary>The hypervisor's binary: a template is stale once it changes (an upgrade).</summary>
-    string Binary { get; }
+    /// <summary>The hypervisor binary that runs guests of <paramref name="architecture"/>: part of what a template is made by.</summary>
+    string BinaryFor(GuestArchitecture architecture);
 
     /// <summary>
     /// What a template made with this hypervisor depends on besides the image and the binary:

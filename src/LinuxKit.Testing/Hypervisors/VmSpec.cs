@@ -9,6 +9,9 @@ internal sealed record VmSpec
     public required string Id { get; init; }
     public required LinuxKitImage Image { get; init; }
 
+    /// <summary>The guest's architecture and firmware, from the image and the caller's options (by default x86_64 under BIOS).</summary>
+    public FirmwareChoice Boot { get; init; } = new(GuestArchitecture.X64, Uefi: false, Reason: null);
+
     /// <summary>The disk the VM boots (an overlay or a converted copy); null for ISO and kernel+initrd.</summary>
     public string? BootDisk { get; init; }
     public required int MemoryMb { get; init; }
@@ -49,6 +52,7 @@ internal sealed record VmSpec
     {
         Id = files.Id,
         Image = image,
+        Boot = FirmwareChoice.Decide(image, options.Firmware, options.Architecture),
         BootDisk = bootDisk,
         MemoryMb = options.Memory,
         Cpus = options.Cpus,

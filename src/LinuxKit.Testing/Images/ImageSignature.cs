@@ -19,8 +19,8 @@ internal static class ImageSignature
         return ImageFormat.Unknown;
     }
 
-    /// <summary>An x86 Linux boot image (bzImage) carries "HdrS" at 0x202.</summary>
-    public static bool IsKernel(ReadOnlySpan<byte> header) => At(header, 0x202, "HdrS"u8);
+    /// <summary>A Linux kernel for x86_64 or arm64 (see <see cref="KernelHeader"/>).</summary>
+    public static bool IsKernel(ReadOnlySpan<byte> header) => KernelHeader.Architecture(header) is not null;
 
     /// <summary>An initrd is a cpio archive, usually compressed.</summary>
     public static bool IsInitrd(ReadOnlySpan<byte> header) =>

@@ -27,6 +27,9 @@ internal sealed record LinuxKitImage
     /// <summary>The kernel command line of a kernel+initrd image (from NAME-cmdline).</summary>
     public string? CommandLine { get; init; }
 
+    /// <summary>How the image boots (firmware, architecture), read from its content.</summary>
+    public BootContent Content { get; init; } = BootContent.Unknown("its content is not read here");
+
     /// <summary>Refuses a cluster disk on a hypervisor that boots local files.</summary>
     /// <exception cref="LinuxKitException">This is a cluster disk.</exception>
     public void RequireLocal(HypervisorKind hypervisor)
@@ -84,7 +87,20 @@ internal sealed record LinuxKitImage
                 break;
         }
         WarnOnMisleadingExtension(path, format, logger);
-        return new LinuxKitImage { Format = format, Path = path };
+        return new LinuxKitImage { Format = format, Path = path, Content = InspectBoot(path, format) };
+    }
+
+    private static BootContent InspectBoot(string path, ImageFormat format)
+    {
+        try
+        {
+            using var disk = VirtualDisk.Open(path, format);
+            return disk is null ? BootContent.Unknown($"a {format} image's boot records are not read") : BootContent.Inspect(format, disk);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new LinuxKitException($"Cannot read image '{path}': {e.Message}", e);
+        }
     }
 
     private static LinuxKitImage ResolvePrefix(string prefix)
@@ -92,14 +108,17 @@ internal sealed record LinuxKitImage
         var kernel = prefix + KernelSuffix;
         var initrd = prefix + "-initrd.img";
         var cmdline = prefix + "-cmdline";
-        if (!ImageSignature.IsKernel(ReadHeader(kernel)))
-            throw new LinuxKitException($"Kernel '{kernel}' is not an x86 Linux kernel (bzImage): its boot header signature is missing.");
+        var architecture = KernelHeader.Architecture(ReadHeader(kernel))
+            ?? throw new LinuxKitException($"Kernel '{kernel}' is not a Linux kernel for x86_64 (bzImage) or arm64 (Image, plain or gzip-compressed): its boot header signature is missing.");
         if (!File.Exists(initrd))
             throw new LinuxKitException($"Kernel+initrd image '{prefix}' has no initrd: '{initrd}' does not exist.");
         if (!ImageSignature.IsInitrd(ReadHeader(initrd)))
             throw new LinuxKitException($"Initrd '{initrd}' is not a cpio archive (plain, gzip, xz, zstd, lz4 or bzip2).");
         var commandLine = File.Exists(cmdline) ? File.ReadAllText(cmdline).Trim() : DefaultCommandLine;
-        return new LinuxKitImage { Format = ImageFormat.KernelInitrd, Path = kernel, Initrd = initrd, CommandLine = commandLine };
+        return new LinuxKitImage
+        {
+            Format = ImageFormat.KernelInitrd, Path = kernel, Initrd = initrd, CommandLine = commandLine, Content = BootContent.OfKernel(architecture),
+        };
     }
 
     private static byte[] ReadHeader(string path)

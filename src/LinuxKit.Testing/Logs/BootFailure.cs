@@ -15,6 +15,10 @@ internal static class BootFailure
         "grub rescue>",      // GRUB found neither its modules nor its config: a prompt, no newline
         "Boot failed: ",     // isolinux/syslinux giving up ("Boot failed: please change disks ...")
         "No bootable device",
+        // UEFI (OVMF, AAVMF): with no boot option left the firmware starts its built-in shell,
+        // or, built without one, says so.
+        "\"EFI Internal Shell\"",
+        "No bootable option or device was found",
     ];
 
     // In SeaBIOS's debug log only the last word counts: it prints "Boot failed" for each device

@@ -33,6 +33,9 @@ internal sealed record VmFiles(string Id, string Directory)
     /// <summary>LinuxKit's metadata CD-ROM, holding the authorized key and the volume mounts.</summary>
     public string MetadataIso => Path.Combine(Directory, "metadata.iso");
 
+    /// <summary>The VM's own copy of the UEFI variables (writable pflash), from the firmware's template.</summary>
+    public string UefiVars => Path.Combine(Directory, "efivars.fd");
+
     /// <summary>The qcow2 overlay QEMU boots a disk image through.</summary>
     public string Overlay => Path.Combine(Directory, "disk.qcow2");
 

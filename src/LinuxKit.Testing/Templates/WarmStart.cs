@@ -133,7 +133,8 @@ internal sealed class WarmStart
     private async Task<(Template? Template, bool Made)> FindOrMakeAsync(
         BootAttempt boot, LinuxKitImage image, RunOptions options, IHypervisor hypervisor, IMemorySnapshots snapshots, CancellationToken cancellationToken)
     {
-        var inputs = TemplateKey.Inputs(image).Append(TemplateKey.Fingerprint(snapshots.Binary)).ToList();
+        var architecture = FirmwareChoice.Decide(image, options.Firmware, options.Architecture).Architecture;
+        var inputs = TemplateKey.Inputs(image).Append(TemplateKey.Fingerprint(snapshots.BinaryFor(architecture))).ToList();
         var login = options.SshKey is null ? "own" : SshKeyPair.PublicKeyOf(options.SshKey);
         var key = TemplateKey.Compute(inputs, image, options, login, await snapshots.IdentityAsync(CanonicalSpec(image, options), cancellationToken).ConfigureAwait(false));
         if (_store.FailureOf(key) is { } failed)
@@ -314,6 +315,8 @@ internal sealed class WarmStart
             await snapshots.CreateOverlayAsync(templateVm.Overlay, overlay, cancellationToken).ConfigureAwait(false);
             boot.Record = boot.Record with { RuntimeFiles = [overlay] };
         }
+        // A UEFI guest's variables are part of its state: each clone starts from the template's.
+        if (File.Exists(templateVm.UefiVars)) File.Copy(templateVm.UefiVars, files.UefiVars, overwrite: true);
         // The clone's console starts with the template's boot, as if it had booted itself.
         await AppendConsoleAsync(templateVm.ConsoleLog, files.ConsoleLog, cancellationToken).ConfigureAwait(false);
         var spec = VmSpec.Of(files, image, overlay, options) with
@@ -332,7 +335,7 @@ internal sealed class WarmStart
             // A clone logs in with the template's key; the VM's own goes in beside it. The
             // caller's key is the template's already: authorized_keys is left as it is.
             var ownKey = options.SshKey is null ? sshKeyLine : null;
-            var renewal = await ready.Session.RunAsync(CloneIdentity.Command(_time.GetUtcNow(), CloneIdentity.Entropy(), ownKey), cancellationToken).ConfigureAwait(false);
+            var renewal = await ready.Session.RunAsync(CloneIdentity.Command(_time.GetUtcNow(), CloneIdentity.Entropy(), ownKey, spec.Boot.Architecture), cancellationToken).ConfigureAwait(false);
             if (renewal.ExitCode == CloneIdentity.PartlyRenewed)
             {
                 var why = $"setting the clock and reseeding need root in the guest, and an executable /tmp ({renewal.Stderr.Trim()})";

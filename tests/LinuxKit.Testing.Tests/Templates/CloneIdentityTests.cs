@@ -36,7 +36,7 @@ public sealed class CloneIdentityTests
         if (!OperatingSystem.IsLinux() || System.Runtime.InteropServices.RuntimeInformation.OSArchitecture != System.Runtime.InteropServices.Architecture.X64)
             return; // the program is for x86-64 Linux guests; only such a host can run it
         var program = Path.Combine(Path.GetTempPath(), $"lkt-reseed-{Guid.NewGuid():N}");
-        await File.WriteAllBytesAsync(program, CloneIdentity.ReseedProgram.ToArray());
+        await File.WriteAllBytesAsync(program, CloneIdentity.ReseedProgram(GuestArchitecture.X64).ToArray());
         File.SetUnixFileMode(program, UnixFileMode.UserRead | UnixFileMode.UserExecute);
         try
         {

@@ -153,6 +153,8 @@ public sealed class WarmStartTests : IAsyncDisposable
 
         public string Binary => binary;
 
+        public string BinaryFor(GuestArchitecture architecture) => binary;
+
         public Task<string> IdentityAsync(VmSpec canonical, CancellationToken cancellationToken) => Task.FromResult(Identity);
 
         public Task SaveAsync(string controlSocket, string stateFile, CancellationToken cancellationToken) => throw new InvalidOperationException("nothing runs to save");

@@ -39,6 +39,10 @@ internal sealed class HyperkitHypervisor : IHypervisor
     public void Validate(LinuxKitImage image, RunOptions options)
     {
         image.RequireLocal(Kind);
+        if (FirmwareChoice.Decide(image, options.Firmware, options.Architecture).Architecture == GuestArchitecture.Arm64)
+            throw new LinuxKitException($"Hyperkit runs x86_64 guests only, and '{image.Path}' is an arm64 image. Use QEMU (LinuxKitManagerOptions.Hypervisor = Qemu; on Apple Silicon it runs arm64 guests with hvf).");
+        if (image.Format != ImageFormat.KernelInitrd && options.Firmware == Firmware.Bios)
+            throw new LinuxKitException($"Hyperkit has no BIOS: it boots {image.Format} images through EFI firmware only. Leave RunOptions.Firmware Auto (or Uefi), or use QEMU for BIOS images.");
         if (options.Volumes.Count > 0)
             throw new LinuxKitException("Hyperkit cannot share host folders (its virtio-9p serves sockets, not folders). Use QEMU for volumes (LinuxKitManagerOptions.Hypervisor = Qemu), or copy files in with WriteFileAsync.");
         if (options.RestrictNetwork)

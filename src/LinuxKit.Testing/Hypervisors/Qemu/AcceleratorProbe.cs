@@ -27,6 +27,13 @@ internal static class AcceleratorProbe
     }
 
     /// <summary>
+    /// The accelerator for arm64 guests on an arm64 host: HVF on macOS, KVM where /dev/kvm
+    /// opens. (The guest probe is an x86 program; an arm64 host is not probed by running one.)
+    /// </summary>
+    public static Accelerator DiagnoseArm64Host() =>
+        OperatingSystem.IsMacOS() ? Accelerator.Hvf : CanOpenKvm(out _) ? Accelerator.Kvm : Accelerator.Tcg;
+
+    /// <summary>
     /// The answer kept in <paramref name="cacheFolder"/> when it was found for the same
     /// <paramref name="key"/>, else <paramref name="diagnose"/>'s, which is then kept.
     /// </summary>

@@ -5,14 +5,24 @@ using LinuxKit.Testing.Networking;
 namespace LinuxKit.Testing.Hypervisors.Qemu;
 
 /// <summary>
-/// Builds the qemu-system-x86_64 arguments for a VM. Pure: no files, no processes, so every
-/// format and option is covered by snapshot tests.
+/// Builds the QEMU arguments for a VM: qemu-system-x86_64 with the q35 machine, or
+/// qemu-system-aarch64 with the virt machine, under BIOS, UEFI or (arm64 kernels) no firmware.
+/// Pure: no files, no processes, so every format and option is covered by snapshot tests.
 /// </summary>
 internal static class QemuCommandBuilder
 {
-    public static IReadOnlyList<string> Build(VmSpec spec, Accelerator accelerator)
+    /// <param name="spec">The VM.</param>
+    /// <param name="accelerator">The accelerator, resolved for the guest's architecture.</param>
+    /// <param name="uefi">The firmware files when <see cref="FirmwareChoice.Uefi"/>; the VM's variables are its own copy (<see cref="State.VmFiles.UefiVars"/>).</param>
+    public static IReadOnlyList<string> Build(VmSpec spec, Accelerator accelerator, UefiFirmware? uefi = null)
     {
         if (accelerator == Accelerator.Auto) throw new ArgumentException("Resolve the accelerator before building the command.", nameof(accelerator));
+        if (spec.Boot.Uefi && uefi is null) throw new ArgumentException("A UEFI boot needs the firmware's files.", nameof(uefi));
+        if (!spec.Boot.Uefi) uefi = null;
+        var arm64 = spec.Boot.Architecture == GuestArchitecture.Arm64;
+        // virt: the arm64 board QEMU and LinuxKit use. Under KVM its interrupt controller is the
+        // host's (GICv3-only hosts such as Graviton have no GICv2 to emulate).
+        var machine = arm64 ? (accelerator == Accelerator.Kvm ? "virt,gic-version=host" : "virt") : "q35";
         var args = new List<string>
         {
             "-name", "linuxkit-" + spec.Id,
@@ -24,16 +34,16 @@ internal static class QemuCommandBuilder
             // Warm start: RAM is a file, so a template's memory outlives its QEMU and clones map
             // it instead of loading it (migration skips it: x-ignore-shared). vmgenid gives each
             // clone a new generation id, which kernels built with CONFIG_VMGENID take as the cue
-            // to reseed their random generator.
+            // to reseed their random generator (an ACPI device: x86 only).
             args.AddRange([
-                "-machine", "q35,memory-backend=ram",
+                "-machine", machine + ",memory-backend=ram",
                 "-object", string.Create(CultureInfo.InvariantCulture, $"memory-backend-file,id=ram,size={spec.MemoryMb}M,mem-path={Escape(memory.Path)},share={(memory.Shared ? "on" : "off")}"),
-                "-device", "vmgenid",
             ]);
+            if (!arm64) args.AddRange(["-device", "vmgenid"]);
         }
         else
         {
-            args.AddRange(["-machine", "q35"]);
+            args.AddRange(["-machine", machine]);
         }
         args.AddRange(accelerator switch
         {
@@ -42,7 +52,9 @@ internal static class QemuCommandBuilder
             _ => ["-accel", "tcg,tb-size=256"],
         });
         args.AddRange([
-            "-cpu", "max",
+            // arm64 under TCG: pauth-impdef makes pointer authentication, which the kernel uses
+            // on every function return, cheap to emulate.
+            "-cpu", !arm64 ? "max" : accelerator == Accelerator.Tcg ? "max,pauth-impdef=on" : "host",
             "-smp", Invariant(spec.Cpus),
             "-m", Invariant(spec.MemoryMb),
             "-display", "none",
@@ -51,10 +63,25 @@ internal static class QemuCommandBuilder
             // (ConsoleRotation) while QEMU writes.
             "-chardev", $"file,id=console,path={Escape(spec.Files.ConsoleLog)},append=on",
             "-serial", "chardev:console",
+        ]);
+        if (!arm64)
+        {
             // The firmware's own log (SeaBIOS writes it to port 0x402, never to the serial
-            // console): how a boot that found nothing to boot is told at once.
-            "-chardev", $"file,id=firmware,path={Escape(spec.Files.FirmwareLog)}",
-            "-device", "isa-debugcon,iobase=0x402,chardev=firmware",
+            // console): how a boot that found nothing to boot is told at once. OVMF and the
+            // arm64 firmware say so on the serial console.
+            args.AddRange([
+                "-chardev", $"file,id=firmware,path={Escape(spec.Files.FirmwareLog)}",
+                "-device", "isa-debugcon,iobase=0x402,chardev=firmware",
+            ]);
+        }
+        if (uefi is not null)
+        {
+            args.AddRange([
+                "-drive", $"if=pflash,format=raw,unit=0,file={Escape(uefi.Code)},readonly=on",
+                "-drive", $"if=pflash,format=raw,unit=1,file={Escape(spec.Files.UefiVars)}",
+            ]);
+        }
+        args.AddRange([
             "-qmp", $"unix:{Escape(spec.Files.ControlSocket)},server=on,wait=off",
             // -daemonize: QEMU returns once it is set up (ports bound, files open) or failed, and
             // runs in its own session, so Ctrl-C in the caller does not reach it. -D keeps its
@@ -67,7 +94,9 @@ internal static class QemuCommandBuilder
         // restrict=on: the guest reaches nothing outside (the host's loopback services
         // included); the forwarded ports still reach the guest.
         var restrict = spec.RestrictNetwork ? "restrict=on," : "";
-        args.AddRange(["-netdev", "user,id=net0," + restrict + string.Join(',', forwards), "-device", "virtio-net-pci,netdev=net0"]);
+        // Under UEFI without the NIC's option ROM: a boot that finds no disk to boot reaches the
+        // firmware's "nothing to boot" at once, not after a network boot's timeouts.
+        args.AddRange(["-netdev", "user,id=net0," + restrict + string.Join(',', forwards), "-device", "virtio-net-pci,netdev=net0" + (uefi is null ? "" : ",romfile=")]);
 
         // The metadata CD-ROM sits on virtio-scsi: Debian's cloud kernel has no AHCI driver.
         args.AddRange([
@@ -82,10 +111,11 @@ internal static class QemuCommandBuilder
                 args.AddRange(["-kernel", spec.Image.Path, "-initrd", spec.Image.Initrd!, "-append", spec.Image.CommandLine ?? ""]);
                 break;
             case ImageFormat.Iso:
-                // Read-only: an ISO needs no overlay, and many VMs can share it.
+                // Read-only: an ISO needs no overlay, and many VMs can share it. The virt board
+                // has no IDE: there the CD sits on virtio-scsi beside the metadata one.
                 args.AddRange([
                     "-drive", $"if=none,id=boot,file={Escape(spec.Image.Path)},format=raw,media=cdrom,readonly=on",
-                    "-device", "ide-cd,drive=boot,bus=ide.0,bootindex=0",
+                    "-device", arm64 ? "scsi-cd,drive=boot,bus=scsi0.0,bootindex=0" : "ide-cd,drive=boot,bus=ide.0,bootindex=0",
                 ]);
                 break;
             case ImageFormat.Qcow2 or ImageFormat.Vmdk or ImageFormat.Raw:

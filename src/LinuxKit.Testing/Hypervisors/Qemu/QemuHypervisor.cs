@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 using LinuxKit.Testing.Images;
 using LinuxKit.Testing.Processes;
 using LinuxKit.Testing.State;
@@ -6,7 +7,10 @@ using Microsoft.Extensions.Logging;
 
 namespace LinuxKit.Testing.Hypervisors.Qemu;
 
-/// <summary>Runs VMs with qemu-system-x86_64: finds the binaries, picks the accelerator, starts and controls QEMU.</summary>
+/// <summary>
+/// Runs VMs with qemu-system-x86_64 or qemu-system-aarch64: finds the binaries and UEFI
+/// firmware, picks the accelerator, starts and controls QEMU.
+/// </summary>
 internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
 {
     private const string InstallHint =
@@ -14,10 +18,13 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
         "or set LINUXKIT_TESTING_QEMU to the qemu-system-x86_64 binary.";
 
     private static readonly ConcurrentDictionary<string, Lazy<Task<Accelerator>>> DetectedAccelerators = new();
+    private readonly ConcurrentDictionary<string, bool> _toldOnce = new();
 
     private readonly Accelerator _requestedAccelerator;
     private readonly ILogger _logger;
     private readonly Func<string>? _hostFolder;
+    private readonly Lazy<string> _aarch64Binary;
+    private readonly ConcurrentDictionary<GuestArchitecture, Lazy<UefiFirmware>> _uefi = new();
 
     /// <param name="binary">qemu-system-x86_64, by path or name; null for LINUXKIT_TESTING_QEMU, else PATH.</param>
     /// <param name="accelerator">Auto to use KVM where it runs a guest, else TCG.</param>
@@ -34,7 +41,28 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
         var besideBinary = Path.Combine(Path.GetDirectoryName(Binary)!, "qemu-img");
         QemuImg = File.Exists(besideBinary) ? besideBinary : ProcessRunner.FindOnPath("qemu-img")
             ?? throw new LinuxKitException($"qemu-img was not found next to {Binary} or on PATH; it makes the disk overlays. {InstallHint}");
+        _aarch64Binary = new Lazy<string>(() => FindAarch64(Binary));
     }
+
+    // Looked for when an arm64 guest first boots: a host that runs only x86_64 guests needs none.
+    private static string FindAarch64(string x86Binary)
+    {
+        var requested = LinuxKitEnvironment.Read(LinuxKitEnvironment.QemuAarch64);
+        var beside = Path.Combine(Path.GetDirectoryName(x86Binary)!, "qemu-system-aarch64");
+        return (requested is not null ? ProcessRunner.FindOnPath(requested) : File.Exists(beside) ? beside : ProcessRunner.FindOnPath("qemu-system-aarch64"))
+            ?? throw new LinuxKitException(
+                $"An arm64 guest needs qemu-system-aarch64, which was not found ({(requested is not null ? $"{LinuxKitEnvironment.QemuAarch64} is '{requested}'" : $"not beside {x86Binary}, nor on PATH")}). " +
+                $"Install it: Debian/Ubuntu 'sudo apt-get install qemu-system-arm', Fedora 'sudo dnf install qemu-system-aarch64', macOS 'brew install qemu'; or set {LinuxKitEnvironment.QemuAarch64}.");
+    }
+
+    /// <summary>The QEMU binary for guests of <paramref name="architecture"/>.</summary>
+    /// <exception cref="LinuxKitException">qemu-system-aarch64 is wanted and not installed.</exception>
+    public string BinaryFor(GuestArchitecture architecture) => architecture == GuestArchitecture.Arm64 ? _aarch64Binary.Value : Binary;
+
+    /// <summary>The UEFI firmware for guests of <paramref name="architecture"/>, found once.</summary>
+    /// <exception cref="LinuxKitException">None is installed.</exception>
+    public UefiFirmware UefiFor(GuestArchitecture architecture) =>
+        _uefi.GetOrAdd(architecture, a => new Lazy<UefiFirmware>(() => UefiFirmware.Find(a, BinaryFor(a)))).Value;
 
     public HypervisorKind Kind => HypervisorKind.Qemu;
 
@@ -55,13 +83,19 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
 
     public async Task<ProcessIdentity> StartAsync(VmSpec spec, CancellationToken cancellationToken)
     {
-        var accelerator = await ResolveAcceleratorAsync(cancellationToken).ConfigureAwait(false);
+        var architecture = spec.Boot.Architecture;
+        var binary = BinaryFor(architecture);
+        var accelerator = await ResolveAcceleratorAsync(architecture, cancellationToken).ConfigureAwait(false);
+        var uefi = spec.Boot.Uefi ? UefiFor(architecture) : null;
+        // The VM's own variables store, from the firmware's template (a warm-start clone brings
+        // its template's).
+        if (uefi is not null && !File.Exists(spec.Files.UefiVars)) File.Copy(uefi.VarsTemplate, spec.Files.UefiVars);
         spec.Files.PrepareControlSocketFolder();
-        var args = QemuCommandBuilder.Build(spec, accelerator);
-        _logger.LogDebug("Starting VM {Id}: {Binary} {Arguments}", spec.Id, Binary, string.Join(' ', args));
+        var args = QemuCommandBuilder.Build(spec, accelerator, uefi);
+        _logger.LogDebug("Starting VM {Id}: {Binary} {Arguments}", spec.Id, binary, string.Join(' ', args));
         // Not cancelled midway: killing the daemonizing parent could orphan a QEMU that already
         // forked, with nothing knowing its PID. Start-up takes a moment; the caller cancels after.
-        var outcome = await ProcessRunner.RunAsync(Binary, args, TimeSpan.FromSeconds(60), CancellationToken.None).ConfigureAwait(false);
+        var outcome = await ProcessRunner.RunAsync(binary, args, TimeSpan.FromSeconds(60), CancellationToken.None).ConfigureAwait(false);
         if (outcome.ExitCode != 0)
         {
             // A daemonizing QEMU may report a failure of its child only in its -D log.
@@ -157,10 +191,12 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
 
     public async Task<string> IdentityAsync(VmSpec canonical, CancellationToken cancellationToken)
     {
-        var accelerator = await ResolveAcceleratorAsync(cancellationToken).ConfigureAwait(false);
+        var architecture = canonical.Boot.Architecture;
+        var accelerator = await ResolveAcceleratorAsync(architecture, cancellationToken).ConfigureAwait(false);
+        var uefi = canonical.Boot.Uefi ? UefiFor(architecture) : null;
         // -cpu max is whatever this host's CPU offers, and saved CPU state does not move to
         // another model: a state directory on a shared home reaches other machines.
-        return string.Join('\n', QemuCommandBuilder.Build(canonical, accelerator)) + "\nhost-cpu=" + HostCpuModel.Value;
+        return string.Join('\n', QemuCommandBuilder.Build(canonical, accelerator, uefi)) + "\nhost-cpu=" + HostCpuModel.Value;
     }
 
     private static readonly Lazy<string> HostCpuModel = new(() =>
@@ -246,14 +282,18 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
         }
     }
 
-    private Task<Accelerator> ResolveAcceleratorAsync(CancellationToken cancellationToken)
+    private Task<Accelerator> ResolveAcceleratorAsync(GuestArchitecture architecture, CancellationToken cancellationToken)
     {
         var requested = _requestedAccelerator;
         if (requested == Accelerator.Auto && LinuxKitEnvironment.Read<Accelerator>(LinuxKitEnvironment.Accelerator) is { } fromEnvironment)
             requested = fromEnvironment;
-        if (requested != Accelerator.Auto) return Task.FromResult(requested);
+        var (decided, message) = GuestAcceleration.Decide(requested, architecture, RuntimeInformation.OSArchitecture);
+        if (message is not null && _toldOnce.TryAdd(message, true)) _logger.LogInformation(LogEvents.Notice, "{Message}", message);
+        if (decided is { } accelerator) return Task.FromResult(accelerator);
         // Detected once per process and binary: the probe costs a QEMU start.
-        return DetectedAccelerators.GetOrAdd(Binary, binary => new Lazy<Task<Accelerator>>(() => DetectAsync(binary, _logger))).Value
+        return DetectedAccelerators.GetOrAdd(BinaryFor(architecture), binary => new Lazy<Task<Accelerator>>(() => architecture == GuestArchitecture.Arm64
+                ? Task.FromResult(AcceleratorProbe.DiagnoseArm64Host())
+                : DetectAsync(binary, _logger))).Value
             .WaitAsync(cancellationToken);
     }
 

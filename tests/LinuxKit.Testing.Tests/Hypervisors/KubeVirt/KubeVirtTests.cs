@@ -62,6 +62,17 @@ public sealed class KubeVirtTests
     }
 
     [Fact]
+    public void Uefi_and_arm64_asked_for_become_the_vmis_efi_bootloader_without_secure_boot_and_its_architecture()
+    {
+        var plain = VmiManifest.Build(Request(new ClusterDisk(ClusterDiskSource.ContainerDisk, "registry.test/os:1")));
+        var asked = VmiManifest.Build(Request(new ClusterDisk(ClusterDiskSource.ContainerDisk, "registry.test/os:1")) with { Uefi = true, Architecture = "arm64" });
+        Assert.Null(plain["spec"]!["domain"]!["firmware"]);
+        Assert.Null(plain["spec"]!["architecture"]);
+        Assert.False(asked["spec"]!["domain"]!["firmware"]!["bootloader"]!["efi"]!["secureBoot"]!.GetValue<bool>());
+        Assert.Equal("arm64", asked["spec"]!["architecture"]!.GetValue<string>());
+    }
+
+    [Fact]
     public void The_vmi_carries_labels_that_find_it_and_its_bridge_and_an_expiry_annotation()
     {
         var metadata = VmiManifest.Build(Request(new ClusterDisk(ClusterDiskSource.ContainerDisk, "registry.test/os:1")))["metadata"]!;

@@ -140,4 +140,53 @@ public class QemuCommandBuilderTests
 
         Assert.StartsWith(netdev, args[args.IndexOf("-netdev") + 1], StringComparison.Ordinal);
     }
+
+    private static readonly UefiFirmware Ovmf = new("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd", "test");
+    private static readonly UefiFirmware Aavmf = new("/opt/homebrew/share/qemu/edk2-aarch64-code.fd", "/opt/homebrew/share/qemu/edk2-arm-vars.fd", "test");
+
+    [Fact]
+    public void A_UEFI_boot_maps_the_code_read_only_and_the_VMs_own_variables_and_drops_the_NICs_boot_ROM()
+    {
+        var spec = SpecFor("qcow2") with { Boot = new FirmwareChoice(GuestArchitecture.X64, Uefi: true, Reason: null) };
+        var args = QemuCommandBuilder.Build(spec, Accelerator.Tcg, Ovmf);
+        Snapshot.Match(args);
+        Assert.Contains("if=pflash,format=raw,unit=0,file=/usr/share/OVMF/OVMF_CODE_4M.fd,readonly=on", args);
+        Assert.Contains("if=pflash,format=raw,unit=1,file=/state/vms/0123abcd/efivars.fd", args);
+        Assert.Throws<ArgumentException>(() => QemuCommandBuilder.Build(spec, Accelerator.Tcg));
+    }
+
+    [Fact]
+    public void An_arm64_kernel_runs_on_the_virt_board_with_no_firmware_and_no_x86_devices()
+    {
+        var spec = SpecFor("kernel") with { Boot = new FirmwareChoice(GuestArchitecture.Arm64, Uefi: false, Reason: null) };
+        var args = QemuCommandBuilder.Build(spec, Accelerator.Tcg).ToList();
+        Snapshot.Match(args);
+        Assert.Equal("virt", args[args.IndexOf("-machine") + 1]);
+        Assert.Equal("max,pauth-impdef=on", args[args.IndexOf("-cpu") + 1]);
+        Assert.DoesNotContain(args, a => a.Contains("isa-debugcon", StringComparison.Ordinal) || a.Contains("pflash", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void On_Apple_Silicon_an_arm64_ISO_runs_under_hvf_with_the_host_CPU_UEFI_and_its_CD_on_virtio_scsi()
+    {
+        var spec = SpecFor("iso") with { Boot = new FirmwareChoice(GuestArchitecture.Arm64, Uefi: true, Reason: null) };
+        var args = QemuCommandBuilder.Build(spec, Accelerator.Hvf, Aavmf).ToList();
+        Snapshot.Match(args);
+        Assert.Equal("hvf", args[args.IndexOf("-accel") + 1]);
+        Assert.Equal("host", args[args.IndexOf("-cpu") + 1]);
+        Assert.Contains("scsi-cd,drive=boot,bus=scsi0.0,bootindex=0", args);
+    }
+
+    [Fact]
+    public void An_arm64_template_keeps_its_ram_in_a_file_without_the_x86_generation_id_device()
+    {
+        var spec = SpecFor("kernel") with
+        {
+            Boot = new FirmwareChoice(GuestArchitecture.Arm64, Uefi: false, Reason: null),
+            MemoryFile = new MemoryFile("/state/templates/k/memory.ram", Shared: true),
+        };
+        var args = QemuCommandBuilder.Build(spec, Accelerator.Kvm).ToList();
+        Assert.Equal("virt,gic-version=host,memory-backend=ram", args[args.IndexOf("-machine") + 1]);
+        Assert.DoesNotContain("vmgenid", args);
+    }
 }
