@@ -58,7 +58,8 @@ internal static class VmCommands
     {
         var vm = VmArgument();
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing what the VM writes until it stops (or Ctrl-C)." };
-        var command = new Command("logs", "Print a VM's serial console.") { vm, follow };
+        var raw = new Option<bool>("--raw") { Description = "The console's bytes as the guest wrote them; by default its control characters (terminal escape sequences) are shown as \\xNN." };
+        var command = new Command("logs", "Print a VM's serial console.") { vm, follow, raw };
         command.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
         {
             await using var manager = context.Manager(parsed);
@@ -66,7 +67,8 @@ internal static class VmCommands
             await using (log)
             {
                 using var stdout = Console.OpenStandardOutput();
-                await log.CopyToAsync(stdout, token);
+                if (parsed.GetValue(raw)) await log.CopyToAsync(stdout, token);
+                else await LinuxKit.Testing.Logs.TerminalText.CopyEscapedAsync(log, stdout, token);
             }
             return ExitCodes.Ok;
         }, token));
@@ -109,42 +111,23 @@ internal static class VmCommands
             var target = await manager.InspectAsync(parsed.GetValue(vm)!, token);
             if (target.Status != ContainerStatus.Running)
                 throw new LinuxKitException($"VM {target.Id} is {target.Status.ToString().ToLowerInvariant()}; only a running VM takes SSH connections.");
-            if (target.SshHostKey is null)
-                throw new LinuxKitException($"VM {target.Id}'s record has no host key (it was started by an older SDK); use 'linuxkit-testing exec'.");
             // Only the key seen at boot is trusted: a known_hosts of one line, checked strictly.
-            var knownHosts = Path.Combine(Path.GetTempPath(), $"linuxkit-testing-{target.Id}-{Environment.ProcessId}.known_hosts");
-            await File.WriteAllTextAsync(knownHosts, string.Create(CultureInfo.InvariantCulture, $"[127.0.0.1]:{target.SshPort} {target.SshHostKey}\n"), token);
+            var info = new ProcessStartInfo("ssh") { UseShellExecute = false };
+            foreach (var arg in OpenSshClient.Arguments(manager.StateDirectory, target)) info.ArgumentList.Add(arg);
+            foreach (var arg in parsed.GetValue(remote) ?? []) info.ArgumentList.Add(arg);
+            Process ssh;
             try
             {
-                var info = new ProcessStartInfo("ssh") { UseShellExecute = false };
-                foreach (var arg in new[]
-                         {
-                             "-i", target.SshKeyFile, "-p", target.SshPort.ToString(CultureInfo.InvariantCulture),
-                             "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes", "-o", $"UserKnownHostsFile={knownHosts}",
-                             "-o", "LogLevel=ERROR", $"{target.SshUser}@127.0.0.1",
-                         })
-                {
-                    info.ArgumentList.Add(arg);
-                }
-                foreach (var arg in parsed.GetValue(remote) ?? []) info.ArgumentList.Add(arg);
-                Process ssh;
-                try
-                {
-                    ssh = Process.Start(info)!;
-                }
-                catch (System.ComponentModel.Win32Exception e)
-                {
-                    throw new LinuxKitException($"OpenSSH's client 'ssh' cannot be started ({e.Message}); install it (Debian/Ubuntu: apt-get install openssh-client), or use 'linuxkit-testing exec'.");
-                }
-                using (ssh)
-                {
-                    await ssh.WaitForExitAsync(CancellationToken.None);
-                    return ssh.ExitCode;
-                }
+                ssh = Process.Start(info)!;
             }
-            finally
+            catch (System.ComponentModel.Win32Exception e)
             {
-                File.Delete(knownHosts);
+                throw new LinuxKitException($"OpenSSH's client 'ssh' cannot be started ({e.Message}); install it (Debian/Ubuntu: apt-get install openssh-client), or use 'linuxkit-testing exec'.");
+            }
+            using (ssh)
+            {
+                await ssh.WaitForExitAsync(CancellationToken.None);
+                return ssh.ExitCode;
             }
         }, token));
         return command;
@@ -270,7 +253,8 @@ internal static class VmCommands
             Console.Error.WriteLine($"VM {vm.Id} is running{(vm.WarmStartTemplate is { } t ? $" (restored from warm-start template {t})" : "")}. Connect with:");
             Console.Error.WriteLine($"  linuxkit-testing exec {vm.Id} -- uname -a");
             Console.Error.WriteLine($"  linuxkit-testing ssh {vm.Id}");
-            Console.Error.WriteLine($"  ssh -i {vm.SshKeyFile} -p {vm.SshPort} {vm.SshUser}@127.0.0.1");
+            // The plain client with the host key pinned, as `ssh` above runs it.
+            Console.Error.WriteLine($"  {OpenSshClient.CommandLine(OpenSshClient.Arguments(manager.StateDirectory, vm))}");
             foreach (var (host, guest) in vm.Ports) Console.Error.WriteLine($"  guest port {guest}: 127.0.0.1:{host}");
             if (options.Detach)
             {

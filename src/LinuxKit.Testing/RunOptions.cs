@@ -101,6 +101,10 @@ public sealed record RunOptions
     {
         if (Name is not null && (Name.Length == 0 || Name.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))))
             throw new LinuxKitException($"RunOptions.Name '{Name}' is not valid: use letters, digits, '-', '_' and '.'.");
+        // Wherever a VM is named, an id is taken first: a name that reads as one would stop,
+        // or be stopped as, another VM.
+        if (Name is not null && State.StateStore.IsId(Name))
+            throw new LinuxKitException($"RunOptions.Name '{Name}' reads as a VM id (8 hexadecimal digits), and ids are matched before names: choose a name that is not one.");
         if (Memory < 64 || Memory > 1024 * 1024)
             throw new LinuxKitException($"RunOptions.Memory is {Memory} MB: give between 64 and 1048576 MB.");
         if (Cpus < 1 || Cpus > 255)
@@ -115,8 +119,11 @@ public sealed record RunOptions
         var fixedHosts = Ports.Where(p => p.HostPort != 0).Select(p => p.HostPort).Append(SshPort).Where(p => p != 0).ToList();
         if (fixedHosts.Distinct().Count() != fixedHosts.Count)
             throw new LinuxKitException("RunOptions.Ports (with SshPort) name the same host port twice.");
-        if (string.IsNullOrWhiteSpace(SshUser))
-            throw new LinuxKitException("RunOptions.SshUser is empty.");
+        // A user name as POSIX portably spells one: never an option to the SSH client ("-oProxyCommand=...")
+        // nor a host or port ("user@host").
+        if (string.IsNullOrEmpty(SshUser) || SshUser.Length > 32 || SshUser[0] == '-'
+            || SshUser.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-')))
+            throw new LinuxKitException($"RunOptions.SshUser '{SshUser}' is not a user name: use up to 32 letters, digits, '.', '_' and '-', not starting with '-'.");
         if (!Enum.IsDefined(StopMode))
             throw new LinuxKitException($"RunOptions.StopMode is {(int)StopMode}: use StopMode.Fast or StopMode.Graceful.");
         if (!Enum.IsDefined(Firmware))

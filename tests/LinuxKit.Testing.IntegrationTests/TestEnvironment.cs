@@ -108,6 +108,17 @@ internal static class TestEnvironment
         // A stopped VM's QEMU is gone at once; a killed owner's watchdog needs a moment.
         AssertNoneLeftAsync("QEMU processes", () => QemuProcessesUnder(stateDirectory), TimeSpan.FromSeconds(15));
 
+    /// <summary>Waits up to 30 s for <paramref name="condition"/>; fails naming <paramref name="what"/> when it never holds.</summary>
+    public static async Task AssertEventuallyAsync(Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"{what} did not come within 30 s");
+            await Task.Delay(200);
+        }
+    }
+
     /// <summary>Waits up to <paramref name="patience"/> for <paramref name="find"/> to find no process.</summary>
     public static async Task AssertNoneLeftAsync(string what, Func<List<int>> find, TimeSpan patience)
     {

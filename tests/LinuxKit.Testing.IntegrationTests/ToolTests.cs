@@ -30,10 +30,35 @@ public class ToolTests(InstalledTool tool, KubeVirt.KubeVirtClusterFixture clust
         Assert.Equal((0, "a b; c\n"), (echo.ExitCode, echo.Stdout));
         Assert.Equal(7, (await tool.RunAsync(state.Path, "exec", id, "--", "sh", "-c", "exit 7")).ExitCode);
         Assert.Contains("Welcome to LinuxKit", (await tool.RunAsync(state.Path, "logs", id)).Stdout, StringComparison.Ordinal);
-        // OpenSSH's own client, with the VM's key and the host key pinned at boot.
+        // What the guest writes to its console reaches a terminal escaped, unless asked raw.
+        Assert.Equal(0, (await tool.RunAsync(state.Path, "exec", id, "--", "sh", "-c", "printf '\\033]0;owned\\007\\n' > /dev/console")).ExitCode);
+        await TestEnvironment.AssertEventuallyAsync(async () => (await tool.RunAsync(state.Path, "logs", id)).Stdout.Contains("\\x1b]0;owned\\x07", StringComparison.Ordinal), "the console line escaped");
+        Assert.Contains("\u001b]0;owned\u0007", (await tool.RunAsync(state.Path, "logs", "--raw", id)).Stdout, StringComparison.Ordinal);
+
+        // OpenSSH's own client, with the VM's key and the host key pinned at boot, in a
+        // known_hosts of the VM's own (0600; a link planted there is replaced, not followed).
+        var knownHosts = Path.Combine(state.Path, "vms", id, "known_hosts");
+        var elsewhere = Path.Combine(state.Path, "elsewhere");
+        await File.WriteAllTextAsync(elsewhere, "untouched");
+        File.Delete(knownHosts);
+        File.CreateSymbolicLink(knownHosts, elsewhere);
         var ssh = await tool.RunAsync(state.Path, "ssh", id, "--", "hostname");
         Assert.True(ssh.ExitCode == 0, ssh.Stderr);
         Assert.Equal("linuxkit\n", ssh.Stdout);
+        Assert.Equal("untouched", await File.ReadAllTextAsync(elsewhere));
+        Assert.Null(new FileInfo(knownHosts).LinkTarget);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(knownHosts));
+        // The plain ssh line `run` printed is pinned the same way and runs as printed.
+        var printed = run.Stderr.Split('\n').Select(l => l.Trim()).Single(l => l.StartsWith("ssh ", StringComparison.Ordinal));
+        Assert.Contains("GlobalKnownHostsFile=/dev/null", printed, StringComparison.Ordinal);
+        Assert.Contains(" -- ", printed, StringComparison.Ordinal);
+        using (var shell = Process.Start(new ProcessStartInfo("/bin/sh", ["-c", printed + " hostname"]) { RedirectStandardOutput = true, RedirectStandardError = true })!)
+        {
+            var output = await shell.StandardOutput.ReadToEndAsync();
+            await shell.WaitForExitAsync();
+            Assert.True(shell.ExitCode == 0, await shell.StandardError.ReadToEndAsync());
+            Assert.Equal("linuxkit\n", output);
+        }
 
         Assert.Equal(0, (await tool.RunAsync(state.Path, "stop", id)).ExitCode);
         Assert.DoesNotContain(id, (await tool.RunAsync(state.Path, "ps")).Stdout, StringComparison.Ordinal);

@@ -24,6 +24,9 @@ public class RunOptionsTests
         { new RunOptions { SshPort = 2222, Ports = [new PortMapping(2222, 80)] }, "same host port" },
         { new RunOptions { Name = "bad name" }, "RunOptions.Name" },
         { new RunOptions { SshUser = " " }, "RunOptions.SshUser" },
+        { new RunOptions { SshUser = "-oProxyCommand=touch /tmp/x" }, "RunOptions.SshUser '-oProxyCommand=touch /tmp/x' is not a user name" },
+        { new RunOptions { SshUser = "root@evil.example" }, "is not a user name" },
+        { new RunOptions { Name = "deadbeef" }, "RunOptions.Name 'deadbeef' reads as a VM id" },
         { new RunOptions { BootTimeout = TimeSpan.Zero }, "RunOptions.BootTimeout" },
         { new RunOptions { Volumes = new Dictionary<string, string> { ["/no/such/dir"] = "/data" } }, "/no/such/dir" },
         { new RunOptions { Volumes = new Dictionary<string, string> { ["/tmp"] = "relative" } }, "relative" },
@@ -44,4 +47,16 @@ public class RunOptionsTests
 
         Assert.Null(Record.Exception(options.Validate));
     }
+
+    [Theory]
+    [InlineData("root")]
+    [InlineData("user")]
+    [InlineData("build-agent_1.ci")]
+    public void Ordinary_user_names_are_accepted(string user) => Assert.Null(Record.Exception(new RunOptions { SshUser = user }.Validate));
+
+    [Theory]
+    [InlineData("DEADBEEF")] // not an id: ids are lower-case
+    [InlineData("deadbeef0")]
+    [InlineData("web")]
+    public void Names_that_do_not_read_as_ids_are_accepted(string name) => Assert.Null(Record.Exception(new RunOptions { Name = name }.Validate));
 }

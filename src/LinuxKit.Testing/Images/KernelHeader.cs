@@ -30,7 +30,7 @@ internal static class KernelHeader
     {
         if (header.Length < 0x40) return null;
         var pe = BinaryPrimitives.ReadInt32LittleEndian(header[0x3C..]);
-        if (pe < 0 || !At(header, pe, "PE\0\0"u8) || header.Length < pe + 6) return null;
+        if (pe < 0 || !At(header, pe, "PE\0\0"u8) || header.Length < (long)pe + 6) return null;
         return BinaryPrimitives.ReadUInt16LittleEndian(header[(pe + 4)..]);
     }
 
@@ -52,6 +52,7 @@ internal static class KernelHeader
         }
     }
 
+    // In long arithmetic: an offset read from the file may be near int.MaxValue.
     private static bool At(ReadOnlySpan<byte> data, int offset, ReadOnlySpan<byte> expected) =>
-        offset >= 0 && data.Length >= offset + expected.Length && data.Slice(offset, expected.Length).SequenceEqual(expected);
+        offset >= 0 && data.Length >= (long)offset + expected.Length && data.Slice(offset, expected.Length).SequenceEqual(expected);
 }

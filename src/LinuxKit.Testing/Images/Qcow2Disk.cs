@@ -6,7 +6,7 @@ namespace LinuxKit.Testing.Images;
 /// Reads a qcow2 image's guest bytes through its L1 and L2 tables: enough to read a partition
 /// table and the start of a partition without qemu-img. Compressed clusters, encryption, backing
 /// files, external data files and extended L2 entries are not read (LinuxKit's qcow2 outputs
-/// use none of them): <see cref="Open"/> returns null, or <see cref="Read"/> throws
+/// use none of them): <c>Open</c> returns null, or <see cref="VirtualDisk.Read"/> throws
 /// <see cref="InvalidDataException"/>, and the image's content counts as unknown.
 /// </summary>
 internal sealed class Qcow2Disk : VirtualDisk
@@ -17,13 +17,13 @@ internal sealed class Qcow2Disk : VirtualDisk
     private const ulong ExternalDataFile = 1UL << 2;
     private const ulong ExtendedL2 = 1UL << 4;
 
-    private readonly FileStream _file;
+    private readonly Stream _file;
     private readonly int _clusterBits;
     private readonly long _l1Offset;
     private readonly long _l1Entries;
     private readonly long _size;
 
-    private Qcow2Disk(FileStream file, int clusterBits, long l1Offset, long l1Entries, long size)
+    private Qcow2Disk(Stream file, int clusterBits, long l1Offset, long l1Entries, long size)
     {
         _file = file;
         _clusterBits = clusterBits;
@@ -32,9 +32,11 @@ internal sealed class Qcow2Disk : VirtualDisk
         _size = size;
     }
 
-    public static Qcow2Disk? Open(string path)
+    public static Qcow2Disk? Open(string path) => Open(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite));
+
+    /// <summary>The guest's bytes of the qcow2 image in <paramref name="file"/> (a seekable stream it then owns).</summary>
+    public static Qcow2Disk? Open(Stream file)
     {
-        var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         var header = ReadFile(file, 0, 112);
         if (header.Length < 72 || BinaryPrimitives.ReadUInt32BigEndian(header) != 0x514649FB) return Refuse(file);
         var version = BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(4));
@@ -51,13 +53,13 @@ internal sealed class Qcow2Disk : VirtualDisk
             (long)BinaryPrimitives.ReadUInt64BigEndian(header.AsSpan(24)));
     }
 
-    private static Qcow2Disk? Refuse(FileStream file)
+    private static Qcow2Disk? Refuse(Stream file)
     {
         file.Dispose();
         return null;
     }
 
-    public override byte[] Read(long offset, int length)
+    protected override byte[] ReadAt(long offset, int length)
     {
         if (offset >= _size) return [];
         var result = new byte[(int)Math.Min(length, _size - offset)];

@@ -6,8 +6,14 @@ namespace LinuxKit.Testing.Images;
 /// </summary>
 internal abstract class VirtualDisk : IDisposable
 {
-    /// <summary>Up to <paramref name="length"/> bytes at <paramref name="offset"/>; fewer past the end.</summary>
-    public abstract byte[] Read(long offset, int length);
+    /// <summary>
+    /// Up to <paramref name="length"/> bytes at <paramref name="offset"/>; fewer past the end, none
+    /// before the start (offsets come from the image's own tables, which may say anything).
+    /// </summary>
+    public byte[] Read(long offset, int length) => offset < 0 || length <= 0 ? [] : ReadAt(offset, length);
+
+    /// <summary>Up to <paramref name="length"/> (positive) bytes at <paramref name="offset"/> (not negative).</summary>
+    protected abstract byte[] ReadAt(long offset, int length);
 
     public virtual void Dispose()
     {
@@ -26,7 +32,7 @@ internal abstract class VirtualDisk : IDisposable
 
     private sealed class MemoryDisk(byte[] bytes) : VirtualDisk
     {
-        public override byte[] Read(long offset, int length) =>
+        protected override byte[] ReadAt(long offset, int length) =>
             offset >= bytes.Length ? [] : bytes.AsSpan((int)offset, (int)Math.Min(length, bytes.Length - offset)).ToArray();
     }
 
@@ -34,7 +40,7 @@ internal abstract class VirtualDisk : IDisposable
     {
         private readonly FileStream _file = new(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
 
-        public override byte[] Read(long offset, int length) => ReadFile(_file, offset, length);
+        protected override byte[] ReadAt(long offset, int length) => ReadFile(_file, offset, length);
 
         public override void Dispose()
         {
@@ -43,9 +49,9 @@ internal abstract class VirtualDisk : IDisposable
         }
     }
 
-    internal static byte[] ReadFile(FileStream file, long offset, int length)
+    internal static byte[] ReadFile(Stream file, long offset, int length)
     {
-        if (offset >= file.Length) return [];
+        if (offset < 0 || length <= 0 || offset >= file.Length) return [];
         var buffer = new byte[(int)Math.Min(length, file.Length - offset)];
         file.Position = offset;
         file.ReadExactly(buffer);

@@ -137,8 +137,12 @@ internal sealed partial class StateStore
         }
         if (record is null) return Damaged(files, "it holds null");
         if (record.Id != id) return Damaged(files, $"it names id '{record.Id}', not its folder's");
+        // JSON may say null where the type says none can be: nothing later would expect it.
+        if (record.Image is null || record.SshUser is null || record.SshKeyFile is null || record.Ports is null || record.Volumes is null
+            || record.RuntimeFiles is null || record.RuntimeFiles.Any(f => f is null) || record.Volumes.Values.Any(v => v is null))
+            return Damaged(files, "it holds null where a value is required");
         if (record.RuntimeFiles.FirstOrDefault(f => !IsInside(f, files.Directory)) is { } outside)
-            return Damaged(files, $"it names file '{outside}' outside the VM's folder");
+            return Damaged(files, $"it names file '{outside.Replace("\0", "\\0", StringComparison.Ordinal)}' outside the VM's folder");
         return record with { Files = files };
     }
 
@@ -159,6 +163,8 @@ internal sealed partial class StateStore
 
     private static bool IsInside(string path, string folder)
     {
+        // A NUL names no file (and Path refuses it).
+        if (path.Length == 0 || path.Contains('\0', StringComparison.Ordinal)) return false;
         var full = Path.GetFullPath(path);
         return full.StartsWith(folder + Path.DirectorySeparatorChar, StringComparison.Ordinal);
     }

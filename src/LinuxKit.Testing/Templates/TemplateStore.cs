@@ -50,6 +50,7 @@ internal sealed class TemplateStore
             return Reject(key, $"its record cannot be read ({e.Message})", out reason);
         }
         if (template is null || template.Key != key) return Reject(key, "its record names another template", out reason);
+        if (!IsWhole(template)) return Reject(key, "its record holds null where a value is required", out reason);
         template = template with { Files = files };
         var state = new FileInfo(files.State);
         if (!state.Exists || state.Length != template.StateLength)
@@ -181,7 +182,11 @@ internal sealed class TemplateStore
     {
         try
         {
-            return JsonSerializer.Deserialize<TemplateFailure>(File.ReadAllText(path), Json);
+            var failure = JsonSerializer.Deserialize<TemplateFailure>(File.ReadAllText(path), Json);
+            // JSON may say null where the type says none can be.
+            return failure is { Key: not null, Image: not null, Reason: not null, Inputs: not null } && failure.Inputs.All(i => i is not null)
+                ? failure
+                : throw new JsonException("it holds null where a value is required");
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
@@ -212,6 +217,10 @@ internal sealed class TemplateStore
     }
 
     /// <summary>Every complete template, with its size on disk.</summary>
+    // JSON may say null where the type says none can be: such a record is not used.
+    private static bool IsWhole(Template template) =>
+        template is { Image: not null, HostKeyFingerprint: not null, Inputs: not null } && template.Inputs.All(i => i is not null);
+
     public IReadOnlyList<(Template Template, long Size, DateTimeOffset LastUsed)> List()
     {
         var found = new List<(Template, long, DateTimeOffset)>();
@@ -224,7 +233,7 @@ internal sealed class TemplateStore
             {
                 var files = new TemplateFiles(folder);
                 var template = JsonSerializer.Deserialize<Template>(File.ReadAllText(files.Record), Json);
-                if (template is null) continue;
+                if (template is null || !IsWhole(template)) continue;
                 var size = Directory.EnumerateFiles(folder).Sum(DiskUsage.Of);
                 found.Add((template with { Files = files }, size, Directory.GetLastWriteTimeUtc(folder)));
             }
