@@ -23,7 +23,8 @@ internal static class LockFile
     {
         try
         {
-            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            // 0600 as every file of the state directory: a root the user chose keeps its own mode.
+            return PrivateFiles.OpenOrCreate(path, FileShare.None);
         }
         catch (IOException)
         {

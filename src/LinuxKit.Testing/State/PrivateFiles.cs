@@ -18,12 +18,27 @@ internal static partial class PrivateFiles
     /// <summary>Creates a 0700 folder (and missing parents, also 0700); an existing one is left as it is.</summary>
     public static void CreateFolder(string path) => Directory.CreateDirectory(path, FolderMode);
 
+    /// <summary>Makes an existing file (or socket) 0600.</summary>
+    public static void MakeFilePrivate(string path) => File.SetUnixFileMode(path, FileMode);
+
     /// <summary>Makes an existing folder 0700.</summary>
     public static void MakePrivate(string folder) => File.SetUnixFileMode(folder, FolderMode);
 
     /// <summary>Creates or replaces a 0600 file.</summary>
     public static FileStream Create(string path, FileOptions options = FileOptions.None) =>
         new(path, new FileStreamOptions { Mode = System.IO.FileMode.Create, Access = FileAccess.ReadWrite, Share = FileShare.None, UnixCreateMode = FileMode, Options = options });
+
+    /// <summary>Opens a file, creating it 0600 when it does not exist (an existing one keeps its mode).</summary>
+    public static FileStream OpenOrCreate(string path, FileShare share) =>
+        new(path, new FileStreamOptions { Mode = System.IO.FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = share, UnixCreateMode = FileMode });
+
+    /// <summary>Copies a file to a 0600 one (File.Copy would give the copy the source's mode).</summary>
+    public static void Copy(string source, string target)
+    {
+        using var from = new FileStream(source, System.IO.FileMode.Open, FileAccess.Read, FileShare.Read);
+        using var to = Create(target);
+        from.CopyTo(to);
+    }
 
     /// <summary>Creates a 0600 file that must not exist yet.</summary>
     public static FileStream CreateNew(string path, FileOptions options = FileOptions.None) =>

@@ -316,7 +316,7 @@ internal sealed class WarmStart
             boot.Record = boot.Record with { RuntimeFiles = [overlay] };
         }
         // A UEFI guest's variables are part of its state: each clone starts from the template's.
-        if (File.Exists(templateVm.UefiVars)) File.Copy(templateVm.UefiVars, files.UefiVars, overwrite: true);
+        if (File.Exists(templateVm.UefiVars)) PrivateFiles.Copy(templateVm.UefiVars, files.UefiVars);
         // The clone's console starts with the template's boot, as if it had booted itself.
         await AppendConsoleAsync(templateVm.ConsoleLog, files.ConsoleLog, cancellationToken).ConfigureAwait(false);
         var spec = VmSpec.Of(files, image, overlay, options) with

@@ -89,7 +89,14 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
         var uefi = spec.Boot.Uefi ? UefiFor(architecture) : null;
         // The VM's own variables store, from the firmware's template (a warm-start clone brings
         // its template's).
-        if (uefi is not null && !File.Exists(spec.Files.UefiVars)) File.Copy(uefi.VarsTemplate, spec.Files.UefiVars);
+        if (uefi is not null && !File.Exists(spec.Files.UefiVars)) PrivateFiles.Copy(uefi.VarsTemplate, spec.Files.UefiVars);
+        // -daemonize sets QEMU's umask to 027: what it creates itself would be readable by the
+        // group. So the files it writes exist already, 0600 (it opens them as they are), and its
+        // control socket is made 0600 once it listens.
+        foreach (var file in new[] { spec.Files.ConsoleLog, spec.Files.FirmwareLog, spec.MemoryFile is { Shared: true } memory ? memory.Path : null })
+        {
+            if (file is not null && !File.Exists(file)) PrivateFiles.Create(file).Dispose();
+        }
         spec.Files.PrepareControlSocketFolder();
         var args = QemuCommandBuilder.Build(spec, accelerator, uefi);
         _logger.LogDebug("Starting VM {Id}: {Binary} {Arguments}", spec.Id, binary, string.Join(' ', args));
@@ -105,6 +112,14 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
                 : "";
             throw new LinuxKitException(
                 $"QEMU could not start VM {spec.Id} (exit code {outcome.ExitCode}): {reason}{hint}");
+        }
+        try
+        {
+            PrivateFiles.MakeFilePrivate(spec.Files.ControlSocket);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Its folder is 0700 all the same; a QEMU that failed at once is reported below.
         }
         var pid = ProcessIdentity.ReadPidFile(spec.Files.PidFile)
             ?? throw new LinuxKitException($"QEMU reported VM {spec.Id} started, but its pid file {spec.Files.PidFile} holds no PID. See {spec.Files.HypervisorLog}.");
@@ -223,6 +238,8 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
             await qmp.ExecuteAsync("migrate-set-capabilities", IgnoreSharedRam.DeepClone().AsObject(), token).ConfigureAwait(false);
             // Frozen first: the RAM file must not change after the device state is taken.
             await qmp.ExecuteAsync("stop", token).ConfigureAwait(false);
+            // Made 0600 first: the shell QEMU runs has its umask (027), and `>` keeps a file's mode.
+            PrivateFiles.Create(stateFile).Dispose();
             await qmp.ExecuteAsync("migrate", new() { ["uri"] = "exec:cat > " + Ssh.ShellQuoting.Quote(stateFile) }, token).ConfigureAwait(false);
             await WaitForMigrationAsync(qmp, exited: () => false, token).ConfigureAwait(false);
         }, cancellationToken).ConfigureAwait(false);
