@@ -16,7 +16,7 @@ internal static class TemplateCommands
             Table.Write(Console.Out, ["KEY", "STATUS", "IMAGE", "MEMORY", "CPUS", "SIZE", "CREATED", "LAST USED"],
                 templates.Select(t => (IReadOnlyList<string>)
                 [
-                    t.Key, t.FailureReason is null ? "ready" : "failed", t.Image, $"{t.Memory} MB", $"{t.Cpus}", Table.Size(t.SizeOnDisk),
+                    t.Key, (t.FailureReason is null ? "ready" : "failed") + (t.ForeignHost is { } where ? $" ({where})" : ""), t.Image, $"{t.Memory} MB", $"{t.Cpus}", Table.Size(t.SizeOnDisk),
                     Table.Age(t.CreatedAt, now) + " ago", Table.Age(t.LastUsedAt, now) + " ago",
                 ]));
             foreach (var failed in templates.Where(t => t.FailureReason is not null))
@@ -25,13 +25,14 @@ internal static class TemplateCommands
         }, token));
 
         var keys = new Argument<string[]>("key") { Description = "Template keys (from 'linuxkit-testing templates').", Arity = ArgumentArity.OneOrMore };
-        var remove = new Command("rm", "Remove warm-start templates; VMs restored from them run on.") { keys };
+        var force = new Option<bool>("--force", "-f") { Description = "Also remove templates made on another machine or PID namespace." };
+        var remove = new Command("rm", "Remove warm-start templates; VMs restored from them run on.") { keys, force };
         remove.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
         {
             await using var manager = context.Manager(parsed);
             foreach (var key in parsed.GetValue(keys)!)
             {
-                await manager.RemoveTemplateAsync(key, token);
+                await manager.RemoveTemplateAsync(key, parsed.GetValue(force), token);
                 Console.WriteLine(key);
             }
             return ExitCodes.Ok;

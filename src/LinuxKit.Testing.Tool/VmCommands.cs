@@ -43,10 +43,12 @@ internal static class VmCommands
                 vm.Id,
                 vm.Name ?? "-",
                 Path.GetFileName(vm.Image),
-                vm.Error is null ? vm.Status.ToString().ToLowerInvariant() : "error (untrusted record)",
+                vm.Error is not null ? "error (untrusted record)"
+                    : vm.ForeignHost is { } where ? $"{vm.Status.ToString().ToLowerInvariant()} ({where}, as last recorded)"
+                    : vm.Status.ToString().ToLowerInvariant(),
                 vm.Pid > 0 && vm.Status.IsLive() ? vm.Pid.ToString(CultureInfo.InvariantCulture) : "-",
                 string.Join(",", vm.Ports.Select(p => $"{p.Key}->{p.Value}").Prepend($"{vm.SshPort}->22").Where(_ => vm.SshPort > 0)),
-                vm.OwnerPid is { } owner ? $"{owner} ({(vm.OwnerAlive ? "alive" : "gone")})" : vm.Detached ? "detached" : "-", // "-": a record from before owners were kept
+                vm.OwnerPid is { } owner ? $"{owner} ({(vm.ForeignHost is not null ? "elsewhere" : vm.OwnerAlive ? "alive" : "gone")})" : vm.Detached ? "detached" : "-", // "-": a record from before owners were kept
                 Table.Age(vm.StartedAt, now),
             ]));
             return ExitCodes.Ok;
@@ -166,13 +168,14 @@ internal static class VmCommands
     private static Command Remove(ToolContext context)
     {
         var vms = new Argument<string[]>("vm") { Description = "Ids or names of stopped VMs.", Arity = ArgumentArity.OneOrMore };
-        var command = new Command("rm", "Remove stopped VMs and their folders (console logs included).") { vms };
+        var force = new Option<bool>("--force", "-f") { Description = "Also forget VMs recorded on another machine or PID namespace (nothing is signalled; such a VM runs on there, untracked)." };
+        var command = new Command("rm", "Remove stopped VMs and their folders (console logs included).") { vms, force };
         command.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
         {
             await using var manager = context.Manager(parsed);
             foreach (var target in parsed.GetValue(vms)!)
             {
-                await manager.RemoveAsync(target, token);
+                await manager.RemoveAsync(target, parsed.GetValue(force), token);
                 Console.WriteLine(target);
             }
             return ExitCodes.Ok;

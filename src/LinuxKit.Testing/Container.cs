@@ -85,6 +85,14 @@ public sealed record Container
     /// <summary>The process that started the VM, whose end stops it; null for a detached VM once it runs.</summary>
     public int? OwnerPid { get; init; }
 
-    /// <summary>Whether <see cref="OwnerPid"/> still runs (the same process, not a reused PID).</summary>
+    /// <summary>Whether <see cref="OwnerPid"/> still runs (the same process, not a reused PID); false for a VM that runs elsewhere.</summary>
     public bool OwnerAlive { get; init; }
+
+    /// <summary>
+    /// Where the VM runs when that is not this process's machine and PID namespace (a state
+    /// directory on a shared or mounted home), in words; null for VMs of this host. Such a VM is
+    /// listed as its record last said: its process cannot be checked from here, so it is never
+    /// marked stopped, signalled, pruned or removed from here (only a removal with force forgets it).
+    /// </summary>
+    public string? ForeignHost { get; init; }
 }

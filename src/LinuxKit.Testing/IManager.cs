@@ -115,8 +115,20 @@ public interface IManager : IAsyncDisposable
     /// </summary>
     /// <param name="id">The VM's id or name.</param>
     /// <param name="cancellationToken">Cancels the removal.</param>
-    /// <exception cref="LinuxKitException">There is no such VM, or it runs: stop it first.</exception>
+    /// <exception cref="LinuxKitException">There is no such VM, it runs (stop it first), or it was started on another machine or PID namespace (<see cref="Container.ForeignHost"/>).</exception>
     Task RemoveAsync(string id, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// As <see cref="RemoveAsync(string, CancellationToken)"/>; with <paramref name="force"/>, also
+    /// forgets a VM started on another machine or in another PID namespace
+    /// (<see cref="Container.ForeignHost"/>): its folder is removed, nothing is signalled, and the
+    /// VM, if it still runs there, runs on untracked.
+    /// </summary>
+    /// <param name="id">The VM's id or name.</param>
+    /// <param name="force">Remove a VM recorded elsewhere too.</param>
+    /// <param name="cancellationToken">Cancels the removal.</param>
+    /// <exception cref="LinuxKitException">There is no such VM, it runs here (stop it first), or it runs elsewhere without <paramref name="force"/>.</exception>
+    Task RemoveAsync(string id, bool force, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Removes what nothing will use again: stopped and failed VMs' folders, VMs whose owner
@@ -138,6 +150,16 @@ public interface IManager : IAsyncDisposable
     /// </summary>
     /// <param name="key">The template's key (<see cref="WarmStartTemplate.Key"/>).</param>
     /// <param name="cancellationToken">Cancels the removal.</param>
-    /// <exception cref="LinuxKitException">The key is not a template key.</exception>
+    /// <exception cref="LinuxKitException">The key is not a template key, or the template was made on another machine or PID namespace (<see cref="WarmStartTemplate.ForeignHost"/>).</exception>
     Task RemoveTemplateAsync(string key, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// As <see cref="RemoveTemplateAsync(string, CancellationToken)"/>; with <paramref name="force"/>,
+    /// also a template made on another machine or in another PID namespace.
+    /// </summary>
+    /// <param name="key">The template's key (<see cref="WarmStartTemplate.Key"/>).</param>
+    /// <param name="force">Remove a template made elsewhere too.</param>
+    /// <param name="cancellationToken">Cancels the removal.</param>
+    /// <exception cref="LinuxKitException">The key is not a template key, or the template was made elsewhere without <paramref name="force"/>.</exception>
+    Task RemoveTemplateAsync(string key, bool force, CancellationToken cancellationToken = default);
 }

@@ -155,6 +155,7 @@ public sealed class LinuxKitManager : IManager
     public Task PauseAsync(string id, CancellationToken cancellationToken = default)
     {
         var record = Find(id);
+        record.RequireHere("paused");
         return _hypervisors.For(record).PauseAsync(record.Files.ControlSocket, cancellationToken);
     }
 
@@ -162,14 +163,19 @@ public sealed class LinuxKitManager : IManager
     public Task ResumeAsync(string id, CancellationToken cancellationToken = default)
     {
         var record = Find(id);
+        record.RequireHere("resumed");
         return _hypervisors.For(record).ResumeAsync(record.Files.ControlSocket, cancellationToken);
     }
 
     /// <inheritdoc />
-    public Task RemoveAsync(string id, CancellationToken cancellationToken = default)
+    public Task RemoveAsync(string id, CancellationToken cancellationToken = default) =>
+        RemoveAsync(id, force: false, cancellationToken);
+
+    /// <inheritdoc />
+    public Task RemoveAsync(string id, bool force, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return _housekeeping.RemoveAsync(id, cancellationToken);
+        return _housekeeping.RemoveAsync(id, force, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -188,11 +194,15 @@ public sealed class LinuxKitManager : IManager
     }
 
     /// <inheritdoc />
-    public Task RemoveTemplateAsync(string key, CancellationToken cancellationToken = default)
+    public Task RemoveTemplateAsync(string key, CancellationToken cancellationToken = default) =>
+        RemoveTemplateAsync(key, force: false, cancellationToken);
+
+    /// <inheritdoc />
+    public Task RemoveTemplateAsync(string key, bool force, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentException.ThrowIfNullOrEmpty(key);
-        return _warmStart.RemoveTemplateAsync(key, cancellationToken);
+        return _warmStart.RemoveTemplateAsync(key, force, cancellationToken);
     }
 
     /// <summary>Stops the VMs this manager started that are not detached and removes their folders.</summary>

@@ -31,8 +31,15 @@ public sealed record WarmStartTemplate
     /// Null for a template VMs are restored from. Otherwise why warm start failed for this key in
     /// a step only warm start has (the guest refused its first clone, or the template could not
     /// be saved): there are no files, VMs of this image and options boot cold at once, and
-    /// removing the entry (<see cref="IManager.RemoveTemplateAsync"/>) makes the next VM try again.
+    /// removing the entry (<see cref="IManager.RemoveTemplateAsync(string, CancellationToken)"/>) makes the next VM try again.
     /// <see cref="CreatedAt"/> is when it failed.
     /// </summary>
     public string? FailureReason { get; init; }
+
+    /// <summary>
+    /// Where it was made when that is another machine or PID namespace (a state directory on a
+    /// shared home), in words; null when it was made here. Prune leaves such a template alone
+    /// (its image is a file on that machine), and removing it takes force.
+    /// </summary>
+    public string? ForeignHost { get; init; }
 }

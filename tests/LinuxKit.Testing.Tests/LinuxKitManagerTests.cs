@@ -30,7 +30,7 @@ public sealed class LinuxKitManagerTests : IDisposable
         return ProcessIdentity.Of(stand_in.Id) ?? throw new InvalidOperationException("the stand-in exited at once");
     }
 
-    private VmRecord Plant(string id, ContainerStatus status, ProcessIdentity? process, string? name = null, StopMode stopMode = StopMode.Fast, ProcessIdentity? owner = null)
+    private VmRecord Plant(string id, ContainerStatus status, ProcessIdentity? process, string? name = null, StopMode stopMode = StopMode.Fast, ProcessIdentity? owner = null, HostIdentity? host = null)
     {
         var store = new StateStore(_state);
         var files = store.Files(id);
@@ -50,6 +50,7 @@ public sealed class LinuxKitManagerTests : IDisposable
             StopMode = stopMode,
             OwnerPid = owner?.Pid,
             OwnerStartTime = owner?.StartTime,
+            Host = host ?? HostIdentity.Current,
             Files = files,
         };
         store.Save(record);
@@ -80,6 +81,75 @@ public sealed class LinuxKitManagerTests : IDisposable
         Assert.Equal([StopMode.Fast], _hypervisor.Stops); // the orphan, stopped before it was removed
         Assert.Equal(["0000dddd", "0000eeee"], (await manager.ListAsync()).Select(v => v.Id));
         Assert.False(Directory.Exists(new StateStore(_state).VmDirectory("0000cccc")));
+    }
+
+    // What a shared or mounted home holds: records whose PIDs were taken on another machine, or in
+    // another PID namespace of this one (a container sharing $HOME).
+    public static TheoryData<string, string> Elsewhere => new()
+    {
+        { "another machine", "machine" },
+        { "another PID namespace", "namespace" },
+    };
+
+    private static HostIdentity Foreign(string kind) => kind == "machine"
+        ? HostIdentity.Current with { Machine = "0123456789abcdef0123456789abcdef", Boot = "b", PidNamespace = "pid:[4026531836]", Name = "build-agent-7" }
+        : HostIdentity.Current with { PidNamespace = "pid:[4026532999]" };
+
+    [Theory]
+    [MemberData(nameof(Elsewhere))]
+    public async Task A_vm_recorded_elsewhere_is_listed_as_recorded_with_where_it_runs_and_is_never_refreshed_signalled_pruned_or_removed(string place, string kind)
+    {
+        // Its PID names a live hypervisor here (the worst case: the same number names another
+        // process on this machine), and its owner is no process here.
+        var here = Running("0000aaaa");
+        Plant("0000aaaa", ContainerStatus.Running, here, owner: new ProcessIdentity(999_999, "1"), host: Foreign(kind));
+        Plant("0000bbbb", ContainerStatus.Stopped, null, host: Foreign(kind));
+        await using var manager = Manager();
+
+        var listed = await manager.ListAsync();
+        Assert.Equal([ContainerStatus.Running, ContainerStatus.Stopped], listed.Select(v => v.Status));
+        Assert.All(listed, vm => Assert.Contains(kind == "machine" ? "build-agent-7" : "PID namespace", vm.ForeignHost, StringComparison.Ordinal));
+        Assert.Empty((await manager.PruneAsync()).Vms);
+        var stop = await Assert.ThrowsAsync<LinuxKitException>(() => manager.StopAsync("0000aaaa"));
+        Assert.Contains("rm --force 0000aaaa", stop.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<LinuxKitException>(() => manager.ExecAsync("0000aaaa", ["true"]));
+        await Assert.ThrowsAsync<LinuxKitException>(() => manager.PauseAsync("0000aaaa"));
+        await Assert.ThrowsAsync<LinuxKitException>(() => manager.RemoveAsync("0000bbbb"));
+
+        Assert.Equal(["0000aaaa", "0000bbbb"], (await manager.ListAsync()).Select(v => v.Id));
+        Assert.Equal(ContainerStatus.Running, (await manager.InspectAsync("0000aaaa")).Status);
+        Assert.Empty(_hypervisor.Stops);
+        Assert.True(here.IsAlive(), $"the process a record from {place} named was signalled");
+    }
+
+    [Theory]
+    [MemberData(nameof(Elsewhere))]
+    public async Task Removing_with_force_forgets_a_vm_recorded_elsewhere_without_signalling_anything(string place, string kind)
+    {
+        var here = Running("0000aaaa");
+        Plant("0000aaaa", ContainerStatus.Running, here, host: Foreign(kind));
+        await using var manager = Manager();
+
+        await manager.RemoveAsync("0000aaaa", force: true);
+
+        Assert.Empty(await manager.ListAsync());
+        Assert.Empty(_hypervisor.Stops);
+        Assert.True(here.IsAlive(), $"forgetting a record from {place} signalled the process it named");
+    }
+
+    [Fact]
+    public async Task A_record_from_an_earlier_boot_of_this_machine_is_refreshed_as_any_other_its_processes_are_gone()
+    {
+        var gone = Running();
+        _processes[^1].Kill();
+        await _processes[^1].WaitForExitAsync();
+        Plant("0000aaaa", ContainerStatus.Running, gone, host: HostIdentity.Current with { Boot = "an-earlier-boot", PidNamespace = "pid:[4026532999]" });
+        await using var manager = Manager();
+
+        var vm = Assert.Single(await manager.ListAsync());
+
+        Assert.Equal(ContainerStatus.Stopped, vm.Status);
+        Assert.Null(vm.ForeignHost);
     }
 
     [Fact]

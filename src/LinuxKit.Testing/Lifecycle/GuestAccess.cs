@@ -10,6 +10,7 @@ internal sealed class GuestAccess(VmRegistry registry, VmRuntime runtime)
     public GuestConnection For(string id)
     {
         var record = registry.Find(id);
+        record.RequireHere("used");
         if (record.Status != ContainerStatus.Running || !record.Process.IsAlive())
             throw new LinuxKitException($"VM {record.Id} is not running (status {registry.Refresh(record).Status}); start it before running commands in it.");
         // Without the host key seen at boot anyone on the port would be trusted.

@@ -113,6 +113,7 @@ internal sealed class VmBooter(
         // A detached VM is owned until it runs: a boot its process cannot finish is an orphan.
         OwnerPid = Environment.ProcessId,
         OwnerStartTime = ProcessIdentity.Of(Environment.ProcessId)?.StartTime,
+        Host = HostIdentity.Current,
         StopMode = run.StopMode,
         Files = files,
     };

@@ -5,7 +5,8 @@ namespace LinuxKit.Testing.Lifecycle;
 
 /// <summary>
 /// The VMs' records as they are now: found by id or name, and checked against live processes
-/// (a record whose hypervisor is gone says Stopped once it is read).
+/// (a record whose hypervisor is gone says Stopped once it is read; one made on another
+/// machine or in another PID namespace stays as it was).
 /// </summary>
 internal sealed class VmRegistry(StateStore store, VmRuntime runtime, TimeProvider time, long consoleLogLimit)
 {
@@ -25,7 +26,8 @@ internal sealed class VmRegistry(StateStore store, VmRuntime runtime, TimeProvid
     /// <summary>The record, Stopped when its hypervisor is gone (saved so), as it was otherwise.</summary>
     public VmRecord Refresh(VmRecord record)
     {
-        if (!record.Status.IsLive()) return record;
+        // Elsewhere its PID names no process here (or another one): absent is no proof of stopped.
+        if (!record.Status.IsLive() || record.Elsewhere is not null) return record;
         if (record.IsItsHypervisorAlive())
         {
             // A VM no process of this SDK watches (detached) has its log kept in bounds here.

@@ -23,6 +23,11 @@ internal sealed class VmStopper(VmRegistry registry, VmRuntime runtime, Hypervis
             await RemoveDamagedAsync(record, cancellationToken).ConfigureAwait(false);
             return;
         }
+        if (record.Elsewhere is not null)
+        {
+            if (record.Status.IsLive()) record.RequireHere("stopped");
+            return; // stopped there already: nothing to do from here
+        }
         var exitCode = record.ExitCode;
         if (record.IsItsHypervisorAlive())
         {

@@ -42,9 +42,28 @@ internal sealed record VmRecord
     public int? OwnerPid { get; init; }
     public string? OwnerStartTime { get; init; }
 
-    /// <summary>Whether the owner named by <see cref="OwnerPid"/> still runs (the same process, not a reused PID).</summary>
-    [System.Text.Json.Serialization.JsonIgnore]
-    public bool OwnerAlive => OwnerPid is { } owner && new Processes.ProcessIdentity(owner, OwnerStartTime ?? "").IsAlive();
+    /// <summary>Whether the owner named by <see cref="OwnerPid"/> still runs (the same process, not a reused PID); false for a VM elsewhere.</summary>
+    [JsonIgnore]
+    public bool OwnerAlive => Elsewhere is null && OwnerPid is { } owner && new Processes.ProcessIdentity(owner, OwnerStartTime ?? "").IsAlive();
+
+    /// <summary>The machine, boot and PID namespace of the process that made the record: its PIDs mean something only there.</summary>
+    public Processes.HostIdentity? Host { get; init; }
+
+    /// <summary>
+    /// Where the VM runs, in words, when that is another machine or PID namespace: its PIDs cannot
+    /// be checked from here, so it is never refreshed, signalled, pruned or removed from here.
+    /// Null for VMs of this host.
+    /// </summary>
+    [JsonIgnore]
+    public string? Elsewhere => Processes.HostIdentity.Elsewhere(Host, Processes.HostIdentity.Current);
+
+    /// <summary>Refuses <paramref name="action"/> on a VM that runs elsewhere, saying where and what to do instead.</summary>
+    /// <exception cref="LinuxKitException">The VM runs on another machine or in another PID namespace.</exception>
+    public void RequireHere(string action)
+    {
+        if (Elsewhere is { } where)
+            throw new LinuxKitException($"VM {Id} runs {where}: its process cannot be checked from here, so it is not {action} from here. Do it there; to forget its record without stopping it, `linuxkit-testing rm --force {Id}`.");
+    }
 
     /// <summary>The warm-start template the VM was restored from; null after a cold boot.</summary>
     public string? Template { get; init; }
@@ -73,7 +92,7 @@ internal sealed record VmRecord
     /// Whether the recorded process is alive and is this VM's hypervisor (it holds the VM's pid
     /// file): only then is it signalled or the VM counted as running.
     /// </summary>
-    public bool IsItsHypervisorAlive() => Process.IsHypervisorOf(Files.PidFile);
+    public bool IsItsHypervisorAlive() => Elsewhere is null && Process.IsHypervisorOf(Files.PidFile);
 
     /// <summary>Deletes the files that exist only while the VM runs, its control socket and pid file; the rest stays.</summary>
     public void RemoveRuntimeFiles()
@@ -107,5 +126,6 @@ internal sealed record VmRecord
         SshHostKey = HostKey,
         OwnerPid = OwnerPid,
         OwnerAlive = OwnerAlive,
+        ForeignHost = Elsewhere,
     };
 }

@@ -29,6 +29,9 @@ internal sealed record Template
     /// <summary>The files the template depends on, as fingerprints: when one changes, the template is stale.</summary>
     public required IReadOnlyList<string> Inputs { get; init; }
 
+    /// <summary>Where it was made: its inputs are judged (and it is pruned) only there.</summary>
+    public Processes.HostIdentity? MadeOn { get; init; }
+
     [JsonIgnore]
     public TemplateFiles Files { get; init; } = null!;
 }
@@ -67,4 +70,7 @@ internal sealed record TemplateFailure
 
     /// <summary>As <see cref="Template.Inputs"/>: once one changed, the entry is stale and pruned.</summary>
     public IReadOnlyList<string> Inputs { get; init; } = [];
+
+    /// <summary>As <see cref="Template.MadeOn"/>.</summary>
+    public Processes.HostIdentity? MadeOn { get; init; }
 }

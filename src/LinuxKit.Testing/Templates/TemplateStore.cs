@@ -91,7 +91,8 @@ internal sealed class TemplateStore
         {
             var givenUpAt = (DateTimeOffset.UtcNow + bootTimeout + TimeLimits.TemplateSave).ToUnixTimeSeconds();
             using var maker = new StreamWriter(PrivateFiles.CreateNew(Path.Combine(folder, MakerFile)));
-            maker.Write(FormattableString.Invariant($"{self.Pid} {givenUpAt} {self.StartTime}"));
+            maker.Write(FormattableString.Invariant($"{self.Pid} {givenUpAt} {self.StartTime}\n"));
+            maker.Write(JsonSerializer.Serialize(HostIdentity.Current, Json));
         }
         return new TemplateFiles(folder);
     }
@@ -103,9 +104,16 @@ internal sealed class TemplateStore
     private static bool IsAbandoned(string staging)
     {
         string[] parts;
+        HostIdentity? host;
         try
         {
-            parts = File.ReadAllText(Path.Combine(staging, MakerFile)).Split(' ', 3);
+            var lines = File.ReadAllText(Path.Combine(staging, MakerFile)).Split('\n', 2);
+            parts = lines[0].Split(' ', 3);
+            host = lines.Length > 1 ? JsonSerializer.Deserialize<HostIdentity>(lines[1], Json) : null;
+        }
+        catch (JsonException)
+        {
+            return DateTime.UtcNow - Directory.GetLastWriteTimeUtc(staging) > TimeLimits.UnnamedStaging;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -114,7 +122,9 @@ internal sealed class TemplateStore
         var invariant = System.Globalization.CultureInfo.InvariantCulture;
         if (parts.Length != 3 || !int.TryParse(parts[0], invariant, out var pid) || !long.TryParse(parts[1], invariant, out var givenUpAt))
             return DateTime.UtcNow - Directory.GetLastWriteTimeUtc(staging) > TimeLimits.UnnamedStaging;
-        return !new ProcessIdentity(pid, parts[2]).IsAlive() || DateTimeOffset.UtcNow.ToUnixTimeSeconds() > givenUpAt;
+        if (DateTimeOffset.UtcNow.ToUnixTimeSeconds() > givenUpAt) return true;
+        // A maker elsewhere cannot be looked up here: its own deadline is all there is.
+        return HostIdentity.Elsewhere(host, HostIdentity.Current) is null && !new ProcessIdentity(pid, parts[2]).IsAlive();
     }
 
     /// <summary>Writes the record into the staging folder and moves the folder into place. Call under the key's lock.</summary>
@@ -250,7 +260,8 @@ internal sealed class TemplateStore
     /// (<see cref="TemplateKey.IsCurrent"/> fails for one of their inputs), templates unused for
     /// <see cref="UnusedLimit"/>, the least recently used beyond <paramref name="sizeLimit"/>
     /// bytes in all (never <paramref name="keep"/>), failures that no longer match their image,
-    /// and staging folders whose maker is gone or past its boot timeout;
+    /// and staging folders whose maker is gone or past its boot timeout; never what was made on
+    /// another machine or in another PID namespace;
     /// a template whose lock another process holds stays. Returns the keys removed; with
     /// <paramref name="dryRun"/>, the keys it would remove, removing nothing.
     /// </summary>
@@ -261,6 +272,8 @@ internal sealed class TemplateStore
         var kept = new List<(string Key, long Size, DateTimeOffset LastUsed)>();
         foreach (var (template, size, lastUsed) in List())
         {
+            // Its inputs are files on the machine that made it; a VM there may be restoring from it.
+            if (IsElsewhere(template.MadeOn)) continue;
             if (template.Inputs.Any(i => !TemplateKey.IsCurrent(i)) || DateTimeOffset.UtcNow - lastUsed > UnusedLimit)
             {
                 if (dryRun || TryRemoveFree(template.Key)) removed.Add(template.Key);
@@ -282,7 +295,7 @@ internal sealed class TemplateStore
             }
         }
         // A failure whose image or hypervisor changed names a key no VM will have again.
-        foreach (var failure in Failures().Where(f => f.Inputs.Any(i => !TemplateKey.IsCurrent(i)) || DateTimeOffset.UtcNow - f.FailedAt > UnusedLimit))
+        foreach (var failure in Failures().Where(f => !IsElsewhere(f.MadeOn)).Where(f => f.Inputs.Any(i => !TemplateKey.IsCurrent(i)) || DateTimeOffset.UtcNow - f.FailedAt > UnusedLimit))
         {
             if (!dryRun) File.Delete(FailurePath(failure.Key));
             removed.Add(failure.Key);
@@ -296,6 +309,24 @@ internal sealed class TemplateStore
             }
         }
         return removed;
+    }
+
+    private static bool IsElsewhere(HostIdentity? madeOn) => HostIdentity.Elsewhere(madeOn, HostIdentity.Current) is not null;
+
+    /// <summary>Where the template or failure <paramref name="key"/> was made when that is another machine or PID namespace; else null.</summary>
+    public string? MadeElsewhere(string key)
+    {
+        if (!TemplateKey.IsKey(key)) return null;
+        Template? template = null;
+        try
+        {
+            template = JsonSerializer.Deserialize<Template>(File.ReadAllText(new TemplateFiles(Path.Combine(Root, key)).Record), Json);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+        {
+            // None, or unreadable: then the failure entry, if any, says.
+        }
+        return HostIdentity.Elsewhere(template?.MadeOn ?? FailureOf(key)?.MadeOn, HostIdentity.Current);
     }
 
     /// <summary>

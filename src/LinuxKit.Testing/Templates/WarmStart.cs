@@ -51,6 +51,7 @@ internal sealed class WarmStart
             CreatedAt = t.Template.CreatedAt,
             LastUsedAt = t.LastUsed,
             SizeOnDisk = t.Size,
+            ForeignHost = HostIdentity.Elsewhere(t.Template.MadeOn, HostIdentity.Current),
         }),
         .. _store.Failures().Select(f => new WarmStartTemplate
         {
@@ -61,12 +62,15 @@ internal sealed class WarmStart
             CreatedAt = f.FailedAt,
             LastUsedAt = f.FailedAt,
             FailureReason = f.Reason,
+            ForeignHost = HostIdentity.Elsewhere(f.MadeOn, HostIdentity.Current),
         }),
     ];
 
     /// <summary>Removes a template (VMs restored from it run on) or a failed key's record.</summary>
-    public async Task RemoveTemplateAsync(string key, CancellationToken cancellationToken)
+    public async Task RemoveTemplateAsync(string key, bool force, CancellationToken cancellationToken)
     {
+        if (!force && _store.MadeElsewhere(key) is { } where)
+            throw new LinuxKitException($"Warm-start template {key} was made {where}: its inputs cannot be judged from here and a VM there may be restoring from it, so it is not removed from here. Remove it there, or with force (`linuxkit-testing templates rm --force {key}`).");
         // Not from under a process that is making it: that one would commit it after.
         if (!await _store.RemoveWhenFreeAsync(key, TimeLimits.TemplateRemoval, cancellationToken).ConfigureAwait(false))
             throw new LinuxKitException($"Warm-start template {key} is being made by another process (its lock was held for {TimeLimits.TemplateRemoval.TotalSeconds:0} s): remove it once that boot is done.");
@@ -263,6 +267,7 @@ internal sealed class WarmStart
                 HostKeyFingerprint = hostKey,
                 StateLength = new FileInfo(staging.State).Length,
                 Inputs = inputs,
+                MadeOn = HostIdentity.Current,
             });
             // Both figures: the boot is a cold boot's, the rest is what warm start adds to it.
             _logger.LogInformation("Warm-start template {Key} made in {Seconds:0.0} s (it answered over SSH after {AnsweredSeconds:0.00} s)",
@@ -300,6 +305,7 @@ internal sealed class WarmStart
         Reason = reason,
         FailedAt = _time.GetUtcNow(),
         Inputs = inputs,
+        MadeOn = HostIdentity.Current,
     };
 
     private async Task<ReadySession> CloneAsync(

@@ -1,3 +1,4 @@
+using LinuxKit.Testing.Processes;
 using LinuxKit.Testing.State;
 using LinuxKit.Testing.Templates;
 
@@ -244,14 +245,52 @@ public sealed class TemplateStoreTests : IDisposable
     public void A_staging_folder_is_pruned_once_its_makers_boot_timeout_and_save_allowance_are_past_even_if_the_maker_lives()
     {
         var longBoot = _store.Stage(Key, TimeSpan.FromHours(2));
-        var given = File.ReadAllText(Path.Combine(longBoot.Directory, "maker")).Split(' ');
+        var maker = File.ReadAllText(Path.Combine(longBoot.Directory, "maker")).Split('\n', 2);
+        var given = maker[0].Split(' ');
         Assert.InRange(long.Parse(given[1], System.Globalization.CultureInfo.InvariantCulture) - DateTimeOffset.UtcNow.ToUnixTimeSeconds(), 2 * 3600, 2 * 3600 + 600);
         _store.Prune();
         Assert.True(Directory.Exists(longBoot.Directory)); // two hours to boot: not abandoned after 30 minutes
 
-        File.WriteAllText(Path.Combine(longBoot.Directory, "maker"), $"{given[0]} {DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 1} {given[2]}");
+        File.WriteAllText(Path.Combine(longBoot.Directory, "maker"), $"{given[0]} {DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 1} {given[2]}\n{maker[1]}");
         _store.Prune();
         Assert.False(Directory.Exists(longBoot.Directory));
+    }
+
+    private static readonly HostIdentity OtherMachine =
+        HostIdentity.Current with { Machine = "fedcba9876543210fedcba9876543210", Name = "build-agent-7" };
+
+    [Fact]
+    public void Templates_and_failures_made_on_another_machine_are_never_pruned_though_their_inputs_are_not_here()
+    {
+        // On that machine the image exists; here its path names nothing.
+        _store.Commit(Staged(), Describe(inputs: ["/only/on/that/machine.iso 1 1 1"]) with { MadeOn = OtherMachine });
+        _store.MarkFailed(new TemplateFailure
+        {
+            Key = "1111111111111111", Image = "x.iso", Memory = 64, Cpus = 1, Reason = "refused", FailedAt = DateTimeOffset.UtcNow,
+            Inputs = ["/only/on/that/machine.iso 1 1 1"], MadeOn = OtherMachine,
+        });
+
+        Assert.Empty(_store.Prune(sizeLimit: 0));
+
+        Assert.NotNull(_store.Find(Key, out _));
+        Assert.Contains("build-agent-7", _store.MadeElsewhere(Key), StringComparison.Ordinal);
+        Assert.Contains("build-agent-7", _store.MadeElsewhere("1111111111111111"), StringComparison.Ordinal);
+        Assert.Null(_store.MadeElsewhere("2222222222222222"));
+    }
+
+    [Fact]
+    public void A_staging_folder_made_on_another_machine_stays_until_its_makers_deadline_though_its_pid_is_no_process_here()
+    {
+        var staging = Staged();
+        var deadline = DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 600;
+        var foreignMaker = System.Text.Json.JsonSerializer.Serialize(OtherMachine);
+        File.WriteAllText(Path.Combine(staging.Directory, "maker"), $"2147483646 {deadline} 1\n{foreignMaker}");
+        _store.Prune();
+        Assert.True(Directory.Exists(staging.Directory));
+
+        File.WriteAllText(Path.Combine(staging.Directory, "maker"), $"2147483646 {DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 1} 1\n{foreignMaker}");
+        _store.Prune();
+        Assert.False(Directory.Exists(staging.Directory));
     }
 
     [Fact]
