@@ -116,6 +116,40 @@ public abstract class GuestCommandBoundsTests(SmallLimitVm vm)
     }
 
     [Fact]
+    public async Task A_guest_that_writes_without_end_is_read_only_up_to_the_limit_and_every_call_fails_naming_it()
+    {
+        // A hostile guest: every session's shell (root's login shell, read when a connection
+        // logs in; dropbear wants it in /etc/shells) ignores its script and writes zeros for
+        // ever, markers and head -c or not.
+        // The shared VM's own connection logged in before and keeps the real shell to undo it.
+        await vm.Manager.ExecAsync(vm.Id, ["sh", "-c",
+            "cp /etc/passwd /etc/passwd.orig && mkdir -p /usr/local/bin && printf '#!/bin/sh\\nexec cat /dev/zero\\n' > /usr/local/bin/flood && chmod +x /usr/local/bin/flood && echo /usr/local/bin/flood >> /etc/shells "
+            + "&& sed -i 's|^root:\\(.*\\):[^:]*$|root:\\1:/usr/local/bin/flood|' /etc/passwd && grep -q '^root:.*/usr/local/bin/flood$' /etc/passwd"]);
+        try
+        {
+            await using var newcomer = new LinuxKitManager(new LinuxKitManagerOptions { StateDirectory = vm.State, OutputLimit = SmallLimitVm.Limit });
+
+            foreach (var call in new Func<Task>[]
+            {
+                () => newcomer.ExecAsync(vm.Id, ["echo", "hi"]),
+                () => newcomer.ReadFileAsync(vm.Id, "/etc/passwd"),
+                () => newcomer.WriteFileAsync(vm.Id, "/tmp/in", new MemoryStream("x"u8.ToArray()), (UnixFileMode)0b110_100_100),
+            })
+            {
+                // Without a host-side bound these read for ever (into memory, for the file): the
+                // wait only turns that into a failure.
+                var e = await Assert.ThrowsAsync<LinuxKitException>(() => call().WaitAsync(TimeSpan.FromMinutes(2)));
+                Assert.Contains("over the output limit of", e.Message, StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            await vm.Manager.ExecAsync(vm.Id, ["cp", "/etc/passwd.orig", "/etc/passwd"]);
+        }
+        Assert.Equal("alive\n", (await vm.Manager.ExecAsync(vm.Id, ["echo", "alive"])).Stdout);
+    }
+
+    [Fact]
     public async Task A_console_log_past_its_limit_is_rotated_and_the_vm_goes_on()
     {
         var log = (await vm.Manager.InspectAsync(vm.Id)).ConsoleLog;

@@ -58,7 +58,7 @@ internal static class GuestFiles
     {
         RequireAbsolute(guestPath);
         var script = ReadScript(guestPath, limit);
-        var (exitCode, content, error) = await guest.UseAsync(session => session.RunReadingBytesAsync(script, cancellationToken), cancellationToken).ConfigureAwait(false);
+        var (exitCode, content, error) = await guest.UseAsync(session => session.RunReadingBytesAsync(script, limit, cancellationToken), cancellationToken).ConfigureAwait(false);
         return exitCode == 0 ? content : throw ReadFailure(exitCode, error, guestPath, guest.VmId);
     }
 

@@ -88,8 +88,27 @@ internal sealed class ResidentShell : ICommandShell
         await _input.WriteAsync(Encoding.UTF8.GetBytes(script)).ConfigureAwait(false);
         await _input.FlushAsync().ConfigureAwait(false);
 
-        var stdout = await ReadBetweenAsync(_stdout, start, end).ConfigureAwait(false) ?? throw await EndedAsync().ConfigureAwait(false);
-        var stderr = await ReadBetweenAsync(_stderr, start, end).ConfigureAwait(false) ?? throw await EndedAsync().ConfigureAwait(false);
+        // Both together: the guest may fill either while the other is read. What the shell sends
+        // is head's bounded output; more than that plus the markers means the guest does not
+        // follow the script (a replaced head, a hostile guest), and the shell is given up (the
+        // scheduler discards a shell whose command threw, which closes its channel).
+        var allowed = outputLimit + 1;
+        var stdoutRead = ReadBetweenAsync(_stdout, start, end, allowed);
+        var stderrRead = ReadBetweenAsync(_stderr, start, end, allowed);
+        if (await Task.WhenAny(stdoutRead, stderrRead).ConfigureAwait(false) is var first && first.IsFaulted && first.Exception?.InnerException is FloodException)
+            throw SshSession.OverOutputLimit(first == stdoutRead ? "standard output" : "standard error", outputLimit);
+        (byte[] Output, string RestOfLine)? stdoutBetween, stderrBetween;
+        try
+        {
+            stdoutBetween = await stdoutRead.ConfigureAwait(false);
+            stderrBetween = await stderrRead.ConfigureAwait(false);
+        }
+        catch (FloodException)
+        {
+            throw SshSession.OverOutputLimit(stdoutRead.IsFaulted ? "standard output" : "standard error", outputLimit);
+        }
+        var stdout = stdoutBetween ?? throw await EndedAsync().ConfigureAwait(false);
+        var stderr = stderrBetween ?? throw await EndedAsync().ConfigureAwait(false);
         foreach (var (name, output) in new[] { ("standard output", stdout.Output), ("standard error", stderr.Output) })
         {
             if (output.Length > outputLimit) throw SshSession.OverOutputLimit(name, outputLimit);
@@ -100,11 +119,14 @@ internal sealed class ResidentShell : ICommandShell
 
     // What lies between this command's start and end markers; null when the stream ended first.
     // Anything before the start marker is none of this command's and is dropped.
-    private static async Task<(byte[] Output, string RestOfLine)?> ReadBetweenAsync(MarkerReader reader, string start, string end)
+    private static async Task<(byte[] Output, string RestOfLine)?> ReadBetweenAsync(MarkerReader reader, string start, string end, long allowed)
     {
-        if (await reader.ReadUntilAsync(Encoding.ASCII.GetBytes(start), keep: false).ConfigureAwait(false) is null) return null;
-        return await reader.ReadUntilAsync(Encoding.ASCII.GetBytes(end), keep: true).ConfigureAwait(false);
+        if (await reader.ReadUntilAsync(Encoding.ASCII.GetBytes(start), keep: false, allowed).ConfigureAwait(false) is null) return null;
+        return await reader.ReadUntilAsync(Encoding.ASCII.GetBytes(end), keep: true, allowed).ConfigureAwait(false);
     }
+
+    // More came than the script lets the shell send.
+    private sealed class FloodException : Exception;
 
     // Why the shell's output ended before the marker. When the exec request itself failed, no
     // shell ever ran, so the command did not run either and may safely go elsewhere.
@@ -129,13 +151,19 @@ internal sealed class ResidentShell : ICommandShell
     {
         private readonly MemoryStream _buffer = new(capacity: 8192);
 
-        // Everything before the marker (when kept), and the rest of the marker's line.
-        public async Task<(byte[] Before, string RestOfLine)?> ReadUntilAsync(byte[] marker, bool keep)
+        // The rest of a marker's line: a space and an exit code.
+        private const int MarkerLineRest = 16;
+
+        // Everything before the marker (when kept), and the rest of the marker's line; at most
+        // <allowed> bytes before it (kept or dropped), else a FloodException.
+        public async Task<(byte[] Before, string RestOfLine)?> ReadUntilAsync(byte[] marker, bool keep, long allowed)
         {
             var chunk = new byte[8192];
             var searchFrom = 0;
+            long dropped = 0;
             while (true)
             {
+                if (dropped + _buffer.Length > allowed + marker.Length + MarkerLineRest) throw new FloodException();
                 var data = _buffer.GetBuffer().AsSpan(0, (int)_buffer.Length);
                 var at = data[searchFrom..].IndexOf(marker);
                 if (at >= 0)
@@ -160,6 +188,7 @@ internal sealed class ResidentShell : ICommandShell
                     {
                         // Nothing before the start marker is kept: only a possible marker prefix.
                         var tail = data[searchFrom..].ToArray();
+                        dropped += searchFrom;
                         _buffer.SetLength(0);
                         _buffer.Write(tail);
                         searchFrom = 0;

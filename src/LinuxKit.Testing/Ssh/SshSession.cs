@@ -112,14 +112,19 @@ internal sealed class SshSession : IDisposable
 
     private async Task<ExecResult> RunOnChannelAsync(string commandLine)
     {
-        // Only where the server runs no resident shell (it refused one); there SSH.NET reads the
-        // output whole, so the limit is checked after.
+        // Only where the server runs no resident shell (it refused one): a command past the
+        // limit is ended.
         using var command = _client.CreateCommand(commandLine);
-        await command.ExecuteAsync(CancellationToken.None).ConfigureAwait(false);
-        var result = new ExecResult(command.ExitStatus ?? -1, command.Result, command.Error);
-        if (result.Stdout.Length > OutputLimit) throw OverOutputLimit("standard output", OutputLimit);
-        if (result.Stderr.Length > OutputLimit) throw OverOutputLimit("standard error", OutputLimit);
-        return result;
+        var running = command.ExecuteAsync(CancellationToken.None);
+        var (stdout, stderr) = await BoundedRead.BothAsync(command.OutputStream, OutputLimit, command.ExtendedOutputStream, OutputLimit).ConfigureAwait(false);
+        if (stdout is null || stderr is null)
+        {
+            Cancel(command);
+            await running.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            throw OverOutputLimit(stdout is null ? "standard output" : "standard error", OutputLimit);
+        }
+        await running.ConfigureAwait(false);
+        return new ExecResult(command.ExitStatus ?? -1, System.Text.Encoding.UTF8.GetString(stdout), System.Text.Encoding.UTF8.GetString(stderr));
     }
 
     /// <summary>The error for a command whose <paramref name="stream"/> is over <paramref name="limit"/> bytes.</summary>
@@ -136,6 +141,9 @@ internal sealed class SshSession : IDisposable
         {
             using var command = _client.CreateCommand(script);
             var running = command.ExecuteAsync(CancellationToken.None);
+            // The script's stdout is nothing, its stderr an error message: read while the copy
+            // runs, so neither can pile up in SSH.NET's buffers.
+            var output = BoundedRead.BothAsync(command.OutputStream, BoundedRead.ErrorTextLimit, command.ExtendedOutputStream, BoundedRead.ErrorTextLimit);
             try
             {
                 var stdin = command.CreateInputStream();
@@ -150,32 +158,32 @@ internal sealed class SshSession : IDisposable
             {
                 // Also when reading the input failed: the channel is left to close only after
                 // its process ended (the scheduler's start lock).
-                await running.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                // Its output ends early only when the script floods it.
+                await Task.WhenAny(running, output).ConfigureAwait(false);
             }
+            var (_, stderr) = await OverflowEndsAsync(command, running, output, BoundedRead.ErrorTextLimit).ConfigureAwait(false);
             await running.ConfigureAwait(false);
-            return new ExecResult(command.ExitStatus ?? -1, "", command.Error);
+            return new ExecResult(command.ExitStatus ?? -1, "", System.Text.Encoding.UTF8.GetString(stderr));
         }, cancellationToken);
 
-    /// <summary>Runs <paramref name="script"/> on a channel of its own and returns its stdout as bytes.</summary>
-    public Task<(int ExitCode, byte[] Output, string Error)> RunReadingBytesAsync(string script, CancellationToken cancellationToken) =>
+    /// <summary>Runs <paramref name="script"/> on a channel of its own and returns its stdout as bytes, at most <paramref name="limit"/>.</summary>
+    public Task<(int ExitCode, byte[] Output, string Error)> RunReadingBytesAsync(string script, long limit, CancellationToken cancellationToken) =>
         _scheduler.OnChannelOfItsOwnAsync(async abandoned =>
         {
             using var command = _client.CreateCommand(script);
             var running = command.ExecuteAsync(CancellationToken.None);
-            using var bytes = new MemoryStream();
-            var chunk = new byte[64 * 1024];
+            (byte[] Output, byte[] Error) read;
             // SSH.NET's output stream does not watch a token: a cancelled read is ended by
             // cancelling the command, which closes its channel and with it the stream.
             using (abandoned.Register(() => _ = Task.Run(() => Cancel(command))))
             {
                 try
                 {
-                    int read;
-                    while ((read = await command.OutputStream.ReadAsync(chunk, CancellationToken.None).ConfigureAwait(false)) > 0) bytes.Write(chunk, 0, read);
+                    read = await OverflowEndsAsync(command, running, BoundedRead.BothAsync(command.OutputStream, limit, command.ExtendedOutputStream, BoundedRead.ErrorTextLimit), limit).ConfigureAwait(false);
                 }
                 catch (ObjectDisposedException) when (abandoned.IsCancellationRequested)
                 {
-                    // Closed under the read by the cancel.
+                    read = ([], []); // closed under the read by the cancel
                 }
             }
             // The channel closes, so no other channel's start may race it: the start lock is held
@@ -183,8 +191,19 @@ internal sealed class SshSession : IDisposable
             await running.WaitAsync(TimeLimits.SshChannelRequest, CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             abandoned.ThrowIfCancellationRequested();
             await running.ConfigureAwait(false);
-            return (command.ExitStatus ?? -1, bytes.ToArray(), command.Error);
+            return (command.ExitStatus ?? -1, read.Output, System.Text.Encoding.UTF8.GetString(read.Error));
         }, cancellationToken);
+
+    // A script past its limit is ended (its channel closes, the start lock is held until then)
+    // and the caller told which stream.
+    private static async Task<(byte[] Output, byte[] Error)> OverflowEndsAsync(SshCommand command, Task running, Task<(byte[]? Output, byte[]? Error)> reading, long limit)
+    {
+        var (output, error) = await reading.ConfigureAwait(false);
+        if (output is not null && error is not null) return (output, error);
+        Cancel(command);
+        await running.WaitAsync(TimeLimits.SshChannelRequest, CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        throw error is null ? BoundedRead.ErrorTextFlood() : OverOutputLimit("standard output", limit);
+    }
 
     private static void Cancel(SshCommand command)
     {
