@@ -90,15 +90,23 @@ public sealed class LinuxKitManager : IManager
     }
 
     /// <inheritdoc />
-    public Task StopAsync(string id, CancellationToken cancellationToken = default)
-    {
-        var record = Find(id);
-        return _stopper.StopAsync(record, record.StopMode, cancellationToken);
-    }
+    public Task StopAsync(string id, CancellationToken cancellationToken = default) => StopAsync(id, mode: null, cancellationToken);
 
     /// <inheritdoc />
-    public Task StopAsync(string id, StopMode mode, CancellationToken cancellationToken = default) =>
-        _stopper.StopAsync(Find(id), mode, cancellationToken);
+    public Task StopAsync(string id, StopMode mode, CancellationToken cancellationToken = default) => StopAsync(id, (StopMode?)mode, cancellationToken);
+
+    private async Task StopAsync(string id, StopMode? mode, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        // A folder deleted under a running VM takes its record along, not its process.
+        if (StateStore.IsId(id) && _store.Load(id) is null && await _runtime.StopOrphanedAsync(id).ConfigureAwait(false))
+        {
+            _logger.LogWarning("VM {Id}'s folder was deleted while it ran; its watchdog stopped its hypervisor", id);
+            return;
+        }
+        var record = Find(id);
+        await _stopper.StopAsync(record, mode ?? record.StopMode, cancellationToken).ConfigureAwait(false);
+    }
 
     /// <inheritdoc />
     public Task<IReadOnlyList<Container>> ListAsync(CancellationToken cancellationToken = default)

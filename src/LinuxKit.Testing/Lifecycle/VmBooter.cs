@@ -30,7 +30,15 @@ internal sealed class VmBooter(
             () =>
             {
                 var claimed = NewRecord(Store.Files(ClaimId(run.Name)), image, resolved, run, hypervisor.Kind) with { StartedAt = time.GetUtcNow() };
-                Store.Save(claimed);
+                try
+                {
+                    Store.Save(claimed);
+                }
+                catch (LinuxKitException)
+                {
+                    Store.Delete(claimed.Id); // a folder without a record would be nobody's
+                    throw;
+                }
                 return claimed;
             },
             cancellationToken).ConfigureAwait(false);
@@ -76,6 +84,9 @@ internal sealed class VmBooter(
         {
             logger.LogError("{Vm} failed to boot: {Reason}", boot.Description, e.Message);
             await AbandonAsync(boot, e).ConfigureAwait(false);
+            // A file of its own that could not be written (a full disk): said with where.
+            if (e is IOException && e is not EndOfStreamException)
+                throw new LinuxKitException($"{boot.Description} cannot boot: writing its files in '{files.Directory}' failed: {e.Message}", e);
             throw;
         }
     }

@@ -34,10 +34,10 @@ internal sealed class VmRegistry(StateStore store, VmRuntime runtime, TimeProvid
             if (!runtime.WatchesConsole(record.Id)) ConsoleRotation.RotateIfOver(record.Files.ConsoleLog, consoleLogLimit);
             return record;
         }
-        // Still being prepared by its process: unless that process is known and gone, which
-        // leaves it to nobody.
-        var ownerGone = record.OwnerPid is not null && !record.OwnerAlive;
-        if (record.Status == ContainerStatus.Starting && record.Pid == 0 && !ownerGone && time.GetUtcNow() - record.StartedAt < TimeLimits.Preparation)
+        // Still being prepared by its process, for as long as that process lives (a host clock
+        // that jumps ahead must not end a preparation); one whose owner is not known, for a while.
+        if (record.Status == ContainerStatus.Starting && record.Pid == 0
+            && (record.OwnerAlive || (record.OwnerPid is null && time.GetUtcNow() - record.StartedAt < TimeLimits.Preparation)))
             return record;
         var stopped = record with
         {

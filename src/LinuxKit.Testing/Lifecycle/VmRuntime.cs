@@ -63,6 +63,18 @@ internal sealed class VmRuntime : IAsyncDisposable
 
     public void Forget(string id) => _owned.TryRemove(id, out _);
 
+    /// <summary>
+    /// Stops a VM this process started whose folder (record, pid file) is gone, deleted under
+    /// it: its watchdog still knows the hypervisor by the pid file its command line names.
+    /// False when this process did not start it.
+    /// </summary>
+    public async Task<bool> StopOrphanedAsync(string id)
+    {
+        if (!_owned.TryGetValue(id, out var watchdog) || watchdog is null) return false;
+        await ReleaseAsync(id, forget: true).ConfigureAwait(false);
+        return true;
+    }
+
     public async ValueTask DisposeAsync()
     {
         Sessions.Dispose();

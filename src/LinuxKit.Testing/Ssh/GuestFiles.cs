@@ -36,7 +36,7 @@ internal static class GuestFiles
             if (!content.CanSeek)
             {
                 spooled = PrivateFiles.CreateNew(Path.Combine(spoolFolder, $"copy-{Guid.NewGuid():N}"), FileOptions.DeleteOnClose);
-                await content.CopyToAsync(spooled, cancellationToken).ConfigureAwait(false);
+                await SpoolAsync(content, spooled, guestPath, guest.VmId, spoolFolder, cancellationToken).ConfigureAwait(false);
                 spooled.Position = 0;
             }
             var source = spooled ?? content;
@@ -49,6 +49,33 @@ internal static class GuestFiles
         }
         if (result.ExitCode != 0)
             throw new LinuxKitException($"Cannot write '{guestPath}' in VM {guest.VmId} (exit code {result.ExitCode}): {result.Stderr.Trim()}");
+    }
+
+    // The caller's stream's own errors stay its own; the spool's (the state directory's disk) are
+    // said to be the spool's.
+    private static async Task SpoolAsync(Stream content, FileStream spool, string guestPath, string vmId, string spoolFolder, CancellationToken cancellationToken)
+    {
+        var chunk = new byte[81920];
+        int read;
+        while ((read = await content.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            try
+            {
+                await spool.WriteAsync(chunk.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+            }
+            catch (IOException e)
+            {
+                throw new LinuxKitException($"Cannot write '{guestPath}' in VM {vmId}: a stream that cannot seek is spooled first to learn its length, in '{spoolFolder}', and that failed: {e.Message}. Free space there, or pass a seekable stream (a FileStream, a MemoryStream).", e);
+            }
+        }
+        try
+        {
+            await spool.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (IOException e)
+        {
+            throw new LinuxKitException($"Cannot write '{guestPath}' in VM {vmId}: its spool in '{spoolFolder}' could not be written: {e.Message}. Free space there, or pass a seekable stream.", e);
+        }
     }
 
     /// <summary>Reads a guest file's bytes, up to <paramref name="limit"/>.</summary>

@@ -35,22 +35,25 @@ internal static class ReadinessSchedule
     /// </summary>
     /// <param name="port">The host port forwarded to the guest's SSH port.</param>
     /// <param name="handshake">One SSH attempt, given how long it may wait; it must end when the token is cancelled.</param>
-    /// <param name="deadline">When the wait ends (also passed to the attempts as their patience).</param>
+    /// <param name="timeout">How long the wait may last (what is left of it is the attempts' patience), on the monotonic clock: a host clock that jumps moves no deadline.</param>
     /// <param name="stop">Ends the wait.</param>
     /// <param name="note">Told each attempt's outcome, for the boot's diagnostics.</param>
     /// <param name="serverRunning">
     /// The guest's server already runs (a VM restored from a snapshot taken while it answered):
     /// the first attempt is the handshake.
     /// </param>
+    /// <param name="time">The clock; only its monotonic timestamps are read, never the time of day.</param>
     public static async Task<ReadinessResult<T>> RunAsync<T>(
         int port,
         Func<TimeSpan, CancellationToken, Task<Attempt<T>>> handshake,
-        DateTime deadline,
+        TimeSpan timeout,
         CancellationToken stop,
         Action<string>? note = null,
-        bool serverRunning = false)
+        bool serverRunning = false,
+        TimeProvider? time = null)
     {
-        var started = DateTime.UtcNow;
+        time ??= TimeProvider.System;
+        var started = time.GetTimestamp();
         var networkAnswered = serverRunning;
         var connections = 0;
         string? banner = null;
@@ -65,7 +68,7 @@ internal static class ReadinessSchedule
             {
                 // A guest whose server listens as soon as its network is up must get a banner out
                 // even when forking takes longer than a second: patience grows with the boot.
-                var patience = Clamp((DateTime.UtcNow - started) / 4, MinSilentProbe, MaxSilentProbe);
+                var patience = Clamp(time.GetElapsedTime(started) / 4, MinSilentProbe, MaxSilentProbe);
                 var (outcome, probeBanner) = await ProbeAsync(port, patience, stop).ConfigureAwait(false);
                 note?.Invoke($"probe {connections}: {outcome}");
                 if (outcome == AttemptOutcome.Silent) continue; // the network is not up yet: a fresh probe at once
@@ -84,7 +87,7 @@ internal static class ReadinessSchedule
             }
             else
             {
-                var attempt = await handshake(deadline - DateTime.UtcNow, stop).ConfigureAwait(false);
+                var attempt = await handshake(Clamp(timeout - time.GetElapsedTime(started), TimeSpan.Zero, timeout), stop).ConfigureAwait(false);
                 note?.Invoke($"handshake {connections}: {attempt.Outcome}{(attempt.Error is null ? "" : $" ({attempt.Error.GetType().Name})")}");
                 banner = attempt.Banner ?? banner;
                 switch (attempt.Outcome)
@@ -106,7 +109,7 @@ internal static class ReadinessSchedule
             }
             try
             {
-                await Task.Delay(delay, stop).ConfigureAwait(false);
+                await Task.Delay(delay, time, stop).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {

@@ -36,7 +36,6 @@ internal static class SshReadiness
         bool restored,
         CancellationToken cancellationToken)
     {
-        var deadline = DateTime.UtcNow + timeout;
         var clock = Stopwatch.StartNew();
         var timeline = new StringBuilder();
         void Note(string step) => timeline.Append(CultureInfo.InvariantCulture, $"{clock.Elapsed.TotalSeconds:0.00} s {step}; ");
@@ -47,7 +46,7 @@ internal static class SshReadiness
         try
         {
             var result = await ReadinessSchedule.RunAsync<SshSession>(
-                endpoint.Port, (patience, token) => AttemptAsync(endpoint, patience, token), deadline, stop.Token, Note, serverRunning: restored).ConfigureAwait(false);
+                endpoint.Port, (patience, token) => AttemptAsync(endpoint, patience, token), timeout, stop.Token, Note, serverRunning: restored).ConfigureAwait(false);
             if (result.Value is { } session)
                 return new ReadySession(session, result.Banner ?? "", result.Connections, timeline.ToString().TrimEnd(' ', ';'));
 

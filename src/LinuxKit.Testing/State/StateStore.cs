@@ -188,12 +188,21 @@ internal sealed partial class StateStore
         PrivateFiles.CreateFolder(files.Directory);
         var path = files.Record;
         var temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
-        using (var file = PrivateFiles.CreateNew(temp))
+        try
         {
-            JsonSerializer.Serialize(file, record, Json);
-            file.Flush(flushToDisk: true); // a crash after the rename must not leave an empty record
+            using (var file = PrivateFiles.CreateNew(temp))
+            {
+                JsonSerializer.Serialize(file, record, Json);
+                file.Flush(flushToDisk: true); // a crash after the rename must not leave an empty record
+            }
+            File.Move(temp, path, overwrite: true); // rename(2): atomic on one file system
         }
-        File.Move(temp, path, overwrite: true); // rename(2): atomic on one file system
+        catch (IOException e)
+        {
+            // A full disk: the old record stays whole, and no half-written one is left beside it.
+            try { File.Delete(temp); } catch (IOException) { }
+            throw new LinuxKitException($"Cannot save VM {record.Id}'s record in '{files.Directory}': {e.Message}. Free space in the state directory ('{Root}').", e);
+        }
     }
 
     /// <summary>

@@ -34,6 +34,21 @@ internal static partial class DiskUsage
         return used;
     }
 
+    /// <summary>The bytes free to this user on the file system that holds <paramref name="path"/> (or its nearest existing folder); null when it cannot be told.</summary>
+    public static long? FreeBytes(string path)
+    {
+        var folder = Path.GetFullPath(path);
+        while (!Directory.Exists(folder) && Path.GetDirectoryName(folder) is { } parent) folder = parent;
+        try
+        {
+            return new DriveInfo(folder).AvailableFreeSpace;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return null;
+        }
+    }
+
     [LibraryImport("libc", EntryPoint = "lseek", SetLastError = true)]
     private static partial long Seek(SafeFileHandle handle, long offset, int whence);
 }

@@ -153,10 +153,21 @@ internal sealed class WarmStart
             _logger.LogWarning("{Vm} boots cold: another process has been making warm-start template {Key} for longer than the boot timeout.", boot.Description, key);
             return (null, false);
         }
-        return Find(key) is { } madeMeanwhile
-            ? (madeMeanwhile, false)
-            : (await MakeAsync(key, inputs, image, boot, options, hypervisor, snapshots, cancellationToken).ConfigureAwait(false), true);
+        if (Find(key) is { } madeMeanwhile) return (madeMeanwhile, false);
+        // A template's RAM is a file the guest writes through: on a disk that fills up, QEMU
+        // dies of SIGBUS in the middle of the boot. Without room for all of it, no template.
+        var needed = (options.Memory + TemplateDiskMargin) * 1024L * 1024L;
+        if (DiskUsage.FreeBytes(_store.Root) is { } free && free < needed)
+        {
+            _logger.LogWarning("{Vm} boots cold: a warm-start template of a {Memory} MB VM needs up to {Needed} MiB in '{Folder}', and its disk has {Free} MiB free.",
+                boot.Description, options.Memory, needed / (1024 * 1024), _store.Root, free / (1024 * 1024));
+            return (null, false);
+        }
+        return (await MakeAsync(key, inputs, image, boot, options, hypervisor, snapshots, cancellationToken).ConfigureAwait(false), true);
     }
+
+    // Beside the RAM: device state, the disk overlay's growth during the boot, console.
+    private const int TemplateDiskMargin = 64;
 
     private Template? Find(string key)
     {

@@ -25,7 +25,7 @@ public sealed class ReadinessScheduleTests
     private static async Task<ReadinessResult<string>> RunAsync(int port, TimeSpan limit)
     {
         using var stop = new CancellationTokenSource(limit);
-        return await ReadinessSchedule.RunAsync<string>(port, (patience, token) => BannerHandshakeAsync(port, patience, token), DateTime.UtcNow + limit, stop.Token);
+        return await ReadinessSchedule.RunAsync<string>(port, (patience, token) => BannerHandshakeAsync(port, patience, token), limit, stop.Token);
     }
 
     private sealed class BootingGuest : IAsyncDisposable
@@ -126,6 +126,38 @@ public sealed class ReadinessScheduleTests
         Assert.Equal(guest.Connections, result.Connections);
         Assert.InRange(result.Connections, 3, 20);
         Assert.Equal(1, guest.MaxOpenAtOnce);
+    }
+
+    // The host's time of day jumping hours ahead and back on every look (NTP stepping a
+    // clock, a suspended laptop, an operator's `date -s`); its monotonic timestamps run true.
+    private sealed class JumpingClock : TimeProvider
+    {
+        private int _looks;
+
+        public override DateTimeOffset GetUtcNow() =>
+            base.GetUtcNow() + TimeSpan.FromHours(Interlocked.Increment(ref _looks) % 2 == 0 ? 3 : -3);
+    }
+
+    [Fact]
+    public async Task A_host_clock_that_jumps_during_readiness_moves_no_deadline_and_gives_every_attempt_the_time_left()
+    {
+        await using var guest = new BootingGuest(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(0.5));
+        var limit = TimeSpan.FromSeconds(30);
+        var patiences = new List<TimeSpan>();
+        using var stop = new CancellationTokenSource(limit);
+
+        var result = await ReadinessSchedule.RunAsync<string>(
+            guest.Port,
+            (patience, token) =>
+            {
+                lock (patiences) patiences.Add(patience);
+                return BannerHandshakeAsync(guest.Port, patience, token);
+            },
+            limit, stop.Token, time: new JumpingClock());
+
+        Assert.Equal("SSH-2.0-OpenSSH_9.2p1 Debian-2", result.Value);
+        Assert.NotEmpty(patiences);
+        Assert.All(patiences, p => Assert.InRange(p, TimeSpan.FromSeconds(20), limit));
     }
 
     [Fact]

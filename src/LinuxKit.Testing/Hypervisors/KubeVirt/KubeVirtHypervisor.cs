@@ -68,12 +68,13 @@ internal sealed class KubeVirtHypervisor : IHypervisor, IRemoteResources
         try
         {
             // The bridge writes its pid file once the VMI runs and its ports listen.
-            var deadline = DateTime.UtcNow + _options.ScheduleTimeout + TimeSpan.FromSeconds(30);
+            var waited = System.Diagnostics.Stopwatch.StartNew(); // monotonic: a clock jump moves no deadline
+            var patience = _options.ScheduleTimeout + TimeSpan.FromSeconds(30);
             while (!File.Exists(spec.Files.PidFile))
             {
                 if (!bridge.IsAlive())
                     throw new LinuxKitBootException($"VM {spec.Id}: the KubeVirt VMI did not start: {ConsoleLog.Tail(spec.Files.HypervisorLog, 20)}");
-                if (DateTime.UtcNow > deadline)
+                if (waited.Elapsed > patience)
                     throw new LinuxKitBootException($"VM {spec.Id}: the KubeVirt bridge did not report the VMI running within {_options.ScheduleTimeout.TotalSeconds:0} s: {ConsoleLog.Tail(spec.Files.HypervisorLog, 20)}");
                 await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken).ConfigureAwait(false);
             }
