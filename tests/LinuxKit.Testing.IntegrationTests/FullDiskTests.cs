@@ -19,7 +19,7 @@ public sealed class SmallDisk : IAsyncDisposable
 
     // The state directory's root must be the user's alone.
     private static string Options(string size) =>
-        string.Create(CultureInfo.InvariantCulture, $"size={size},mode=0700,uid={Environment.GetEnvironmentVariable("SUDO_UID") ?? Id("-u")},gid={Id("-g")}");
+        string.Create(CultureInfo.InvariantCulture, $"size={size},mode=0700,uid={Id("-u")},gid={Id("-g")}");
 
     /// <summary>Gives the file system a new size, keeping what it holds.</summary>
     public void Resize(string size) => Mount("-o", "remount," + Options(size), Path);
