@@ -35,9 +35,9 @@ internal sealed record UefiFirmware(string Code, string VarsTemplate, string Sou
         }
         var descriptors = DescriptorFolders(qemuBinary)
             .Where(Directory.Exists)
-            .SelectMany(folder => Directory.EnumerateFiles(folder, "*.json").Select(f => (Folder: folder, File: f)))
-            .GroupBy(d => Path.GetFileName(d.File), StringComparer.Ordinal)  // a name in an earlier folder hides the same name after
-            .Select(g => g.First().File)
+            .SelectMany(folder => Directory.EnumerateFiles(folder, "*.json"))
+            .GroupBy(Path.GetFileName, StringComparer.Ordinal)  // a name in an earlier folder hides the same name after
+            .Select(g => g.First())
             .OrderBy(Path.GetFileName, StringComparer.Ordinal)
             .Select(f => (Name: f, Json: ReadOrEmpty(f)));
         return Choose(descriptors, architecture, File.Exists)
