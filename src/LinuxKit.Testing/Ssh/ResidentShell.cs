@@ -80,11 +80,7 @@ internal sealed class ResidentShell : ICommandShell
         var start = $"__linuxkit_testing_{nonce}_start__";
         var end = $"__linuxkit_testing_{nonce}_end__";
         var take = (outputLimit + 1).ToString(CultureInfo.InvariantCulture);
-        var script =
-            $"( {commandLine}\n) </dev/null >\"$LINUXKIT_OUT/o\" 2>\"$LINUXKIT_OUT/e\"; s=$?\n" +
-            $"printf '%s\\n' {start}; [ ! -s \"$LINUXKIT_OUT/o\" ] || head -c {take} \"$LINUXKIT_OUT/o\"; printf '%s %d\\n' {end} $s\n" +
-            $"printf '%s\\n' {start} >&2; [ ! -s \"$LINUXKIT_OUT/e\" ] || head -c {take} \"$LINUXKIT_OUT/e\" >&2; printf '%s\\n' {end} >&2\n" +
-            "rm -f \"$LINUXKIT_OUT/o\" \"$LINUXKIT_OUT/e\"\n";
+        var script = Script(commandLine, _sequence, start, end, take);
         await _input.WriteAsync(Encoding.UTF8.GetBytes(script)).ConfigureAwait(false);
         await _input.FlushAsync().ConfigureAwait(false);
 
@@ -116,6 +112,26 @@ internal sealed class ResidentShell : ICommandShell
         var exitCode = int.Parse(stdout.RestOfLine.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture);
         return new ExecResult(exitCode, Encoding.UTF8.GetString(stdout.Output), Encoding.UTF8.GetString(stderr.Output));
     }
+
+    // Files of their own per command (o1/e1, o2/e2, ...): what a background child of a command
+    // writes later lands in that command's files, never in another's. Under TCG every process the
+    // guest starts costs milliseconds, so the common case starts none but the command's subshell:
+    // markers and an empty output take one builtin printf each, head runs only for output, read
+    // files are emptied by a builtin (freeing their data), and the empty files are removed by one
+    // rm every CleanupEvery commands.
+    internal static string Script(string commandLine, int sequence, string start, string end, string take)
+    {
+        var o = $"\"$LINUXKIT_OUT/o{sequence}\"";
+        var e = $"\"$LINUXKIT_OUT/e{sequence}\"";
+        var cleanup = sequence % CleanupEvery == 0 ? $"rm -f \"$LINUXKIT_OUT\"/o* \"$LINUXKIT_OUT\"/e*\n" : "";
+        return
+            $"( {commandLine}\n) </dev/null >{o} 2>{e}; s=$?\n" +
+            $"if [ -s {o} ]; then printf '%s\\n' {start}; head -c {take} {o}; printf '%s %d\\n' {end} $s; : >{o}; else printf '%s\\n%s %d\\n' {start} {end} $s; fi\n" +
+            $"if [ -s {e} ]; then printf '%s\\n' {start} >&2; head -c {take} {e} >&2; printf '%s\\n' {end} >&2; : >{e}; else printf '%s\\n%s\\n' {start} {end} >&2; fi\n" +
+            cleanup;
+    }
+
+    private const int CleanupEvery = 64;
 
     // What lies between this command's start and end markers; null when the stream ended first.
     // Anything before the start marker is none of this command's and is dropped.
