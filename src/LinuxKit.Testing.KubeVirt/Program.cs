@@ -58,6 +58,7 @@ namespace LinuxKit.Testing.KubeVirt
                 OwnerHost = args.Required("--owner-host"),
                 OwnerPid = self.Pid,
                 OwnerStartTime = self.StartTime,
+                OwnerNamespace = Orphans.Here,
                 ExpiresAt = DateTimeOffset.UtcNow.AddSeconds(args.Number("--max-lifetime")),
             };
             var forwards = args.All("--forward").Select(Forward).Prepend((Host: args.Number("--ssh-port"), Guest: 22)).ToList();
@@ -138,7 +139,7 @@ namespace LinuxKit.Testing.KubeVirt
             foreach (var vmi in await api.ListAsync(CancellationToken.None))
             {
                 var name = vmi["metadata"]?["name"]?.GetValue<string>();
-                if (name is null || !Orphans.IsOrphan(vmi, host, DateTimeOffset.UtcNow, Orphans.StartTimeOfLiveProcess)) continue;
+                if (name is null || !Orphans.IsOrphan(vmi, host, Orphans.Here, DateTimeOffset.UtcNow, Orphans.StartTimeOfLiveProcess)) continue;
                 if (!args.Flag("--dry-run")) await api.DeleteAsync(name, CancellationToken.None);
                 Console.WriteLine(name);
             }
@@ -155,9 +156,9 @@ namespace LinuxKit.Testing.KubeVirt
 
         private static async Task WaitUntilRunningAsync(KubeVirtApi api, string name, TimeSpan limit, CancellationToken cancellationToken)
         {
-            var deadline = DateTime.UtcNow + limit;
+            var waited = System.Diagnostics.Stopwatch.StartNew(); // monotonic: a clock jump moves no deadline
             VmiStatus? last = null;
-            while (DateTime.UtcNow < deadline)
+            while (waited.Elapsed < limit)
             {
                 last = await api.StatusAsync(name, cancellationToken);
                 if (last is { IsRunning: true }) return;

@@ -27,6 +27,12 @@ internal sealed record VmiRequest
 
     /// <summary>The bridge process's start time, so a reused PID is never taken for it.</summary>
     public required string OwnerStartTime { get; init; }
+
+    /// <summary>
+    /// The bridge's machine and PID namespace (<see cref="Orphans.Here"/>): a host name is shared
+    /// by containers and machines cloned from one image, and a PID means something only there.
+    /// </summary>
+    public required string OwnerNamespace { get; init; }
     public required DateTimeOffset ExpiresAt { get; init; }
 }
 
@@ -45,6 +51,7 @@ internal static class VmiManifest
     public const string OwnerHostLabel = "linuxkit-testing/owner-host";
     public const string OwnerPidLabel = "linuxkit-testing/owner-pid";
     public const string OwnerStartLabel = "linuxkit-testing/owner-start";
+    public const string OwnerNamespaceLabel = "linuxkit-testing/owner-namespace";
     public const string ExpiresAtAnnotation = "linuxkit-testing/expires-at";
 
     /// <summary>The label selector of every VMI the SDK made.</summary>
@@ -78,6 +85,7 @@ internal static class VmiManifest
                     [OwnerHostLabel] = LabelValue(request.OwnerHost),
                     [OwnerPidLabel] = request.OwnerPid.ToString(CultureInfo.InvariantCulture),
                     [OwnerStartLabel] = LabelValue(request.OwnerStartTime),
+                    [OwnerNamespaceLabel] = LabelValue(request.OwnerNamespace),
                 },
                 ["annotations"] = new JsonObject
                 {

@@ -21,6 +21,7 @@ public sealed class KubeVirtTests
         OwnerHost = "CI-Runner_7.example",
         OwnerPid = 4242,
         OwnerStartTime = "123456789",
+        OwnerNamespace = "ns",
         ExpiresAt = new DateTimeOffset(2026, 11, 29, 15, 0, 0, TimeSpan.Zero),
     };
 
@@ -85,6 +86,7 @@ public sealed class KubeVirtTests
             ["linuxkit-testing/owner-host"] = "CI-Runner_7.example",
             ["linuxkit-testing/owner-pid"] = "4242",
             ["linuxkit-testing/owner-start"] = "123456789",
+            ["linuxkit-testing/owner-namespace"] = "ns",
         }, labels);
         Assert.Equal("2026-11-29T15:00:00Z", metadata["annotations"]!["linuxkit-testing/expires-at"]!.GetValue<string>());
     }
@@ -106,11 +108,13 @@ public sealed class KubeVirtTests
         string? Gone(int pid) => null;
         var later = now.AddHours(1);
 
-        Assert.False(Orphans.IsOrphan(Vmi("here", later), "here", now, Alive));
-        Assert.True(Orphans.IsOrphan(Vmi("here", later), "here", now, Gone));
-        Assert.True(Orphans.IsOrphan(Vmi("here", later), "here", now, Reused));
-        Assert.False(Orphans.IsOrphan(Vmi("elsewhere", later), "here", now, Gone)); // another machine's bridge is its business
-        Assert.True(Orphans.IsOrphan(Vmi("elsewhere", now.AddMinutes(-1)), "here", now, Alive)); // expired: anyone's
+        Assert.False(Orphans.IsOrphan(Vmi("here", later), "here", "ns", now, Alive));
+        Assert.True(Orphans.IsOrphan(Vmi("here", later), "here", "ns", now, Gone));
+        Assert.True(Orphans.IsOrphan(Vmi("here", later), "here", "ns", now, Reused));
+        Assert.False(Orphans.IsOrphan(Vmi("elsewhere", later), "here", "ns", now, Gone)); // another machine's bridge is its business
+        Assert.True(Orphans.IsOrphan(Vmi("elsewhere", now.AddMinutes(-1)), "here", "ns", now, Alive)); // expired: anyone's
+        // The same host name in another PID namespace (a container, a cloned machine): its PID names nothing here.
+        Assert.False(Orphans.IsOrphan(Vmi("here", later), "here", "another-ns", now, Gone));
     }
 
     [Theory]
