@@ -19,7 +19,7 @@ internal static class Orphans
     }
 
     /// <summary>
-    /// True for a VMI past its expiry (from any machine), and for one whose bridge process on
+    /// True for a VMI not being deleted already that is past its expiry (from any machine), or whose bridge process on
     /// <paramref name="host"/> (this machine) and in <paramref name="place"/> (this machine-id
     /// and PID namespace) is gone: its PID is free, a zombie, or taken by a process that started
     /// at another time. A bridge in another PID namespace of a machine with the same host name (a
@@ -33,6 +33,8 @@ internal static class Orphans
     public static bool IsOrphan(JsonNode vmi, string host, string place, DateTimeOffset now, Func<int, string?> startTimeOf)
     {
         var metadata = vmi["metadata"];
+        // Deleted already, terminating (a cluster lists it for seconds more): not to delete again.
+        if (metadata?["deletionTimestamp"] is not null) return false;
         var expiresAt = metadata?["annotations"]?[VmiManifest.ExpiresAtAnnotation]?.GetValue<string>();
         if (expiresAt is not null && DateTimeOffset.TryParse(expiresAt, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var expiry) && expiry < now)
             return true;

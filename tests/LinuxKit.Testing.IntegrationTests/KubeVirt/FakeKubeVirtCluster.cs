@@ -201,16 +201,33 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
         return new JsonObject { ["apiVersion"] = "kubevirt.io/v1", ["kind"] = "VirtualMachineInstanceList", ["items"] = new JsonArray(items) };
     }
 
+    /// <summary>How long a deleted VMI stays listed, terminating, as on a cluster.</summary>
+    public static readonly TimeSpan TerminationDelay = TimeSpan.FromSeconds(1.5);
+
+    // Deletion is asynchronous on a cluster: KubeVirt's VMI mutating webhook puts the
+    // kubevirt.io/foregroundDeleteVirtualMachine finalizer on every VMI (virt-api,
+    // pkg/virt-api/webhooks/mutating-webhook/mutators/vmi-mutator.go), so the API server answers
+    // DELETE with the object, now carrying a deletionTimestamp, and keeps listing it until
+    // virt-controller has seen the domain gone and removed the finalizer (seconds). A second
+    // DELETE meanwhile gets the same answer.
     private async Task DeleteAsync(HttpListenerContext context, string name)
     {
-        if (!_vmis.TryRemove(name, out var vmi))
+        if (!_vmis.TryGetValue(name, out var vmi))
         {
             await WriteAsync(context, 404, NotFound(name));
             return;
         }
-        await vmi.EndAsync(_qemu);
-        vmi.Dispose();
-        await WriteAsync(context, 200, new JsonObject { ["kind"] = "Status", ["apiVersion"] = "v1", ["status"] = "Success" });
+        if (vmi.MarkDeleted())
+        {
+            _ = Task.Run(async () =>
+            {
+                await vmi.EndAsync(_qemu);
+                await Task.Delay(TerminationDelay);
+                _vmis.TryRemove(name, out _);
+                vmi.Dispose();
+            });
+        }
+        await WriteAsync(context, 200, vmi.ToJson());
     }
 
     private async Task PortForwardAsync(HttpListenerContext context, string name, int port)
@@ -365,6 +382,19 @@ internal sealed class FakeVmi(string name, string ns, JsonNode spec) : IDisposab
     public ProcessIdentity? Process { get; set; }
     public CancellationToken Ended => _ended.Token;
 
+    public DateTimeOffset? DeletedAt { get; private set; }
+
+    /// <summary>Gives the VMI its deletionTimestamp; false when it had one already.</summary>
+    public bool MarkDeleted()
+    {
+        lock (_ended)
+        {
+            if (DeletedAt is not null) return false;
+            DeletedAt = DateTimeOffset.UtcNow;
+            return true;
+        }
+    }
+
     public void Fail(string reason)
     {
         Reason = reason;
@@ -377,15 +407,26 @@ internal sealed class FakeVmi(string name, string ns, JsonNode spec) : IDisposab
         var conditions = new JsonArray();
         if (Reason is not null) conditions.Add(new JsonObject { ["type"] = "Ready", ["status"] = "False", ["message"] = Reason });
         json["status"] = new JsonObject { ["phase"] = Phase, ["conditions"] = conditions };
+        var metadata = json["metadata"]!.AsObject();
+        metadata["finalizers"] = new JsonArray("kubevirt.io/foregroundDeleteVirtualMachine");
+        if (DeletedAt is { } deleted) metadata["deletionTimestamp"] = deleted.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
         return json;
     }
 
+    private int _ending;
+    private int _disposed;
+
+    // Once: a deleted VMI is ended by its deletion, and again by the fake's own disposal.
     public async Task EndAsync(QemuHypervisor qemu)
     {
+        if (Interlocked.Exchange(ref _ending, 1) == 1) return;
         await _ended.CancelAsync();
         if (Process is { } process && Files is { } files) await qemu.StopAsync(files, process, StopMode.Fast, TimeSpan.FromSeconds(5), CancellationToken.None);
         Phase = "Succeeded";
     }
 
-    public void Dispose() => _ended.Dispose();
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0) _ended.Dispose();
+    }
 }

@@ -115,6 +115,10 @@ public sealed class KubeVirtTests
         Assert.True(Orphans.IsOrphan(Vmi("elsewhere", now.AddMinutes(-1)), "here", "ns", now, Alive)); // expired: anyone's
         // The same host name in another PID namespace (a container, a cloned machine): its PID names nothing here.
         Assert.False(Orphans.IsOrphan(Vmi("here", later), "here", "another-ns", now, Gone));
+        // Deleted already and terminating: a cluster lists it for seconds more, nothing to delete.
+        var terminating = Vmi("here", now.AddMinutes(-1));
+        terminating["metadata"]!["deletionTimestamp"] = "2026-11-29T13:59:00Z";
+        Assert.False(Orphans.IsOrphan(terminating, "here", "ns", now, Gone));
     }
 
     [Theory]
