@@ -207,21 +207,44 @@ internal sealed class KubeVirtApi : IDisposable
     public void Dispose() => _client.Dispose();
 }
 
-/// <summary>A VMI's phase, and why when it ended.</summary>
+/// <summary>
+/// A VMI's phase, why when it ended, and why it cannot start when the cluster says so while it is
+/// still Scheduling: a pull error never makes a VMI Failed (virt-controller copies the launcher
+/// pod's waiting reason into a <c>Synchronized=False</c> condition, and the scheduler's verdict
+/// into <c>PodScheduled=False</c>; pkg/virt-controller/watch/vmi.go).
+/// </summary>
 internal sealed record VmiStatus(string Phase, string? Reason)
 {
+    // Reasons a pod's image will not come however long one waits (kubelet's image manager).
+    private static readonly string[] PullFailures = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
+
     public bool IsRunning => Phase == "Running";
     public bool HasEnded => Phase is "Failed" or "Succeeded";
+
+    /// <summary>The cluster's reason and message when the VMI's image cannot be pulled; null otherwise.</summary>
+    public string? CannotStart { get; init; }
+
+    /// <summary>Why the VMI is not scheduled yet (the scheduler's message), which may change: for the timeout's message.</summary>
+    public string? Unscheduled { get; init; }
 
     public static VmiStatus Of(JsonNode? vmi)
     {
         var status = vmi?["status"];
         var phase = status?["phase"]?.GetValue<string>() ?? "Pending";
-        var reasons = status?["conditions"]?.AsArray()
-            .Select(c => c?["message"]?.GetValue<string>() ?? c?["reason"]?.GetValue<string>())
+        var conditions = status?["conditions"]?.AsArray().OfType<JsonNode>().ToList() ?? [];
+        var reasons = conditions
+            .Select(c => Text(c, "message") ?? Text(c, "reason"))
             .Where(m => !string.IsNullOrEmpty(m))
             .ToList();
-        return new VmiStatus(phase, reasons is { Count: > 0 } ? string.Join("; ", reasons) : null);
+        static string? Text(JsonNode condition, string field) => condition[field]?.GetValue<string>();
+        static string Said(JsonNode condition) => $"{Text(condition, "reason")}: {Text(condition, "message")}";
+        var pull = conditions.FirstOrDefault(c => Text(c, "status") == "False" && PullFailures.Contains(Text(c, "reason")));
+        var unscheduled = conditions.FirstOrDefault(c => Text(c, "type") == "PodScheduled" && Text(c, "status") == "False");
+        return new VmiStatus(phase, reasons is { Count: > 0 } ? string.Join("; ", reasons) : null)
+        {
+            CannotStart = pull is null ? null : Said(pull),
+            Unscheduled = unscheduled is null ? null : Said(unscheduled),
+        };
     }
 }
 

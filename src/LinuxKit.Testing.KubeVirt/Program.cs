@@ -164,10 +164,11 @@ namespace LinuxKit.Testing.KubeVirt
                 if (last is { IsRunning: true }) return;
                 if (last is null) throw new BridgeException($"VMI {api.Namespace}/{name} disappeared while it was starting.");
                 if (last.HasEnded) throw new BridgeException($"VMI {api.Namespace}/{name} did not start: {last.Phase}{(last.Reason is null ? "" : $" ({last.Reason})")}.");
+                if (last.CannotStart is { } pull) throw new BridgeException($"VMI {api.Namespace}/{name} cannot start: its image cannot be pulled ({pull}).");
                 await Task.Delay(TimeSpan.FromMilliseconds(250), cancellationToken);
             }
             throw new BridgeException(
-                $"VMI {api.Namespace}/{name} was not running after {limit.TotalSeconds:0} s (phase {last?.Phase ?? "unknown"}{(last?.Reason is null ? "" : $": {last.Reason}")}). " +
+                $"VMI {api.Namespace}/{name} was not running after {limit.TotalSeconds:0} s (phase {last?.Phase ?? "unknown"}{(last?.Reason is null ? "" : $": {last.Reason}")}{(last?.Unscheduled is { } unscheduled ? $"; not scheduled: {unscheduled}" : "")}). " +
                 "Check 'kubectl describe vmi' for scheduling and image pull events, or raise KubeVirtOptions.ScheduleTimeout.");
         }
 

@@ -309,7 +309,12 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
             var reference = vmi.Spec["spec"]!["volumes"]!.AsArray().Select(v => v?["containerDisk"]?["image"]?.GetValue<string>()).FirstOrDefault(i => i is not null);
             if (reference is null || !_images.TryGetValue(reference, out var imagePath))
             {
-                vmi.Fail($"Failed to pull image \"{reference}\": not found");
+                // As on a cluster: the VMI stays Scheduling, its launcher pod's pull error in a
+                // Synchronized=False condition, ErrImagePull and then ImagePullBackOff
+                // (virt-controller, pkg/virt-controller/watch/vmi.go).
+                vmi.Condition("Synchronized", "ErrImagePull", $"Failed to pull image \"{reference}\": not found");
+                await Task.Delay(TimeSpan.FromSeconds(1), vmi.Ended).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                if (!vmi.Ended.IsCancellationRequested) vmi.Condition("Synchronized", "ImagePullBackOff", $"Back-off pulling image \"{reference}\"");
                 return;
             }
             var userData = Convert.FromBase64String(vmi.Spec["spec"]!["volumes"]!.AsArray()
@@ -395,6 +400,12 @@ internal sealed class FakeVmi(string name, string ns, JsonNode spec) : IDisposab
         }
     }
 
+    private readonly ConcurrentDictionary<string, JsonObject> _conditions = new();
+
+    /// <summary>Sets a False condition of <paramref name="type"/>, the phase unchanged.</summary>
+    public void Condition(string type, string reason, string message) =>
+        _conditions[type] = new JsonObject { ["type"] = type, ["status"] = "False", ["reason"] = reason, ["message"] = message };
+
     public void Fail(string reason)
     {
         Reason = reason;
@@ -406,6 +417,7 @@ internal sealed class FakeVmi(string name, string ns, JsonNode spec) : IDisposab
         var json = Spec.DeepClone().AsObject();
         var conditions = new JsonArray();
         if (Reason is not null) conditions.Add(new JsonObject { ["type"] = "Ready", ["status"] = "False", ["message"] = Reason });
+        foreach (var condition in _conditions.Values) conditions.Add(condition.DeepClone());
         json["status"] = new JsonObject { ["phase"] = Phase, ["conditions"] = conditions };
         var metadata = json["metadata"]!.AsObject();
         metadata["finalizers"] = new JsonArray("kubevirt.io/foregroundDeleteVirtualMachine");

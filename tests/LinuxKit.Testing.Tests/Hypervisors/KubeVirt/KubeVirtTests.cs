@@ -91,6 +91,25 @@ public sealed class KubeVirtTests
         Assert.Equal("2026-11-29T15:00:00Z", metadata["annotations"]!["linuxkit-testing/expires-at"]!.GetValue<string>());
     }
 
+    [Fact]
+    public void A_scheduling_vmi_whose_image_cannot_be_pulled_cannot_start_and_one_not_yet_scheduled_may_still()
+    {
+        // What a cluster reports: the phase stays Scheduling, the reasons are conditions.
+        var pullError = JsonNode.Parse("""
+            {"status":{"phase":"Scheduling","conditions":[
+              {"type":"Synchronized","status":"False","reason":"ImagePullBackOff","message":"Back-off pulling image \"registry.test/x:1\""}]}}
+            """);
+        var unschedulable = JsonNode.Parse("""
+            {"status":{"phase":"Scheduling","conditions":[
+              {"type":"PodScheduled","status":"False","reason":"Unschedulable","message":"0/3 nodes are available: 3 Insufficient memory."}]}}
+            """);
+
+        Assert.Equal("ImagePullBackOff: Back-off pulling image \"registry.test/x:1\"", VmiStatus.Of(pullError).CannotStart);
+        Assert.False(VmiStatus.Of(pullError).HasEnded);
+        Assert.Null(VmiStatus.Of(unschedulable).CannotStart);
+        Assert.Equal("Unschedulable: 0/3 nodes are available: 3 Insufficient memory.", VmiStatus.Of(unschedulable).Unscheduled);
+    }
+
     [Theory]
     [InlineData("my host!", "my-host")]
     [InlineData("-.leading and trailing._", "leading-and-trailing")]
