@@ -59,18 +59,15 @@ internal static class VmiManifest
 
     public static JsonObject Build(VmiRequest request)
     {
+        // A test VM must leave the disk it boots from as it found it, and VMs of one disk run side
+        // by side: a claim (a DataVolume's is the claim CDI made under its name) is attached as
+        // KubeVirt's `ephemeral` volume, copy-on-write over the claim, whose changes go with the
+        // VMI. A container disk is ephemeral by nature.
         var bootVolume = new JsonObject { ["name"] = "boot" };
-        bootVolume[request.Disk.Source switch
-        {
-            ClusterDiskSource.ContainerDisk => "containerDisk",
-            ClusterDiskSource.PersistentVolumeClaim => "persistentVolumeClaim",
-            _ => "dataVolume",
-        }] = request.Disk.Source switch
-        {
-            ClusterDiskSource.ContainerDisk => new JsonObject { ["image"] = request.Disk.Name },
-            ClusterDiskSource.PersistentVolumeClaim => new JsonObject { ["claimName"] = request.Disk.Name },
-            _ => new JsonObject { ["name"] = request.Disk.Name },
-        };
+        if (request.Disk.Source == ClusterDiskSource.ContainerDisk)
+            bootVolume["containerDisk"] = new JsonObject { ["image"] = request.Disk.Name };
+        else
+            bootVolume["ephemeral"] = new JsonObject { ["persistentVolumeClaim"] = new JsonObject { ["claimName"] = request.Disk.Name, ["readOnly"] = true } };
 
         var manifest = new JsonObject
         {

@@ -37,16 +37,22 @@ public sealed class KubeVirtTests
     };
 
     [Theory]
-    [InlineData("containerdisk:registry.test/os:1", "containerDisk", "image", "registry.test/os:1")]
-    [InlineData("pvc:os-disk", "persistentVolumeClaim", "claimName", "os-disk")]
-    [InlineData("datavolume:os-dv", "dataVolume", "name", "os-dv")]
-    public void The_boot_volume_comes_from_the_disk_the_image_names(string image, string volumeKind, string field, string value)
+    [InlineData("containerdisk:registry.test/os:1", "/containerDisk/image", "registry.test/os:1")]
+    [InlineData("pvc:os-disk", "/ephemeral/persistentVolumeClaim/claimName", "os-disk")]
+    [InlineData("datavolume:os-dv", "/ephemeral/persistentVolumeClaim/claimName", "os-dv")]
+    public void The_boot_volume_comes_from_the_disk_the_image_names_and_a_claim_is_never_written(string image, string path, string value)
     {
         var vmi = VmiManifest.Build(Request(ClusterDisk.Parse(image)));
 
         var boot = vmi["spec"]!["volumes"]![0]!;
         Assert.Equal("boot", boot["name"]!.GetValue<string>());
-        Assert.Equal(value, boot[volumeKind]![field]!.GetValue<string>());
+        var node = path.Split('/', StringSplitOptions.RemoveEmptyEntries).Aggregate(boot, (n, part) => n[part]!);
+        Assert.Equal(value, node.GetValue<string>());
+        // Copy-on-write over a claim read only: tests never write into the golden disk, and
+        // parallel VMs of one disk do not clash on it.
+        Assert.Null(boot["persistentVolumeClaim"]);
+        Assert.Null(boot["dataVolume"]);
+        if (boot["ephemeral"] is { } ephemeral) Assert.True(ephemeral["persistentVolumeClaim"]!["readOnly"]!.GetValue<bool>());
     }
 
     [Fact]
