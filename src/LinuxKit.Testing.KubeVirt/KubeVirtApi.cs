@@ -60,6 +60,10 @@ internal sealed class KubeVirtApi : IDisposable
             var vmi = await _client.CustomObjects.GetNamespacedCustomObjectAsync(VmiManifest.Group, VmiManifest.Version, Namespace, VmiManifest.Plural, name, cancellationToken).ConfigureAwait(false);
             return VmiStatus.Of(ToNode(vmi));
         }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw TimedOut("read the VMI"); // the HTTP client's own timeout, not the caller's stop
+        }
         catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
         {
             return null;
@@ -178,7 +182,10 @@ internal sealed class KubeVirtApi : IDisposable
     }
 
     private static BridgeException Unreachable(string what, HttpRequestException e) =>
-        new($"Cannot {what}: the cluster's API server did not answer ({e.Message}).");
+        new($"Cannot {what}: the cluster's API server did not answer ({e.Message}).") { Transient = true };
+
+    private static BridgeException TimedOut(string what) =>
+        new($"Cannot {what}: the cluster's API server did not answer within the client's timeout.") { Transient = true };
 
     private static BridgeException Refused(string what, HttpOperationException e)
     {
@@ -194,7 +201,8 @@ internal sealed class KubeVirtApi : IDisposable
         var hint = e.Response.StatusCode == HttpStatusCode.NotFound && what == "create the VMI"
             ? " Is KubeVirt installed on the cluster (the kubevirt.io/v1 API)?"
             : "";
-        return new BridgeException($"The cluster refused to {what}: {(int)e.Response.StatusCode} {message ?? status}.{hint}");
+        var code = (int)e.Response.StatusCode;
+        return new BridgeException($"The cluster refused to {what}: {code} {message ?? status}.{hint}") { Transient = code == 429 || code >= 500 };
     }
 
     private static JsonNode? ToNode(object? value) => value switch
@@ -249,4 +257,11 @@ internal sealed record VmiStatus(string Phase, string? Reason)
 }
 
 /// <summary>A failure the bridge reports on stderr as its reason for exiting.</summary>
-internal sealed class BridgeException(string message) : Exception(message);
+internal sealed class BridgeException(string message) : Exception(message)
+{
+    /// <summary>
+    /// The API server did not answer, was overloaded (429) or failed (5xx), or the client's own
+    /// timeout passed: worth asking again; no VM ends for it.
+    /// </summary>
+    public bool Transient { get; init; }
+}

@@ -79,8 +79,10 @@ namespace LinuxKit.Testing.KubeVirt
                 foreach (var (host, guest) in forwards)
                     listeners.Add(LoopbackForward.Listen(host, token => api.PortForwardAsync(name, guest, token)));
 
-                await api.CreateAsync(VmiManifest.Build(request), stop.Token);
+                // Set before the request: a SIGTERM while it is in flight may leave a VMI the server
+                // made, and deleting one that was never made is no error.
                 created = true;
+                await api.CreateAsync(VmiManifest.Build(request), stop.Token);
                 await Console.Error.WriteLineAsync($"VMI {api.Namespace}/{name} created; waiting for it to run");
                 await WaitUntilRunningAsync(api, name, TimeSpan.FromSeconds(args.Number("--schedule-timeout")), stop.Token);
 
@@ -117,8 +119,17 @@ namespace LinuxKit.Testing.KubeVirt
                 foreach (var listener in listeners) await listener.DisposeAsync();
                 if (created)
                 {
+                    // A delete that fails is said, and never hides why the bridge ends (a create
+                    // refused for bad credentials is refused again here); prune deletes what is left.
                     using var budget = new CancellationTokenSource(DeleteBudget);
-                    await api.DeleteAsync(name, budget.Token);
+                    try
+                    {
+                        await api.DeleteAsync(name, budget.Token);
+                    }
+                    catch (Exception e) when (e is BridgeException or OperationCanceledException)
+                    {
+                        await Console.Error.WriteLineAsync($"Could not delete VMI {api.Namespace}/{name}: {e.Message}");
+                    }
                 }
                 await stop.CancelAsync();
                 if (console is not null) await console;
@@ -160,7 +171,17 @@ namespace LinuxKit.Testing.KubeVirt
             VmiStatus? last = null;
             while (waited.Elapsed < limit)
             {
-                last = await api.StatusAsync(name, cancellationToken);
+                try
+                {
+                    last = await api.StatusAsync(name, cancellationToken);
+                }
+                catch (BridgeException e) when (e.Transient)
+                {
+                    // An API server busy or away for a moment ends no boot: asked again until the limit.
+                    await Console.Error.WriteLineAsync(e.Message);
+                    await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+                    continue;
+                }
                 if (last is { IsRunning: true }) return;
                 if (last is null) throw new BridgeException($"VMI {api.Namespace}/{name} disappeared while it was starting.");
                 if (last.HasEnded) throw new BridgeException($"VMI {api.Namespace}/{name} did not start: {last.Phase}{(last.Reason is null ? "" : $" ({last.Reason})")}.");

@@ -162,8 +162,24 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
                 await WriteAsync(context, 200, List(ns, request.QueryString["labelSelector"]));
                 break;
             case ("GET", { } one):
-                if (_vmis.TryGetValue(one, out var vmi) && vmi.Namespace == ns) await WriteAsync(context, 200, vmi.ToJson());
-                else await WriteAsync(context, 404, NotFound(one));
+                if (!_vmis.TryGetValue(one, out var vmi) || vmi.Namespace != ns)
+                {
+                    await WriteAsync(context, 404, NotFound(one));
+                }
+                else if (Interlocked.Increment(ref vmi.Reads) is 1 or 3)
+                {
+                    // Now and then, as a busy cluster does: API Priority and Fairness turns a
+                    // request away with 429 and Retry-After (k8s.io/apiserver
+                    // pkg/server/filters/priority-and-fairness.go), and a server under load
+                    // answers 503. A VMI's first and third reads get them.
+                    context.Response.AddHeader("Retry-After", "1");
+                    if (vmi.Reads == 1) await WriteAsync(context, 429, Status(429, "TooManyRequests", "too many requests, please try again later"));
+                    else await WriteAsync(context, 503, Status(503, "ServiceUnavailable", "the server is currently unable to handle the request"));
+                }
+                else
+                {
+                    await WriteAsync(context, 200, vmi.ToJson());
+                }
                 break;
             case ("DELETE", { } one):
                 await DeleteAsync(context, one);
@@ -386,6 +402,9 @@ internal sealed class FakeVmi(string name, string ns, JsonNode spec) : IDisposab
     public VmFiles? Files { get; set; }
     public ProcessIdentity? Process { get; set; }
     public CancellationToken Ended => _ended.Token;
+
+    /// <summary>GETs of this VMI so far (the fake turns some away, see its GET route).</summary>
+    public int Reads;
 
     public DateTimeOffset? DeletedAt { get; private set; }
 

@@ -207,7 +207,9 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
 
         var e = await Assert.ThrowsAsync<LinuxKitBootException>(() => manager.RunAsync("containerdisk:registry.test/missing:1", Small));
 
-        Assert.Contains("Failed to pull image", e.Message, StringComparison.Ordinal);
+        // The cluster's reason and message, whichever the bridge saw first (ErrImagePull, then ImagePullBackOff).
+        Assert.True(e.Message.Contains("its image cannot be pulled", StringComparison.Ordinal) && e.Message.Contains("\"registry.test/missing:1\"", StringComparison.Ordinal)
+            && (e.Message.Contains("ErrImagePull:", StringComparison.Ordinal) || e.Message.Contains("ImagePullBackOff:", StringComparison.Ordinal)), e.Message);
         Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(60), "the failed VMI was waited on like a slow one");
         Assert.Empty(await cluster.VmisAsync());
     }
