@@ -25,6 +25,9 @@ internal interface IHypervisor
     /// </summary>
     Task<string?> PrepareBootDiskAsync(LinuxKitImage image, VmFiles files, CancellationToken cancellationToken);
 
+    /// <summary>How long the VM's process has from SIGTERM to SIGKILL when its owner dies: what it does then must fit.</summary>
+    TimeSpan TerminationGrace => TimeSpan.FromSeconds(5);
+
     /// <summary>Starts the VM and returns its process once the hypervisor runs (the guest is still booting).</summary>
     Task<ProcessIdentity> StartAsync(VmSpec spec, CancellationToken cancellationToken);
 

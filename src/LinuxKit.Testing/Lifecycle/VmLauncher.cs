@@ -41,7 +41,7 @@ internal sealed class VmLauncher(PortAllocator ports, VmRegistry registry, VmRun
         // The watchdog starts before the hypervisor: there is no moment in which this process
         // could die and leave a VM that nothing will stop. A detached VM has one too until it
         // runs: a boot nobody will finish is not left running.
-        runtime.Guard(record.Id, () => OwnerWatchdog.Start(spec.Files.PidFile, record.RuntimeFiles));
+        runtime.Guard(record.Id, () => OwnerWatchdog.Start(spec.Files.PidFile, record.RuntimeFiles, hypervisor.TerminationGrace));
         var process = await hypervisor.StartAsync(spec, cancellationToken).ConfigureAwait(false);
         boot.Process = process;
         boot.ReleasePorts();

@@ -19,7 +19,7 @@ internal sealed class OwnerWatchdog : IDisposable
     // that belongs to another process is never signalled.
     private const string Body = """
         trap '' INT HUP TERM
-        pidfile=$1; shift
+        pidfile=$1; grace=$2; shift 2
         # "release": leave the hypervisor be; "stop": the owner asks, and cleans up what it
         # stopped itself; end of input without either: the owner died, and nobody else will
         # remove its files, whether a hypervisor is found or not.
@@ -54,7 +54,7 @@ internal sealed class OwnerWatchdog : IDisposable
           if [ -z "$pid" ]; then missed=$((missed+1)); sleep 0.5; continue; fi
           missed=0; found=$((found+1))
           kill -TERM "$pid" 2>/dev/null
-          i=0; while [ $i -lt 50 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+          i=0; while [ $i -lt "$grace" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
           owned "$pid" && kill -KILL "$pid" 2>/dev/null
           sleep 0.1
         done
@@ -83,7 +83,8 @@ internal sealed class OwnerWatchdog : IDisposable
     /// <summary>Starts a watchdog for the hypervisor that writes <paramref name="pidFile"/>.</summary>
     /// <param name="pidFile">The hypervisor's pid file, which its command line names.</param>
     /// <param name="filesToDelete">Files and folders to delete once the hypervisor is stopped.</param>
-    public static OwnerWatchdog Start(string pidFile, IEnumerable<string> filesToDelete)
+    /// <param name="grace">How long the hypervisor has between SIGTERM and SIGKILL (5 s when not given): a KubeVirt bridge deletes its VMI then.</param>
+    public static OwnerWatchdog Start(string pidFile, IEnumerable<string> filesToDelete, TimeSpan? grace = null)
     {
         var info = new ProcessStartInfo("/bin/sh")
         {
@@ -95,6 +96,7 @@ internal sealed class OwnerWatchdog : IDisposable
         info.ArgumentList.Add("linuxkit-testing-watchdog");
         info.ArgumentList.Add(Body);
         info.ArgumentList.Add(pidFile);
+        info.ArgumentList.Add(((int)Math.Ceiling((grace ?? TimeSpan.FromSeconds(5)).TotalSeconds * 10)).ToString(System.Globalization.CultureInfo.InvariantCulture));
         foreach (var file in filesToDelete) info.ArgumentList.Add(file);
         var process = Process.Start(info) ?? throw new LinuxKitException("Cannot start /bin/sh for the VM watchdog.");
         return new OwnerWatchdog(process);

@@ -38,6 +38,13 @@ internal sealed class KubeVirtHypervisor : IHypervisor, IRemoteResources
 
     public HypervisorKind Kind => HypervisorKind.KubeVirt;
 
+    /// <summary>
+    /// The bridge deletes its VMI on SIGTERM, within a 30 s budget of its own against a slow API
+    /// server: the owner's watchdog waits that long before SIGKILL, so a dying test process
+    /// leaves no VMI for prune to find.
+    /// </summary>
+    public TimeSpan TerminationGrace => TimeSpan.FromSeconds(35);
+
     /// <summary>This machine's name, as the VMIs' owner-host label carries it.</summary>
     public static string OwnerHost => Environment.MachineName.ToLowerInvariant();
 
