@@ -55,6 +55,8 @@ internal static class GuestFiles
     // said to be the spool's.
     private static async Task SpoolAsync(Stream content, FileStream spool, string guestPath, string vmId, string spoolFolder, CancellationToken cancellationToken)
     {
+        LinuxKitException Failed(IOException e) =>
+            new($"Cannot write '{guestPath}' in VM {vmId}: a stream that cannot seek is spooled first to learn its length, in '{spoolFolder}', and that failed: {e.Message}. Free space there, or pass a seekable stream (a FileStream, a MemoryStream).", e);
         var chunk = new byte[81920];
         int read;
         while ((read = await content.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
@@ -65,7 +67,7 @@ internal static class GuestFiles
             }
             catch (IOException e)
             {
-                throw new LinuxKitException($"Cannot write '{guestPath}' in VM {vmId}: a stream that cannot seek is spooled first to learn its length, in '{spoolFolder}', and that failed: {e.Message}. Free space there, or pass a seekable stream (a FileStream, a MemoryStream).", e);
+                throw Failed(e);
             }
         }
         try
@@ -74,7 +76,7 @@ internal static class GuestFiles
         }
         catch (IOException e)
         {
-            throw new LinuxKitException($"Cannot write '{guestPath}' in VM {vmId}: its spool in '{spoolFolder}' could not be written: {e.Message}. Free space there, or pass a seekable stream.", e);
+            throw Failed(e);
         }
     }
 
