@@ -9,21 +9,16 @@ namespace LinuxKit.Testing.KubeVirt;
 
 /// <summary>
 /// The cluster calls the bridge makes: VMIs through KubernetesClient's generic custom-object
-/// operations, and the VMI's subresources (port-forward, serial console) as WebSockets, which
-/// the client has no call for, connected with the same kubeconfig credentials.
+/// operations, and the VMI's subresources (port-forward, serial console) as WebSockets through
+/// the library's own plumbing (see <see cref="KubeVirtClient"/>), with the same credentials.
 /// </summary>
 internal sealed class KubeVirtApi : IDisposable
 {
-    // KubeVirt's subresource WebSockets carry raw bytes in binary messages under this protocol.
-    private const string PlainProtocol = "plain.kubevirt.io";
-
-    private readonly KubernetesClientConfiguration _config;
-    private readonly Kubernetes _client;
+    private readonly KubeVirtClient _client;
 
     private KubeVirtApi(KubernetesClientConfiguration config, string ns)
     {
-        _config = config;
-        _client = new Kubernetes(config);
+        _client = KubeVirtClient.Create(config);
         Namespace = ns;
     }
 
@@ -44,13 +39,39 @@ internal sealed class KubeVirtApi : IDisposable
         return new KubeVirtApi(config, args.Optional("--namespace") ?? config.Namespace ?? "default");
     }
 
-    public async Task CreateAsync(JsonObject vmi, CancellationToken cancellationToken)
+    /// <summary>Creates the VMI and returns its uid.</summary>
+    public async Task<string> CreateAsync(JsonObject vmi, CancellationToken cancellationToken)
     {
         using var body = JsonDocument.Parse(vmi.ToJsonString());
-        await CallAsync(
+        var created = await CallAsync(
             "create the VMI",
             () => _client.CustomObjects.CreateNamespacedCustomObjectAsync(body.RootElement, VmiManifest.Group, VmiManifest.Version, Namespace, VmiManifest.Plural, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        return ToNode(created)?["metadata"]?["uid"]?.GetValue<string>() ?? throw new BridgeException("The cluster made the VMI but gave it no uid.");
     }
+
+    /// <summary>The container of a virt-launcher pod that streams the serial console from the VMI's start.</summary>
+    public const string ConsoleLogContainer = "guest-console-log";
+
+    /// <summary>
+    /// The virt-launcher pod of the VMI with <paramref name="uid"/> (KubeVirt labels it
+    /// <c>kubevirt.io/created-by</c>), and whether it has the <see cref="ConsoleLogContainer"/>;
+    /// null while there is none.
+    /// </summary>
+    public async Task<(string Name, bool HasConsoleLog)?> LauncherPodAsync(string uid, CancellationToken cancellationToken)
+    {
+        var pods = await CallAsync(
+            "list the VMI's virt-launcher pod",
+            () => _client.CoreV1.ListNamespacedPodAsync(Namespace, labelSelector: $"kubevirt.io/created-by={uid}", cancellationToken: cancellationToken)).ConfigureAwait(false);
+        var pod = pods.Items.FirstOrDefault(p => p.Metadata.DeletionTimestamp is null);
+        if (pod is null) return null;
+        return (pod.Metadata.Name, pod.Spec.Containers.Any(c => c.Name == ConsoleLogContainer));
+    }
+
+    /// <summary>The serial console from the VMI's start, followed: the log of <paramref name="pod"/>'s <see cref="ConsoleLogContainer"/>.</summary>
+    public Task<Stream> ConsoleLogAsync(string pod, CancellationToken cancellationToken) =>
+        CallAsync(
+            "read the VMI's serial console log",
+            () => _client.CoreV1.ReadNamespacedPodLogAsync(pod, Namespace, container: ConsoleLogContainer, follow: true, cancellationToken: cancellationToken));
 
     /// <summary>The VMI's status (phase, and the reason when it failed); null when there is no such VMI.</summary>
     public async Task<VmiStatus?> StatusAsync(string name, CancellationToken cancellationToken)
@@ -76,6 +97,10 @@ internal sealed class KubeVirtApi : IDisposable
         {
             throw Unreachable("read the VMI", e);
         }
+        catch (k8s.Exceptions.KubeConfigException e)
+        {
+            throw CredentialsFailed("read the VMI", e);
+        }
     }
 
     /// <summary>Deletes the VMI; one that is already gone is no error.</summary>
@@ -95,6 +120,10 @@ internal sealed class KubeVirtApi : IDisposable
         catch (HttpRequestException e)
         {
             throw Unreachable("delete the VMI", e);
+        }
+        catch (k8s.Exceptions.KubeConfigException e)
+        {
+            throw CredentialsFailed("delete the VMI", e);
         }
     }
 
@@ -117,52 +146,26 @@ internal sealed class KubeVirtApi : IDisposable
 
     private async Task<WebSocket> SubresourceAsync(string name, string subresource, CancellationToken cancellationToken)
     {
-        var host = new Uri(_config.Host.TrimEnd('/') + "/");
-        var builder = new UriBuilder(new Uri(host, $"apis/subresources.kubevirt.io/v1/namespaces/{Uri.EscapeDataString(Namespace)}/virtualmachineinstances/{Uri.EscapeDataString(name)}/{subresource}"))
-        {
-            Scheme = host.Scheme == Uri.UriSchemeHttps ? "wss" : "ws",
-        };
-        var socket = new ClientWebSocket();
+        var what = $"the VMI's {subresource.Split('/')[0]} subresource";
         try
         {
-            socket.Options.AddSubProtocol(PlainProtocol);
-            if (_config.AccessToken is { Length: > 0 } token) socket.Options.SetRequestHeader("Authorization", $"Bearer {token}");
-            else if (_config.TokenProvider is { } provider)
-                socket.Options.SetRequestHeader("Authorization", (await provider.GetAuthenticationHeaderAsync(cancellationToken).ConfigureAwait(false)).ToString());
-            else if (_config.Username is { Length: > 0 } user)
-                socket.Options.SetRequestHeader("Authorization", "Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{user}:{_config.Password}")));
-            if (ClientCertificate() is { } certificate) socket.Options.ClientCertificates.Add(certificate);
-#pragma warning disable CA5359 // The kubeconfig asked for it (insecure-skip-tls-verify), as for every other call.
-            if (_config.SkipTlsVerify) socket.Options.RemoteCertificateValidationCallback = (_, _, _, _) => true;
-#pragma warning restore CA5359
-            else if (_config.SslCaCerts is { Count: > 0 } authorities)
-                socket.Options.RemoteCertificateValidationCallback = (sender, certificate, chain, errors) =>
-                    Kubernetes.CertificateValidationCallBack(sender, authorities, certificate, chain, errors);
-            await socket.ConnectAsync(builder.Uri, cancellationToken).ConfigureAwait(false);
-            return socket;
+            return await _client.ConnectSubresourceAsync(
+                $"apis/subresources.kubevirt.io/v1/namespaces/{Uri.EscapeDataString(Namespace)}/virtualmachineinstances/{Uri.EscapeDataString(name)}/{subresource}",
+                cancellationToken).ConfigureAwait(false);
         }
-        catch (WebSocketException e)
+        catch (HttpOperationException e)
         {
-            socket.Dispose();
-            throw new BridgeException($"The cluster refused the VMI's {subresource.Split('/')[0]} subresource ({builder.Uri}): {e.Message}");
+            // virt-api dials the guest before it upgrades: nothing listening is a Status here.
+            throw Refused($"connect to {what}", e);
         }
-        catch
+        catch (Exception e) when (e is WebSocketException or HttpRequestException or System.Security.Authentication.AuthenticationException)
         {
-            socket.Dispose();
-            throw;
+            throw new BridgeException($"Cannot connect to {what}: {e.Message}") { Transient = true };
         }
-    }
-
-    // The kubeconfig's client certificate, as KubernetesClient reads it for its own calls.
-    private System.Security.Cryptography.X509Certificates.X509Certificate2? ClientCertificate()
-    {
-        if (_config.ClientCertificateData is { } data && _config.ClientCertificateKeyData is { } key)
-            return System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(FromBase64(data), FromBase64(key));
-        if (_config.ClientCertificateFilePath is { } certificateFile && _config.ClientKeyFilePath is { } keyFile)
-            return System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(certificateFile, keyFile);
-        return null;
-
-        static string FromBase64(string value) => System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(value));
+        catch (k8s.Exceptions.KubeConfigException e)
+        {
+            throw CredentialsFailed($"connect to {what}", e);
+        }
     }
 
     private static async Task<T> CallAsync<T>(string what, Func<Task<T>> call)
@@ -179,7 +182,15 @@ internal sealed class KubeVirtApi : IDisposable
         {
             throw Unreachable(what, e);
         }
+        catch (k8s.Exceptions.KubeConfigException e)
+        {
+            throw CredentialsFailed(what, e);
+        }
     }
+
+    // A credential plugin that fails (or times out) now may work on the next call: the user logs in again.
+    private static BridgeException CredentialsFailed(string what, k8s.Exceptions.KubeConfigException e) =>
+        new($"Cannot {what}: the kubeconfig's credentials could not be had ({e.Message}).") { Transient = true };
 
     private static BridgeException Unreachable(string what, HttpRequestException e) =>
         new($"Cannot {what}: the cluster's API server did not answer ({e.Message}).") { Transient = true };
@@ -202,7 +213,7 @@ internal sealed class KubeVirtApi : IDisposable
             ? " Is KubeVirt installed on the cluster (the kubevirt.io/v1 API)?"
             : "";
         var code = (int)e.Response.StatusCode;
-        return new BridgeException($"The cluster refused to {what}: {code} {message ?? status}.{hint}") { Transient = code == 429 || code >= 500 };
+        return new BridgeException($"The cluster refused to {what}: {code} {message ?? status}.{hint}") { Transient = code == 429 || code >= 500, StatusCode = code };
     }
 
     private static JsonNode? ToNode(object? value) => value switch
@@ -264,4 +275,7 @@ internal sealed class BridgeException(string message) : Exception(message)
     /// timeout passed: worth asking again; no VM ends for it.
     /// </summary>
     public bool Transient { get; init; }
+
+    /// <summary>The HTTP status the cluster answered with, when it answered.</summary>
+    public int? StatusCode { get; init; }
 }

@@ -82,11 +82,11 @@ namespace LinuxKit.Testing.KubeVirt
                 // Set before the request: a SIGTERM while it is in flight may leave a VMI the server
                 // made, and deleting one that was never made is no error.
                 created = true;
-                await api.CreateAsync(VmiManifest.Build(request), stop.Token);
+                var uid = await api.CreateAsync(VmiManifest.Build(request), stop.Token);
                 await Console.Error.WriteLineAsync($"VMI {api.Namespace}/{name} created; waiting for it to run");
                 await WaitUntilRunningAsync(api, name, TimeSpan.FromSeconds(args.Number("--schedule-timeout")), stop.Token);
 
-                console = ConsoleCopy.RunAsync(api, name, args.Required("--console-log"), stop.Token);
+                console = ConsoleCopy.RunAsync(api, name, uid, args.Required("--console-log"), stop.Token);
                 // The core waits for this file: the VMI runs and its ports listen.
                 await File.WriteAllTextAsync(args.Required("--pidfile"), Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
                 await Console.Error.WriteLineAsync($"VMI {api.Namespace}/{name} is running");

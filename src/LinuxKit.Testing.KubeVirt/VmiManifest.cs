@@ -54,11 +54,24 @@ internal static class VmiManifest
     public const string OwnerNamespaceLabel = "linuxkit-testing/owner-namespace";
     public const string ExpiresAtAnnotation = "linuxkit-testing/expires-at";
 
+    /// <summary>
+    /// The most cloud-init user-data KubeVirt takes inline (its VMI admission refuses more,
+    /// cloudInitUserMaxLen in virt-api's vmi-create-admitter.go).
+    /// </summary>
+    public const int UserDataLimit = 2048;
+
     /// <summary>The label selector of every VMI the SDK made.</summary>
     public static string Selector => $"{ManagedByLabel}={ManagedBy}";
 
+    /// <exception cref="BridgeException">The metadata is more than KubeVirt takes.</exception>
     public static JsonObject Build(VmiRequest request)
     {
+        // Said before the cluster is asked: its refusal names a field, not what to do.
+        if (request.UserData.Length > UserDataLimit)
+            throw new BridgeException(
+                $"The VM's metadata is {request.UserData.Length} bytes; KubeVirt takes at most {UserDataLimit} bytes of cloud-init user-data in a VMI. " +
+                "The SSH public key is most of it: use an ECDSA or Ed25519 key (RunOptions.SshKey) rather than a long RSA one.");
+
         // A test VM must leave the disk it boots from as it found it, and VMs of one disk run side
         // by side: a claim (a DataVolume's is the claim CDI made under its name) is attached as
         // KubeVirt's `ephemeral` volume, copy-on-write over the claim, whose changes go with the

@@ -145,7 +145,7 @@ public class ToolTests(InstalledTool tool, KubeVirt.KubeVirtClusterFixture clust
         Assert.DoesNotContain("QEMU", doctor.Stdout, StringComparison.Ordinal);
 
         var wrong = Path.Combine(state.Path, "wrong-kubeconfig");
-        await File.WriteAllTextAsync(wrong, System.Text.RegularExpressions.Regex.Replace(await File.ReadAllTextAsync(cluster.Fake.Kubeconfig), "token: .*", "token: not-the-token"));
+        await File.WriteAllTextAsync(wrong, cluster.Fake.StaticKubeconfig("not-the-token"));
         var refused = await tool.RunAsync(state.Path, new Dictionary<string, string> { ["LINUXKIT_TESTING_HYPERVISOR"] = "kubevirt", ["LINUXKIT_TESTING_KUBECONFIG"] = wrong }, "doctor");
         Assert.Equal(1, refused.ExitCode);
         Assert.Contains("FIX  KubeVirt:", refused.Stdout, StringComparison.Ordinal);

@@ -22,9 +22,13 @@ namespace LinuxKit.Testing.IntegrationTests.KubeVirt;
 /// container disk is looked up in a table of local test images and booted with QEMU, its
 /// <c>cloudInitNoCloud</c> user-data attached as a NoCloud disk labelled cidata (the guest reads
 /// its SSH key from there); port-forward connects to the guest's port, the console streams what
-/// the guest's serial console writes from the moment of connection, as KubeVirt's does.
-/// Requests need the bearer token of the kubeconfig it writes. Built on HttpListener (WebSockets
-/// included), so the test project needs no ASP.NET Core.
+/// the guest's serial console writes from the moment of connection, as KubeVirt's does, and the
+/// VMI's virt-launcher pod serves the whole console as the log of its <c>guest-console-log</c>
+/// container. Where KubeVirt's behaviour is known the fake follows it, each place citing the
+/// source it models. Requests need a bearer token that has not expired: the kubeconfig it writes
+/// gets one from an exec credential plugin, as EKS, GKE and AKS kubeconfigs do, and each token
+/// lives <see cref="TokenLifetime"/>. Built on HttpListener (WebSockets included), so the test
+/// project needs no ASP.NET Core.
 /// </summary>
 internal sealed class FakeKubeVirtCluster : IAsyncDisposable
 {
@@ -38,18 +42,105 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
     private readonly TempDirectory _root = new("lkt-fake-kubevirt-");
     private readonly QemuHypervisor _qemu = new(null, Accelerator.Auto, NullLogger.Instance);
     private readonly ConcurrentDictionary<string, FakeVmi> _vmis = new();
-    private readonly string _token = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _tokens = new();
     private readonly CancellationTokenSource _stop = new();
+    private readonly Timer _rotation;
     private Task _serving = Task.CompletedTask;
 
-    private FakeKubeVirtCluster(HttpListener listener, IReadOnlyDictionary<string, string> images)
+    private FakeKubeVirtCluster(HttpListener listener, IReadOnlyDictionary<string, string> images, TimeSpan tokenLifetime)
     {
         _listener = listener;
         _images = images;
+        TokenLifetime = tokenLifetime;
+        Server = listener.Prefixes.Single().TrimEnd('/');
+        IssueToken();
+        // A new token well before the last one expires, as a credential plugin's issuer does.
+        _rotation = new Timer(_ => IssueToken(), null, tokenLifetime / 3, tokenLifetime / 3);
     }
 
-    /// <summary>The kubeconfig that reaches this server (namespace <see cref="Namespace"/>).</summary>
+    /// <summary>The kubeconfig that reaches this server (namespace <see cref="Namespace"/>) with the exec credential plugin.</summary>
     public string Kubeconfig => Path.Combine(_root.Path, "kubeconfig");
+
+    /// <summary>The server's address.</summary>
+    public string Server { get; }
+
+    /// <summary>How long a token the credential plugin hands out is accepted.</summary>
+    public TimeSpan TokenLifetime { get; }
+
+    /// <summary>Tokens accepted so far on a request: more than one once a client has refreshed.</summary>
+    public ConcurrentDictionary<string, bool> TokensUsed { get; } = new();
+
+    /// <summary>
+    /// Whether virt-launcher pods have the <c>guest-console-log</c> container (KubeVirt's
+    /// default since 1.1; a cluster may turn it off with <c>virtualMachineOptions.disableSerialConsoleLog</c>).
+    /// </summary>
+    public bool SerialConsoleLog { get; set; } = true;
+
+    /// <summary>A kubeconfig for this server with a fixed <paramref name="token"/> instead of the plugin.</summary>
+    public string StaticKubeconfig(string token) => $"""
+        apiVersion: v1
+        kind: Config
+        clusters:
+        - name: fake
+          cluster:
+            server: {Server}
+        users:
+        - name: tester
+          user:
+            token: {token}
+        contexts:
+        - name: fake
+          context:
+            cluster: fake
+            user: tester
+            namespace: {Namespace}
+        current-context: fake
+        """;
+
+    private string Credential => Path.Combine(_root.Path, "credential.json");
+
+    private void IssueToken()
+    {
+        var token = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+        var expires = DateTimeOffset.UtcNow + TokenLifetime;
+        _tokens[token] = expires;
+        foreach (var (old, until) in _tokens)
+            if (until < DateTimeOffset.UtcNow) _tokens.TryRemove(old, out _);
+        // What a credential plugin prints (client.authentication.k8s.io ExecCredential), written
+        // whole before it replaces the last: the plugin only prints the file.
+        var partial = Credential + ".partial";
+        File.WriteAllText(partial, new JsonObject
+        {
+            ["apiVersion"] = "client.authentication.k8s.io/v1",
+            ["kind"] = "ExecCredential",
+            ["status"] = new JsonObject
+            {
+                ["token"] = token,
+                ["expirationTimestamp"] = expires.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture),
+            },
+        }.ToJsonString());
+        File.Move(partial, Credential, overwrite: true);
+    }
+
+    // The token of an authorized request, null for one to refuse.
+    private string? Authorized(HttpListenerRequest request)
+    {
+        var header = request.Headers["Authorization"];
+        if (header is null || !header.StartsWith("Bearer ", StringComparison.Ordinal)) return null;
+        var token = header["Bearer ".Length..];
+        if (!_tokens.TryGetValue(token, out var expires) || expires < DateTimeOffset.UtcNow) return null;
+        TokensUsed[token] = true;
+        return token;
+    }
+
+    // Cancelled when the token expires: the fake ends long streams then, standing in for what
+    // ends them on a cluster (an idle timeout, a load balancer or API server restart), after
+    // which the client must authenticate again.
+    private CancellationTokenSource UntilExpiry(string token)
+    {
+        var left = _tokens.TryGetValue(token, out var expires) ? expires - DateTimeOffset.UtcNow : TimeSpan.Zero;
+        return new CancellationTokenSource(left > TimeSpan.Zero ? left : TimeSpan.Zero);
+    }
 
     /// <summary>Requests ("METHOD PATH") that match no call the fake implements: the backend made a call it did not expect.</summary>
     public ConcurrentQueue<string> Unrouted { get; } = new();
@@ -58,14 +149,15 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
     public IReadOnlyDictionary<string, FakeVmi> Vmis => _vmis;
 
     /// <param name="images">Container disk references and the local test images they stand for.</param>
-    public static async Task<FakeKubeVirtCluster> StartAsync(IReadOnlyDictionary<string, string> images)
+    /// <param name="tokenLifetime">How long each token is accepted (default 20 s: a VM's life in a test outlasts several).</param>
+    public static async Task<FakeKubeVirtCluster> StartAsync(IReadOnlyDictionary<string, string> images, TimeSpan? tokenLifetime = null)
     {
         // HttpListener takes a prefix, not port 0: a free port is found first.
         var address = $"http://127.0.0.1:{FreePort()}/";
         var listener = new HttpListener();
         listener.Prefixes.Add(address);
         listener.Start();
-        var cluster = new FakeKubeVirtCluster(listener, images);
+        var cluster = new FakeKubeVirtCluster(listener, images, tokenLifetime ?? TimeSpan.FromSeconds(20));
         cluster._serving = Task.Run(cluster.ServeAsync);
         await File.WriteAllTextAsync(cluster.Kubeconfig, $"""
             apiVersion: v1
@@ -73,11 +165,15 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
             clusters:
             - name: fake
               cluster:
-                server: {address.TrimEnd('/')}
+                server: {cluster.Server}
             users:
             - name: tester
               user:
-                token: {cluster._token}
+                exec:
+                  apiVersion: client.authentication.k8s.io/v1
+                  command: /bin/cat
+                  args: ["{cluster.Credential}"]
+                  interactiveMode: Never
             contexts:
             - name: fake
               context:
@@ -125,13 +221,21 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
         @"^/apis/(?:kubevirt\.io/v1/namespaces/(?<ns>[^/]+)/virtualmachineinstances(?:/(?<name>[^/]+))?|subresources\.kubevirt\.io/v1/namespaces/(?<sns>[^/]+)/virtualmachineinstances/(?<sname>[^/]+)/(?:portforward/(?<port>\d+)/tcp|(?<console>console)))$",
         RegexOptions.CultureInvariant);
 
+    private static readonly Regex PodRoute = new(@"^/api/v1/namespaces/(?<ns>[^/]+)/pods(?:/(?<pod>[^/]+)/(?<log>log))?$", RegexOptions.CultureInvariant);
+
     private async Task HandleAsync(HttpListenerContext context)
     {
         var request = context.Request;
         var path = request.Url!.AbsolutePath;
-        if (request.Headers["Authorization"] != $"Bearer {_token}")
+        if (Authorized(request) is not { } token)
         {
             await WriteAsync(context, 401, Status(401, "Unauthorized", "Unauthorized"));
+            return;
+        }
+        if (PodRoute.Match(path) is { Success: true } pods && request.HttpMethod == "GET")
+        {
+            if (pods.Groups["log"].Success) await PodLogAsync(context, pods.Groups["ns"].Value, pods.Groups["pod"].Value, token);
+            else await WriteAsync(context, 200, Pods(pods.Groups["ns"].Value, request.QueryString["labelSelector"]));
             return;
         }
         var match = Route.Match(path);
@@ -148,7 +252,7 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
         }
         if (match.Groups["console"].Success)
         {
-            await ConsoleAsync(context, match.Groups["sname"].Value);
+            await ConsoleAsync(context, match.Groups["sname"].Value, token);
             return;
         }
         var ns = match.Groups["ns"].Value;
@@ -195,6 +299,11 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
     {
         var body = await JsonNode.ParseAsync(context.Request.InputStream) ?? throw new InvalidOperationException("empty body");
         var name = body["metadata"]?["name"]?.GetValue<string>() ?? "";
+        if (Admission.Refusal(body) is { } refusal)
+        {
+            await WriteAsync(context, 422, Status(422, "Invalid", refusal));
+            return;
+        }
         var vmi = new FakeVmi(name, ns, body);
         if (!_vmis.TryAdd(name, vmi))
         {
@@ -246,24 +355,33 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
         await WriteAsync(context, 200, vmi.ToJson());
     }
 
+    // virt-api dials the guest before it upgrades the request (pkg/virt-api/rest/streamer.go,
+    // Streamer.Handle): a port nothing listens on is an HTTP 500 with a Status body
+    // (netDial.DialUnderlying, "dialing VM: ..."), never a WebSocket that closes at once.
     private async Task PortForwardAsync(HttpListenerContext context, string name, int port)
     {
-        if (!_vmis.TryGetValue(name, out var vmi) || !vmi.HostPorts.TryGetValue(port, out var hostPort) || !context.Request.IsWebSocketRequest)
+        if (!_vmis.TryGetValue(name, out var vmi) || vmi.Phase != "Running")
         {
-            await WriteAsync(context, 400, Status(400, "BadRequest", $"no port {port} on {name}"));
+            await WriteAsync(context, 400, Status(400, "BadRequest", $"Unable to connect to VM because phase is {(vmi?.Phase ?? "unknown")} instead of Running"));
             return;
         }
-        var socket = (await context.AcceptWebSocketAsync("plain.kubevirt.io")).WebSocket;
         using var guest = new TcpClient();
         try
         {
-            await guest.ConnectAsync(IPAddress.Loopback, hostPort);
+            // A guest port the fake does not forward is a port nothing listens on.
+            await guest.ConnectAsync(IPAddress.Loopback, vmi.HostPorts.TryGetValue(port, out var hostPort) ? hostPort : ClosedPort);
         }
-        catch (SocketException)
+        catch (SocketException e)
         {
-            await socket.CloseAsync(WebSocketCloseStatus.InternalServerError, "guest port unreachable", CancellationToken.None);
+            await WriteAsync(context, 500, Status(500, "InternalError", $"Internal error occurred: dialing VM: dial tcp 10.244.0.10:{port}: connect: {e.Message.ToLowerInvariant()}"));
             return;
         }
+        if (!context.Request.IsWebSocketRequest)
+        {
+            await WriteAsync(context, 400, Status(400, "BadRequest", "websocket: the client is not using the websocket protocol: 'upgrade' token not found in 'Connection' header"));
+            return;
+        }
+        var socket = (await context.AcceptWebSocketAsync("plain.kubevirt.io")).WebSocket;
         var stream = guest.GetStream();
         using var ends = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, vmi.Ended);
         var up = WebSocketPipe.CopyToSocketAsync(stream, socket, ends.Token);
@@ -274,7 +392,10 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
         await WebSocketPipe.CloseAsync(socket);
     }
 
-    private async Task ConsoleAsync(HttpListenerContext context, string name)
+    // One serial console per VMI: virt-handler closes the current connection when a new one
+    // comes (pkg/virt-handler/rest/console.go, newStopChan), so a client that holds the console
+    // takes it from a user's `virtctl console`, and the other way round.
+    private async Task ConsoleAsync(HttpListenerContext context, string name, string token)
     {
         if (!_vmis.TryGetValue(name, out var vmi) || vmi.Files is not { } files || !context.Request.IsWebSocketRequest)
         {
@@ -282,7 +403,9 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
             return;
         }
         var socket = (await context.AcceptWebSocketAsync("plain.kubevirt.io")).WebSocket;
-        using var ends = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, vmi.Ended);
+        using var expiry = UntilExpiry(token);
+        using var ends = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, vmi.Ended, vmi.TakeConsole(), expiry.Token);
+        ConsoleConnections++;
         // A serial console is live: what was written before the connection is not sent.
         var position = new FileInfo(files.ConsoleLog).Length;
         var buffer = new byte[16 * 1024];
@@ -308,6 +431,87 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
         }
         await WebSocketPipe.CloseAsync(socket);
     }
+
+    /// <summary>Serial console WebSockets opened so far.</summary>
+    public int ConsoleConnections;
+
+    private const string ConsoleLogContainer = "guest-console-log";
+
+    // virt-launcher pods as the backend finds them: by the kubevirt.io/created-by label, the VMI's
+    // uid (pkg/virt-controller/services/template.go).
+    private JsonObject Pods(string ns, string? labelSelector)
+    {
+        var wanted = (labelSelector ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=', 2)).ToList();
+        var items = _vmis.Values
+            .Where(v => v.Namespace == ns)
+            .Select(v => v.Pod(SerialConsoleLog))
+            .Where(p => wanted.All(w => p["metadata"]?["labels"]?[w[0]]?.GetValue<string>() == w.ElementAtOrDefault(1)))
+            .Select(p => (JsonNode)p)
+            .ToArray();
+        return new JsonObject { ["apiVersion"] = "v1", ["kind"] = "PodList", ["items"] = new JsonArray(items) };
+    }
+
+    // The guest-console-log container streams the serial console from the VMI's start
+    // (pkg/virt-controller/services/serialconsolelog.go): its log is the whole console so far,
+    // followed as the guest writes more. A cluster without it answers as the API server does
+    // for a container the pod does not have.
+    private async Task PodLogAsync(HttpListenerContext context, string ns, string pod, string token)
+    {
+        var vmi = _vmis.Values.FirstOrDefault(v => v.Namespace == ns && v.PodName == pod);
+        var container = context.Request.QueryString["container"];
+        if (vmi is null)
+        {
+            await WriteAsync(context, 404, Status(404, "NotFound", $"pods \"{pod}\" not found"));
+            return;
+        }
+        if (container != ConsoleLogContainer || !SerialConsoleLog)
+        {
+            await WriteAsync(context, 400, Status(400, "BadRequest", $"container {container} is not valid for pod {pod}"));
+            return;
+        }
+        if (vmi.Files is not { } files)
+        {
+            await WriteAsync(context, 400, Status(400, "BadRequest", $"container \"{container}\" in pod \"{pod}\" is waiting to start: PodInitializing"));
+            return;
+        }
+        var follow = context.Request.QueryString["follow"] == "true";
+        context.Response.StatusCode = 200;
+        context.Response.ContentType = "text/plain";
+        context.Response.SendChunked = true;
+        using var expiry = UntilExpiry(token);
+        using var ends = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, vmi.Ended, expiry.Token);
+        PodLogStreams++;
+        var buffer = new byte[16 * 1024];
+        long position = 0;
+        try
+        {
+            do
+            {
+                await using (var log = new FileStream(files.ConsoleLog, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
+                {
+                    log.Position = position;
+                    int read;
+                    while ((read = await log.ReadAsync(buffer, ends.Token)) > 0)
+                    {
+                        position += read;
+                        await context.Response.OutputStream.WriteAsync(buffer.AsMemory(0, read), ends.Token);
+                        await context.Response.OutputStream.FlushAsync(ends.Token);
+                    }
+                }
+                if (follow) await Task.Delay(50, ends.Token);
+            }
+            while (follow);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>Pod log streams opened so far.</summary>
+    public int PodLogStreams;
+
+    // A loopback port nothing listens on.
+    private static readonly int ClosedPort = FreePort();
 
     private static async Task WriteAsync(HttpListenerContext context, int status, JsonNode body)
     {
@@ -374,6 +578,7 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await _rotation.DisposeAsync();
         foreach (var vmi in _vmis.Values)
         {
             await vmi.EndAsync(_qemu);
@@ -396,6 +601,41 @@ internal sealed class FakeVmi(string name, string ns, JsonNode spec) : IDisposab
     public string Name { get; } = name;
     public string Namespace { get; } = ns;
     public JsonNode Spec { get; } = spec;
+    public string Uid { get; } = Guid.NewGuid().ToString();
+
+    /// <summary>Its virt-launcher pod's name (virt-launcher-NAME-xxxxx, as the pod's generateName gives).</summary>
+    public string PodName { get; } = $"virt-launcher-{name}-{Guid.NewGuid().ToString("N")[..5]}";
+
+    private CancellationTokenSource? _console;
+
+    /// <summary>Ends the console connection that holds the console (if one does) and gives a token that ends with the new one.</summary>
+    public CancellationToken TakeConsole()
+    {
+        var mine = new CancellationTokenSource();
+        var previous = Interlocked.Exchange(ref _console, mine);
+        previous?.Cancel();
+        return mine.Token;
+    }
+
+    /// <summary>The virt-launcher pod, with the guest-console-log container when the cluster has it.</summary>
+    public JsonObject Pod(bool serialConsoleLog)
+    {
+        var containers = new JsonArray(new JsonObject { ["name"] = "compute" });
+        if (serialConsoleLog) containers.Add(new JsonObject { ["name"] = "guest-console-log" });
+        return new JsonObject
+        {
+            ["apiVersion"] = "v1",
+            ["kind"] = "Pod",
+            ["metadata"] = new JsonObject
+            {
+                ["name"] = PodName,
+                ["namespace"] = Namespace,
+                ["labels"] = new JsonObject { ["kubevirt.io"] = "virt-launcher", ["kubevirt.io/created-by"] = Uid },
+            },
+            ["spec"] = new JsonObject { ["containers"] = containers },
+            ["status"] = new JsonObject { ["phase"] = Files is null ? "Pending" : "Running" },
+        };
+    }
     public string Phase { get; set; } = "Scheduling";
     public string? Reason { get; private set; }
     public ConcurrentDictionary<int, int> HostPorts { get; } = new();
@@ -439,6 +679,7 @@ internal sealed class FakeVmi(string name, string ns, JsonNode spec) : IDisposab
         foreach (var condition in _conditions.Values) conditions.Add(condition.DeepClone());
         json["status"] = new JsonObject { ["phase"] = Phase, ["conditions"] = conditions };
         var metadata = json["metadata"]!.AsObject();
+        metadata["uid"] = Uid;
         metadata["finalizers"] = new JsonArray("kubevirt.io/foregroundDeleteVirtualMachine");
         if (DeletedAt is { } deleted) metadata["deletionTimestamp"] = deleted.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
         return json;
@@ -459,5 +700,45 @@ internal sealed class FakeVmi(string name, string ns, JsonNode spec) : IDisposab
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0) _ended.Dispose();
+    }
+}
+
+/// <summary>
+/// What the API server and KubeVirt's VMI admission webhook refuse at create: names and labels
+/// Kubernetes does not take (apimachinery's validation), and inline cloud-init user-data over
+/// 2048 bytes (pkg/virt-api/webhooks/validating-webhook/admitters/vmi-create-admitter.go,
+/// cloudInitUserMaxLen).
+/// </summary>
+internal static class Admission
+{
+    private static readonly Regex Subdomain = new(@"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", RegexOptions.CultureInvariant);
+    private static readonly Regex LabelName = new(@"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$", RegexOptions.CultureInvariant);
+    private static readonly Regex LabelValue = new(@"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$", RegexOptions.CultureInvariant);
+    private const int UserDataLimit = 2048;
+
+    /// <summary>The API server's message refusing <paramref name="vmi"/>; null when it is admitted.</summary>
+    public static string? Refusal(JsonNode vmi)
+    {
+        var name = vmi["metadata"]?["name"]?.GetValue<string>() ?? "";
+        if (name.Length is 0 or > 253 || !Subdomain.IsMatch(name))
+            return $"VirtualMachineInstance.kubevirt.io \"{name}\" is invalid: metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
+        foreach (var (key, value) in vmi["metadata"]?["labels"]?.AsObject() ?? [])
+        {
+            var text = value?.GetValue<string>() ?? "";
+            var keyName = key.Split('/').Last();
+            if (keyName.Length > 63 || !LabelName.IsMatch(keyName))
+                return $"VirtualMachineInstance.kubevirt.io \"{name}\" is invalid: metadata.labels: Invalid value: \"{key}\": name part must consist of alphanumeric characters, '-', '_' or '.'";
+            if (text.Length > 63 || !LabelValue.IsMatch(text))
+                return $"VirtualMachineInstance.kubevirt.io \"{name}\" is invalid: metadata.labels: Invalid value: \"{text}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+        }
+        var volumes = vmi["spec"]?["volumes"]?.AsArray() ?? [];
+        for (var i = 0; i < volumes.Count; i++)
+        {
+            if (volumes[i]?["cloudInitNoCloud"]?["userDataBase64"]?.GetValue<string>() is not { } encoded) continue;
+            var length = Convert.FromBase64String(encoded).Length;
+            if (length > UserDataLimit)
+                return $"admission webhook \"virtualmachineinstances-create-validator.kubevirt.io\" denied the request: spec.volumes[{i}].cloudInitNoCloud userdata exceeds {UserDataLimit} byte limit. Should use UserDataSecretRef for larger data.";
+        }
+        return null;
     }
 }

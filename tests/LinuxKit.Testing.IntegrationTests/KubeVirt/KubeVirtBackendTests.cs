@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using k8s;
 using LinuxKit.Testing.Hypervisors;
+using LinuxKit.Testing.KubeVirt;
 
 namespace LinuxKit.Testing.IntegrationTests.KubeVirt;
 
@@ -215,10 +216,139 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
     }
 
     [Fact]
+    public async Task A_token_that_expires_mid_run_is_renewed_for_new_ssh_connections_forwarded_ports_and_the_console()
+    {
+        var lifetime = cluster.Fake.TokenLifetime;
+        var bootStarted = DateTime.UtcNow;
+        await using var manager = Manager();
+        var vm = await manager.RunAsync(KubeVirtClusterFixture.FakeContainerDisk("dropbear"), Small with { Ports = [new PortMapping(0, 80)] });
+
+        // Every token the credential plugin had handed out when the boot began has expired.
+        var expired = bootStarted + lifetime + TimeSpan.FromSeconds(1) - DateTime.UtcNow;
+        if (expired > TimeSpan.Zero) await Task.Delay(expired);
+
+        // A new SSH connection (another manager has its own), a new forwarded connection, and the
+        // console (the fake ends streams when their token expires) all authenticate afresh.
+        await using (var another = Manager())
+            Assert.Equal("Linux\n", (await another.ExecAsync(vm.Id, ["uname", "-s"])).Stdout);
+        Assert.Contains("Hello from LinuxKit", await TestEnvironment.GetWhenServedAsync(vm.Ports.Single().Key), StringComparison.Ordinal);
+        await manager.ExecAsync(vm.Id, ["sh", "-c", "echo after-the-token-expired > /dev/console"]);
+        Assert.True(
+            await Polling.UntilAsync(() => File.ReadAllText(vm.ConsoleLog).Contains("after-the-token-expired", StringComparison.Ordinal), TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(20), CancellationToken.None),
+            "the console was not copied after the token it was opened with expired");
+
+        Assert.True(cluster.Fake.TokensUsed.Count > 1, "the bridge never used a refreshed token");
+        await manager.StopAsync(vm.Id);
+    }
+
+    [Fact]
+    public async Task The_console_log_has_the_guests_console_from_its_first_byte_and_the_vmis_console_stays_the_users()
+    {
+        await using var manager = Manager();
+        var vm = await manager.RunAsync(KubeVirtClusterFixture.FakeContainerDisk("dropbear"), Small);
+        var fakeVmi = cluster.Fake.Vmis[$"linuxkit-testing-{vm.Id}"];
+        var consolesBefore = cluster.Fake.ConsoleConnections;
+
+        // What QEMU wrote before the bridge could have connected a live console is there.
+        var guestConsole = File.ReadAllBytes(fakeVmi.Files!.ConsoleLog);
+        var first = guestConsole.AsSpan(0, Math.Min(512, guestConsole.Length)).ToArray();
+        Assert.NotEmpty(first);
+        Assert.True(File.ReadAllBytes(vm.ConsoleLog).AsSpan().StartsWith(first), $"the console log does not begin where the guest's console began:\n{Encoding.UTF8.GetString(first)}\n---\n{File.ReadAllText(vm.ConsoleLog)[..Math.Min(600, File.ReadAllText(vm.ConsoleLog).Length)]}");
+
+        // A user's `virtctl console`: the bridge never takes it away (virt-handler keeps one console per VMI).
+        using var client = KubeVirtClient.Create(k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(cluster.Fake.Kubeconfig));
+        using var console = await client.ConnectSubresourceAsync($"apis/subresources.kubevirt.io/v1/namespaces/{FakeKubeVirtCluster.Namespace}/virtualmachineinstances/linuxkit-testing-{vm.Id}/console", CancellationToken.None);
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        await manager.ExecAsync(vm.Id, ["sh", "-c", "echo for-the-user > /dev/console"]);
+        var seen = new StringBuilder();
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        var buffer = new byte[4096];
+        while (!seen.ToString().Contains("for-the-user", StringComparison.Ordinal))
+        {
+            var received = await console.ReceiveAsync(buffer, wait.Token);
+            Assert.NotEqual(System.Net.WebSockets.WebSocketMessageType.Close, received.MessageType);
+            seen.Append(Encoding.UTF8.GetString(buffer, 0, received.Count));
+        }
+        Assert.Equal(consolesBefore + 1, cluster.Fake.ConsoleConnections);
+        await manager.StopAsync(vm.Id);
+    }
+
+    [Fact]
+    public async Task On_a_cluster_without_the_console_log_container_the_live_console_is_copied_instead()
+    {
+        cluster.Fake.SerialConsoleLog = false;
+        try
+        {
+            await using var manager = Manager();
+            var vm = await manager.RunAsync(KubeVirtClusterFixture.FakeContainerDisk("dropbear"), Small);
+            await manager.ExecAsync(vm.Id, ["sh", "-c", "echo from-the-live-console > /dev/console"]);
+            Assert.True(
+                await Polling.UntilAsync(() => File.ReadAllText(vm.ConsoleLog).Contains("from-the-live-console", StringComparison.Ordinal), TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(20), CancellationToken.None),
+                "the live console was not copied");
+            Assert.Contains("no guest-console-log container", await File.ReadAllTextAsync(Path.Combine(Path.GetDirectoryName(vm.ConsoleLog)!, "hypervisor.log")), StringComparison.Ordinal);
+            await manager.StopAsync(vm.Id);
+        }
+        finally
+        {
+            cluster.Fake.SerialConsoleLog = true;
+        }
+    }
+
+    [Fact]
+    public async Task A_forwarded_guest_port_nothing_listens_on_closes_the_connection_and_logs_the_clusters_status()
+    {
+        await using var manager = Manager();
+        var vm = await manager.RunAsync(KubeVirtClusterFixture.FakeContainerDisk("dropbear"), Small with { Ports = [new PortMapping(0, 8080)] });
+
+        using (var client = new System.Net.Sockets.TcpClient())
+        {
+            await client.ConnectAsync(System.Net.IPAddress.Loopback, vm.Ports.Single().Key);
+            using var read = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            Assert.Equal(0, await client.GetStream().ReadAsync(new byte[16], read.Token));
+        }
+
+        var log = Path.Combine(Path.GetDirectoryName(vm.ConsoleLog)!, "hypervisor.log");
+        Assert.True(
+            await Polling.UntilAsync(() => File.ReadAllText(log).Contains("500 Internal error occurred: dialing VM:", StringComparison.Ordinal), TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(10), CancellationToken.None),
+            File.ReadAllText(log));
+        await manager.StopAsync(vm.Id);
+    }
+
+    [Fact]
+    public async Task The_fake_admits_what_kubevirt_admits_and_refuses_oversized_user_data_and_invalid_labels()
+    {
+        using var client = KubeVirtClient.Create(k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(cluster.Fake.Kubeconfig));
+        JsonObject Vmi(string name, int userData, string ownerHost) => new()
+        {
+            ["apiVersion"] = "kubevirt.io/v1",
+            ["kind"] = "VirtualMachineInstance",
+            ["metadata"] = new JsonObject { ["name"] = name, ["labels"] = new JsonObject { ["linuxkit-testing/owner-host"] = ownerHost } },
+            ["spec"] = new JsonObject
+            {
+                ["volumes"] = new JsonArray(
+                    new JsonObject { ["name"] = "boot", ["containerDisk"] = new JsonObject { ["image"] = "registry.test/unknown:1" } },
+                    new JsonObject { ["name"] = "cidata", ["cloudInitNoCloud"] = new JsonObject { ["userDataBase64"] = Convert.ToBase64String(new byte[userData]) } }),
+            },
+        };
+        async Task<string> RefusalAsync(JsonObject vmi)
+        {
+            using var body = System.Text.Json.JsonDocument.Parse(vmi.ToJsonString());
+            var e = await Assert.ThrowsAsync<k8s.Autorest.HttpOperationException>(() => client.CustomObjects.CreateNamespacedCustomObjectAsync(body.RootElement, "kubevirt.io", "v1", FakeKubeVirtCluster.Namespace, "virtualmachineinstances"));
+            Assert.Equal(System.Net.HttpStatusCode.UnprocessableEntity, e.Response.StatusCode);
+            return e.Response.Content;
+        }
+
+        Assert.Contains("spec.volumes[1].cloudInitNoCloud userdata exceeds 2048 byte limit", await RefusalAsync(Vmi("too-much-user-data", 2049, "host")), StringComparison.Ordinal);
+        Assert.Contains("a valid label must be", await RefusalAsync(Vmi("bad-label", 10, "not a valid/label value")), StringComparison.Ordinal);
+        Assert.Contains("RFC 1123 subdomain", await RefusalAsync(Vmi("Not_A_Name", 10, "host")), StringComparison.Ordinal);
+        Assert.Empty(await cluster.VmisAsync());
+    }
+
+    [Fact]
     public async Task Credentials_the_cluster_refuses_fail_the_boot_naming_the_refusal()
     {
         var kubeconfig = Path.Combine(_state.Path, "wrong-kubeconfig");
-        await File.WriteAllTextAsync(kubeconfig, System.Text.RegularExpressions.Regex.Replace(await File.ReadAllTextAsync(cluster.Fake.Kubeconfig), "token: .*", "token: not-the-token"));
+        await File.WriteAllTextAsync(kubeconfig, cluster.Fake.StaticKubeconfig("not-the-token"));
         await using var manager = Manager(new KubeVirtOptions { Kubeconfig = kubeconfig });
 
         var e = await Assert.ThrowsAsync<LinuxKitBootException>(() => manager.RunAsync(KubeVirtClusterFixture.FakeContainerDisk("dropbear"), Small));

@@ -69,6 +69,18 @@ public sealed class KubeVirtTests
     }
 
     [Fact]
+    public void Metadata_over_kubevirts_inline_user_data_limit_is_refused_before_the_cluster_is_asked_saying_what_to_change()
+    {
+        var request = Request(new ClusterDisk(ClusterDiskSource.ContainerDisk, "registry.test/os:1"));
+        VmiManifest.Build(request with { UserData = new byte[VmiManifest.UserDataLimit] });
+
+        var e = Assert.Throws<BridgeException>(() => VmiManifest.Build(request with { UserData = new byte[VmiManifest.UserDataLimit + 1] }));
+
+        Assert.Contains("2049 bytes", e.Message, StringComparison.Ordinal);
+        Assert.Contains("Ed25519", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Uefi_and_arm64_asked_for_become_the_vmis_efi_bootloader_without_secure_boot_and_its_architecture()
     {
         var plain = VmiManifest.Build(Request(new ClusterDisk(ClusterDiskSource.ContainerDisk, "registry.test/os:1")));
