@@ -103,12 +103,16 @@ internal sealed class KubeVirtApi : IDisposable
         }
     }
 
-    /// <summary>Deletes the VMI; one that is already gone is no error.</summary>
-    public async Task DeleteAsync(string name, CancellationToken cancellationToken)
+    /// <summary>
+    /// Deletes the VMI; one that is already gone is no error. With <paramref name="uid"/>, only
+    /// that VMI: one made since under the same name is left alone (a 409 said as an error).
+    /// </summary>
+    public async Task DeleteAsync(string name, string? uid, CancellationToken cancellationToken)
     {
         try
         {
-            await _client.CustomObjects.DeleteNamespacedCustomObjectAsync(VmiManifest.Group, VmiManifest.Version, Namespace, VmiManifest.Plural, name, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var options = uid is null ? null : new k8s.Models.V1DeleteOptions { Preconditions = new k8s.Models.V1Preconditions { Uid = uid } };
+            await _client.CustomObjects.DeleteNamespacedCustomObjectAsync(VmiManifest.Group, VmiManifest.Version, Namespace, VmiManifest.Plural, name, body: options, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
         catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
         {
@@ -125,6 +129,15 @@ internal sealed class KubeVirtApi : IDisposable
         {
             throw CredentialsFailed("delete the VMI", e);
         }
+    }
+
+    /// <summary>Moves the VMI's expiry to <paramref name="expiresAt"/> if it still carries <paramref name="ownerToken"/>.</summary>
+    public async Task RenewAsync(string name, string ownerToken, DateTimeOffset expiresAt, CancellationToken cancellationToken)
+    {
+        var patch = new k8s.Models.V1Patch(VmiManifest.Renewal(ownerToken, expiresAt).ToJsonString(), k8s.Models.V1Patch.PatchType.JsonPatch);
+        await CallAsync(
+            "renew the VMI's lease",
+            () => _client.CustomObjects.PatchNamespacedCustomObjectAsync(patch, VmiManifest.Group, VmiManifest.Version, Namespace, VmiManifest.Plural, name, cancellationToken: cancellationToken)).ConfigureAwait(false);
     }
 
     /// <summary>The SDK's VMIs in the namespace (by the managed-by label).</summary>

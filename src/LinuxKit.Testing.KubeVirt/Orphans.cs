@@ -28,9 +28,10 @@ internal static class Orphans
     /// <param name="vmi">The VMI as the cluster lists it.</param>
     /// <param name="host">This machine, as the owner-host label writes it.</param>
     /// <param name="place">This machine and PID namespace, as the owner-namespace label writes them (<see cref="Here"/>); VMIs from before that label are judged by host name alone.</param>
+    /// <param name="boot">This machine's boot, as the owner-boot label writes it: a bridge of an earlier boot is gone whatever its PID now names.</param>
     /// <param name="now">The time expiries are compared with.</param>
     /// <param name="startTimeOf">The start time of the live process with a PID; null when none lives.</param>
-    public static bool IsOrphan(JsonNode vmi, string host, string place, DateTimeOffset now, Func<int, string?> startTimeOf)
+    public static bool IsOrphan(JsonNode vmi, string host, string place, string boot, DateTimeOffset now, Func<int, string?> startTimeOf)
     {
         var metadata = vmi["metadata"];
         // Deleted already, terminating (a cluster lists it for seconds more): not to delete again.
@@ -42,9 +43,13 @@ internal static class Orphans
         var labels = metadata?["labels"];
         if (labels?[VmiManifest.OwnerHostLabel]?.GetValue<string>() != host) return false;
         if (labels?[VmiManifest.OwnerNamespaceLabel]?.GetValue<string>() is { } owner && owner != place) return false;
+        if (labels?[VmiManifest.OwnerBootLabel]?.GetValue<string>() is { } ownerBoot && ownerBoot != boot) return true;
         if (!int.TryParse(labels?[VmiManifest.OwnerPidLabel]?.GetValue<string>(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)) return false;
         return startTimeOf(pid) is not { } started || VmiManifest.LabelValue(started) != labels?[VmiManifest.OwnerStartLabel]?.GetValue<string>();
     }
+
+    /// <summary>This machine's boot, as the owner-boot label writes it.</summary>
+    public static string Boot => VmiManifest.LabelValue(HostIdentity.Current.Boot ?? "");
 
     /// <summary>The start time of the live (not zombie) process <paramref name="pid"/>; null when there is none.</summary>
     public static string? StartTimeOfLiveProcess(int pid) => ProcessIdentity.Of(pid) is { } process && process.IsAlive() ? process.StartTime : null;

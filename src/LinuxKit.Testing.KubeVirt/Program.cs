@@ -45,6 +45,7 @@ namespace LinuxKit.Testing.KubeVirt
         {
             using var api = KubeVirtApi.Connect(args);
             var name = args.Required("--name");
+            var lease = TimeSpan.FromSeconds(args.Number("--lease"));
             var self = ProcessIdentity.Of(Environment.ProcessId) ?? throw new BridgeException("The bridge cannot read its own process identity.");
             var request = new VmiRequest
             {
@@ -59,7 +60,9 @@ namespace LinuxKit.Testing.KubeVirt
                 OwnerPid = self.Pid,
                 OwnerStartTime = self.StartTime,
                 OwnerNamespace = Orphans.Here,
-                ExpiresAt = DateTimeOffset.UtcNow.AddSeconds(args.Number("--max-lifetime")),
+                OwnerBoot = Orphans.Boot,
+                OwnerToken = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)).ToLowerInvariant(),
+                ExpiresAt = DateTimeOffset.UtcNow + lease,
             };
             var forwards = args.All("--forward").Select(Forward).Prepend((Host: args.Number("--ssh-port"), Guest: 22)).ToList();
 
@@ -71,6 +74,7 @@ namespace LinuxKit.Testing.KubeVirt
             using var hangUp = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => context.Cancel = true);
 
             var created = false;
+            string? uid = null;
             var listeners = new List<LoopbackForward>();
             Task? console = null;
             try
@@ -82,7 +86,7 @@ namespace LinuxKit.Testing.KubeVirt
                 // Set before the request: a SIGTERM while it is in flight may leave a VMI the server
                 // made, and deleting one that was never made is no error.
                 created = true;
-                var uid = await api.CreateAsync(VmiManifest.Build(request), stop.Token);
+                uid = await api.CreateAsync(VmiManifest.Build(request), stop.Token);
                 await Console.Error.WriteLineAsync($"VMI {api.Namespace}/{name} created; waiting for it to run");
                 await WaitUntilRunningAsync(api, name, TimeSpan.FromSeconds(args.Number("--schedule-timeout")), stop.Token);
 
@@ -91,13 +95,25 @@ namespace LinuxKit.Testing.KubeVirt
                 await File.WriteAllTextAsync(args.Required("--pidfile"), Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
                 await Console.Error.WriteLineAsync($"VMI {api.Namespace}/{name} is running");
 
+                // The lease is renewed every third of it: two renewals may fail before it lapses.
+                var renewEvery = lease / 3;
+                var renewed = System.Diagnostics.Stopwatch.StartNew();
                 while (true)
                 {
-                    await Task.Delay(StatusInterval, stop.Token);
+                    await Task.Delay(renewEvery < StatusInterval ? renewEvery : StatusInterval, stop.Token);
                     VmiStatus? status;
                     try
                     {
+                        if (renewed.Elapsed >= renewEvery)
+                        {
+                            await api.RenewAsync(name, request.OwnerToken, DateTimeOffset.UtcNow + lease, stop.Token);
+                            renewed.Restart();
+                        }
                         status = await api.StatusAsync(name, stop.Token);
+                    }
+                    catch (BridgeException e) when (e.StatusCode == 422)
+                    {
+                        throw new BridgeException($"VMI {api.Namespace}/{name} no longer carries this bridge's owner token (another VMI took its name): {e.Message}");
                     }
                     catch (BridgeException e)
                     {
@@ -124,7 +140,7 @@ namespace LinuxKit.Testing.KubeVirt
                     using var budget = new CancellationTokenSource(DeleteBudget);
                     try
                     {
-                        await api.DeleteAsync(name, budget.Token);
+                        await api.DeleteAsync(name, uid, budget.Token);
                     }
                     catch (Exception e) when (e is BridgeException or OperationCanceledException)
                     {
@@ -139,7 +155,7 @@ namespace LinuxKit.Testing.KubeVirt
         public static async Task<int> DeleteAsync(BridgeArguments args)
         {
             using var api = KubeVirtApi.Connect(args);
-            await api.DeleteAsync(args.Required("--name"), CancellationToken.None);
+            await api.DeleteAsync(args.Required("--name"), null, CancellationToken.None);
             return 0;
         }
 
@@ -150,8 +166,9 @@ namespace LinuxKit.Testing.KubeVirt
             foreach (var vmi in await api.ListAsync(CancellationToken.None))
             {
                 var name = vmi["metadata"]?["name"]?.GetValue<string>();
-                if (name is null || !Orphans.IsOrphan(vmi, host, Orphans.Here, DateTimeOffset.UtcNow, Orphans.StartTimeOfLiveProcess)) continue;
-                if (!args.Flag("--dry-run")) await api.DeleteAsync(name, CancellationToken.None);
+                if (name is null || !Orphans.IsOrphan(vmi, host, Orphans.Here, Orphans.Boot, DateTimeOffset.UtcNow, Orphans.StartTimeOfLiveProcess)) continue;
+                // The uid judged, not whatever has the name by the time the delete arrives.
+                if (!args.Flag("--dry-run")) await api.DeleteAsync(name, vmi["metadata"]?["uid"]?.GetValue<string>(), CancellationToken.None);
                 Console.WriteLine(name);
             }
             return 0;

@@ -33,6 +33,14 @@ internal sealed record VmiRequest
     /// by containers and machines cloned from one image, and a PID means something only there.
     /// </summary>
     public required string OwnerNamespace { get; init; }
+
+    /// <summary>The boot of the bridge's machine: a PID from an earlier boot names nothing.</summary>
+    public required string OwnerBoot { get; init; }
+
+    /// <summary>Random, this bridge's own: it renews and deletes only the VMI that carries it.</summary>
+    public required string OwnerToken { get; init; }
+
+    /// <summary>The end of the lease the bridge renews while it lives.</summary>
     public required DateTimeOffset ExpiresAt { get; init; }
 }
 
@@ -52,6 +60,8 @@ internal static class VmiManifest
     public const string OwnerPidLabel = "linuxkit-testing/owner-pid";
     public const string OwnerStartLabel = "linuxkit-testing/owner-start";
     public const string OwnerNamespaceLabel = "linuxkit-testing/owner-namespace";
+    public const string OwnerBootLabel = "linuxkit-testing/owner-boot";
+    public const string OwnerTokenLabel = "linuxkit-testing/owner-token";
     public const string ExpiresAtAnnotation = "linuxkit-testing/expires-at";
 
     /// <summary>
@@ -96,10 +106,12 @@ internal static class VmiManifest
                     [OwnerPidLabel] = request.OwnerPid.ToString(CultureInfo.InvariantCulture),
                     [OwnerStartLabel] = LabelValue(request.OwnerStartTime),
                     [OwnerNamespaceLabel] = LabelValue(request.OwnerNamespace),
+                    [OwnerBootLabel] = LabelValue(request.OwnerBoot),
+                    [OwnerTokenLabel] = LabelValue(request.OwnerToken),
                 },
                 ["annotations"] = new JsonObject
                 {
-                    [ExpiresAtAnnotation] = request.ExpiresAt.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
+                    [ExpiresAtAnnotation] = Timestamp(request.ExpiresAt),
                 },
             },
             ["spec"] = new JsonObject
@@ -134,6 +146,23 @@ internal static class VmiManifest
         if (request.Architecture is { } architecture) spec["architecture"] = architecture;
         return manifest;
     }
+
+    /// <summary>A time as the expiry annotation writes it.</summary>
+    public static string Timestamp(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// The JSON patch that moves the VMI's expiry to <paramref name="expiresAt"/> only if it still
+    /// carries <paramref name="ownerToken"/> (a <c>test</c> operation: the server refuses the
+    /// whole patch otherwise).
+    /// </summary>
+    public static JsonArray Renewal(string ownerToken, DateTimeOffset expiresAt) =>
+    [
+        new JsonObject { ["op"] = "test", ["path"] = $"/metadata/labels/{Pointer(OwnerTokenLabel)}", ["value"] = LabelValue(ownerToken) },
+        new JsonObject { ["op"] = "replace", ["path"] = $"/metadata/annotations/{Pointer(ExpiresAtAnnotation)}", ["value"] = Timestamp(expiresAt) },
+    ];
+
+    // A key as a JSON pointer segment (RFC 6901).
+    private static string Pointer(string key) => key.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal);
 
     // Label values: at most 63 characters of [A-Za-z0-9._-], starting and ending alphanumeric.
     internal static string LabelValue(string value)

@@ -25,11 +25,13 @@ public sealed record KubeVirtOptions
     public TimeSpan ScheduleTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
-    /// Written on each VMI as its expiry (annotation <c>linuxkit-testing/expires-at</c>, default
-    /// 2 hours after its start): <see cref="IManager.PruneAsync"/> deletes a VMI past it from any
-    /// machine, whatever became of the process that made it.
+    /// How long a VMI outlives the last sign of life of the process that keeps it (default 10
+    /// minutes, at least 3 seconds). The VMI's expiry (annotation
+    /// <c>linuxkit-testing/expires-at</c>) is set this far ahead and renewed by the live bridge
+    /// every third of it, so a VM runs as long as its test needs; once the bridge or its machine
+    /// is gone the expiry lapses and <see cref="IManager.PruneAsync"/> deletes the VMI from any machine.
     /// </summary>
-    public TimeSpan MaxLifetime { get; init; } = TimeSpan.FromHours(2);
+    public TimeSpan Lease { get; init; } = TimeSpan.FromMinutes(10);
 
     /// <summary>The LinuxKit.Testing.KubeVirt program (default: found beside this assembly or the application).</summary>
     public string? Bridge { get; init; }

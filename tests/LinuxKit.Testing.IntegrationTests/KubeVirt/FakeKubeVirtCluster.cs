@@ -288,6 +288,9 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
             case ("DELETE", { } one):
                 await DeleteAsync(context, one);
                 break;
+            case ("PATCH", { } one) when request.ContentType?.StartsWith("application/json-patch+json", StringComparison.Ordinal) == true:
+                await PatchAsync(context, one);
+                break;
             default:
                 Unrouted.Enqueue($"{request.HttpMethod} {request.Url.PathAndQuery}");
                 await WriteAsync(context, 405, Status(405, "MethodNotAllowed", request.HttpMethod));
@@ -342,6 +345,13 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
             await WriteAsync(context, 404, NotFound(name));
             return;
         }
+        // DeleteOptions.preconditions.uid: the API server deletes only the object with that uid.
+        var options = context.Request.HasEntityBody ? await JsonNode.ParseAsync(context.Request.InputStream) : null;
+        if (options?["preconditions"]?["uid"]?.GetValue<string>() is { } uid && uid != vmi.Uid)
+        {
+            await WriteAsync(context, 409, Status(409, "Conflict", $"Precondition failed: UID in precondition: {uid}, UID in object meta: {vmi.Uid}"));
+            return;
+        }
         if (vmi.MarkDeleted())
         {
             _ = Task.Run(async () =>
@@ -358,6 +368,51 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
     // virt-api dials the guest before it upgrades the request (pkg/virt-api/rest/streamer.go,
     // Streamer.Handle): a port nothing listens on is an HTTP 500 with a Status body
     // (netDial.DialUnderlying, "dialing VM: ..."), never a WebSocket that closes at once.
+    // A JSON patch (RFC 6902) of the VMI's metadata, as the bridge renews its lease: a failed
+    // `test` refuses the whole patch with 422, as the API server does.
+    private async Task PatchAsync(HttpListenerContext context, string name)
+    {
+        if (!_vmis.TryGetValue(name, out var vmi))
+        {
+            await WriteAsync(context, 404, NotFound(name));
+            return;
+        }
+        var operations = (await JsonNode.ParseAsync(context.Request.InputStream))!.AsArray();
+        lock (vmi)
+        {
+            var patched = vmi.Spec.DeepClone();
+            foreach (var operation in operations)
+            {
+                var path = operation!["path"]!.GetValue<string>();
+                var segments = path.Split('/').Skip(1).Select(p => p.Replace("~1", "/", StringComparison.Ordinal).Replace("~0", "~", StringComparison.Ordinal)).ToArray();
+                if (segments.Length < 2 || segments[0] != "metadata")
+                {
+                    Unrouted.Enqueue($"PATCH {path}");
+                    return;
+                }
+                var parent = segments[..^1].Aggregate((JsonNode?)patched, (node, key) => node?[key])?.AsObject();
+                var value = operation["value"]?.DeepClone();
+                var current = parent is null ? null : parent[segments[^1]]?.ToJsonString();
+                switch (operation["op"]!.GetValue<string>())
+                {
+                    case "test" when current != value?.ToJsonString():
+                        _ = WriteAsync(context, 422, Status(422, "Invalid", $"the server rejected our request due to an error in our request: testing value {path} failed"));
+                        return;
+                    case "test":
+                        break;
+                    case "replace" or "add" when parent is not null:
+                        parent[segments[^1]] = value;
+                        break;
+                    default:
+                        _ = WriteAsync(context, 422, Status(422, "Invalid", $"the server rejected our request due to an error in our request: {operation.ToJsonString()}"));
+                        return;
+                }
+            }
+            vmi.Spec = patched;
+        }
+        await WriteAsync(context, 200, vmi.ToJson());
+    }
+
     private async Task PortForwardAsync(HttpListenerContext context, string name, int port)
     {
         if (!_vmis.TryGetValue(name, out var vmi) || vmi.Phase != "Running")
@@ -600,7 +655,7 @@ internal sealed class FakeVmi(string name, string ns, JsonNode spec) : IDisposab
 
     public string Name { get; } = name;
     public string Namespace { get; } = ns;
-    public JsonNode Spec { get; } = spec;
+    public JsonNode Spec { get; set; } = spec;
     public string Uid { get; } = Guid.NewGuid().ToString();
 
     /// <summary>Its virt-launcher pod's name (virt-launcher-NAME-xxxxx, as the pod's generateName gives).</summary>

@@ -85,6 +85,12 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
 
     private static RunOptions Small => ScratchManager.Small;
 
+    private static void Signal(string signal, int pid)
+    {
+        using var kill = System.Diagnostics.Process.Start("kill", [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
     [Theory]
     [MemberData(nameof(TestEnvironment.Guests), MemberType = typeof(TestEnvironment))]
     public async Task A_vm_boots_from_its_container_disk_with_its_key_from_cloud_init_and_is_used_and_stopped_like_a_local_one(string guest)
@@ -168,13 +174,29 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
     }
 
     [Fact]
-    public async Task A_vmi_past_its_expiry_is_pruned_even_while_its_bridge_runs_and_the_vm_then_lists_as_stopped()
+    public async Task A_live_bridge_renews_its_lease_so_prune_spares_it_and_a_frozen_bridges_vmi_is_pruned_once_the_lease_lapses()
     {
-        await using var manager = Manager(new KubeVirtOptions { Kubeconfig = cluster.Kubeconfig, MaxLifetime = TimeSpan.FromSeconds(1) });
+        await using var manager = Manager(new KubeVirtOptions { Kubeconfig = cluster.Kubeconfig, Lease = TimeSpan.FromSeconds(3) });
         var vm = await manager.RunAsync(KubeVirtClusterFixture.ContainerDisk("dropbear"), Small);
-        await Task.Delay(TimeSpan.FromSeconds(1.5));
 
-        var pruned = await manager.PruneAsync();
+        // Older than its first lease: a live bridge has renewed it, and a long test keeps its VM.
+        await Task.Delay(TimeSpan.FromSeconds(4.5));
+        Assert.Empty((await manager.PruneAsync()).VirtualMachineInstances);
+        Assert.Equal("Linux\n", (await manager.ExecAsync(vm.Id, ["uname", "-s"])).Stdout);
+
+        // A bridge that renews nothing any more (frozen here; on another machine, gone with it):
+        // its lease lapses and the VMI is anyone's to delete.
+        Signal("STOP", vm.Pid);
+        PruneResult pruned;
+        try
+        {
+            await Task.Delay(TimeSpan.FromSeconds(4.5));
+            pruned = await manager.PruneAsync();
+        }
+        finally
+        {
+            Signal("CONT", vm.Pid);
+        }
 
         Assert.Equal([$"linuxkit-testing-{vm.Id}"], pruned.VirtualMachineInstances);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);

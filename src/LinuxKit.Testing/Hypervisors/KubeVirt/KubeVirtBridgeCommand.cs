@@ -34,7 +34,7 @@ internal static class KubeVirtBridgeCommand
             "--pidfile", spec.Files.PidFile,
             "--owner-host", ownerHost,
             "--schedule-timeout", Number((int)Math.Ceiling(options.ScheduleTimeout.TotalSeconds)),
-            "--max-lifetime", Number((int)Math.Ceiling(options.MaxLifetime.TotalSeconds)),
+            "--lease", Number((int)Math.Ceiling(options.Lease.TotalSeconds)),
         ]);
         return args;
     }

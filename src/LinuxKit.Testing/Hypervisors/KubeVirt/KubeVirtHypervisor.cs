@@ -54,6 +54,8 @@ internal sealed class KubeVirtHypervisor : IHypervisor, IRemoteResources
             throw new LinuxKitException(
                 $"KubeVirt boots disks the cluster can reach, and '{image.Path}' is a local {image.Format} file. Pass {ClusterDisk.Forms} " +
                 "(README: 'KubeVirt' shows how a LinuxKit qcow2 becomes a container disk), or use QEMU for local images.");
+        if (_options.Lease < TimeSpan.FromSeconds(3))
+            throw new LinuxKitException($"KubeVirtOptions.Lease is {_options.Lease.TotalSeconds:0.###} s: give at least 3 seconds (the bridge renews it every third of it).");
         if (options.Volumes.Count > 0)
             throw new LinuxKitException("KubeVirt VMs cannot mount host folders (the host is not the cluster's node). Copy files in with WriteFileAsync, or use QEMU for volumes.");
         if (options.RestrictNetwork)

@@ -22,6 +22,8 @@ public sealed class KubeVirtTests
         OwnerPid = 4242,
         OwnerStartTime = "123456789",
         OwnerNamespace = "ns",
+        OwnerBoot = "boot-1",
+        OwnerToken = "0f0f",
         ExpiresAt = new DateTimeOffset(2026, 11, 29, 15, 0, 0, TimeSpan.Zero),
     };
 
@@ -105,8 +107,20 @@ public sealed class KubeVirtTests
             ["linuxkit-testing/owner-pid"] = "4242",
             ["linuxkit-testing/owner-start"] = "123456789",
             ["linuxkit-testing/owner-namespace"] = "ns",
+            ["linuxkit-testing/owner-boot"] = "boot-1",
+            ["linuxkit-testing/owner-token"] = "0f0f",
         }, labels);
         Assert.Equal("2026-11-29T15:00:00Z", metadata["annotations"]!["linuxkit-testing/expires-at"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void The_lease_renewal_moves_the_expiry_only_on_the_vmi_that_carries_the_bridges_token()
+    {
+        var renewal = VmiManifest.Renewal("0F0F", new DateTimeOffset(2026, 11, 29, 15, 10, 0, TimeSpan.Zero));
+
+        Assert.Equal(
+            """[{"op":"test","path":"/metadata/labels/linuxkit-testing~1owner-token","value":"0F0F"},{"op":"replace","path":"/metadata/annotations/linuxkit-testing~1expires-at","value":"2026-11-29T15:10:00Z"}]""",
+            renewal.ToJsonString());
     }
 
     [Fact]
@@ -145,17 +159,20 @@ public sealed class KubeVirtTests
         string? Gone(int pid) => null;
         var later = now.AddHours(1);
 
-        Assert.False(Orphans.IsOrphan(Vmi("here", later), "here", "ns", now, Alive));
-        Assert.True(Orphans.IsOrphan(Vmi("here", later), "here", "ns", now, Gone));
-        Assert.True(Orphans.IsOrphan(Vmi("here", later), "here", "ns", now, Reused));
-        Assert.False(Orphans.IsOrphan(Vmi("elsewhere", later), "here", "ns", now, Gone)); // another machine's bridge is its business
-        Assert.True(Orphans.IsOrphan(Vmi("elsewhere", now.AddMinutes(-1)), "here", "ns", now, Alive)); // expired: anyone's
+        Assert.False(Orphans.IsOrphan(Vmi("here", later), "here", "ns", "boot-1", now, Alive));
+        Assert.True(Orphans.IsOrphan(Vmi("here", later), "here", "ns", "boot-1", now, Gone));
+        Assert.True(Orphans.IsOrphan(Vmi("here", later), "here", "ns", "boot-1", now, Reused));
+        Assert.False(Orphans.IsOrphan(Vmi("elsewhere", later), "here", "ns", "boot-1", now, Gone)); // another machine's bridge is its business
+        Assert.True(Orphans.IsOrphan(Vmi("elsewhere", now.AddMinutes(-1)), "here", "ns", "boot-1", now, Alive)); // expired: anyone's
         // The same host name in another PID namespace (a container, a cloned machine): its PID names nothing here.
-        Assert.False(Orphans.IsOrphan(Vmi("here", later), "here", "another-ns", now, Gone));
+        Assert.False(Orphans.IsOrphan(Vmi("here", later), "here", "another-ns", "boot-1", now, Gone));
+        // A bridge of an earlier boot of this machine is gone, whatever process has its PID now.
+        Assert.True(Orphans.IsOrphan(Vmi("here", later), "here", "ns", "boot-2", now, Alive));
+        Assert.False(Orphans.IsOrphan(Vmi("elsewhere", later), "here", "ns", "boot-2", now, Gone));
         // Deleted already and terminating: a cluster lists it for seconds more, nothing to delete.
         var terminating = Vmi("here", now.AddMinutes(-1));
         terminating["metadata"]!["deletionTimestamp"] = "2026-11-29T13:59:00Z";
-        Assert.False(Orphans.IsOrphan(terminating, "here", "ns", now, Gone));
+        Assert.False(Orphans.IsOrphan(terminating, "here", "ns", "boot-1", now, Gone));
     }
 
     [Theory]
