@@ -140,6 +140,57 @@ internal sealed class KubeVirtApi : IDisposable
             () => _client.CustomObjects.PatchNamespacedCustomObjectAsync(patch, VmiManifest.Group, VmiManifest.Version, Namespace, VmiManifest.Plural, name, cancellationToken: cancellationToken)).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// The VMI's status each time it changes, from a watch the server ends after
+    /// <paramref name="serverTimeout"/>; null when the VMI is deleted.
+    /// </summary>
+    public async IAsyncEnumerable<VmiStatus?> WatchAsync(string name, TimeSpan serverTimeout, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var path = $"apis/{VmiManifest.Group}/{VmiManifest.Version}/namespaces/{Uri.EscapeDataString(Namespace)}/{VmiManifest.Plural}" +
+                   $"?watch=true&fieldSelector={Uri.EscapeDataString($"metadata.name={name}")}&timeoutSeconds={(int)serverTimeout.TotalSeconds}";
+        var events = _client.WatchAsync(path, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        await using (events.ConfigureAwait(false))
+        {
+            while (true)
+            {
+                JsonNode watchEvent;
+                try
+                {
+                    if (!await events.MoveNextAsync().ConfigureAwait(false)) yield break;
+                    watchEvent = events.Current;
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    throw TimedOut("watch the VMI");
+                }
+                catch (HttpOperationException e)
+                {
+                    throw Refused("watch the VMI", e);
+                }
+                catch (Exception e) when (e is HttpRequestException or IOException)
+                {
+                    throw new BridgeException($"Cannot watch the VMI: the cluster's API server did not answer ({e.Message}).") { Transient = true };
+                }
+                catch (k8s.Exceptions.KubeConfigException e)
+                {
+                    throw CredentialsFailed("watch the VMI", e);
+                }
+                switch (watchEvent["type"]?.GetValue<string>())
+                {
+                    case "DELETED":
+                        yield return null;
+                        yield break;
+                    case "ADDED" or "MODIFIED":
+                        yield return VmiStatus.Of(watchEvent["object"]);
+                        break;
+                    default:
+                        // ERROR (a Status: the watch is too old, the server restarts): watched again.
+                        yield break;
+                }
+            }
+        }
+    }
+
     /// <summary>The SDK's VMIs in the namespace (by the managed-by label).</summary>
     public async Task<IReadOnlyList<JsonNode>> ListAsync(CancellationToken cancellationToken)
     {

@@ -1,4 +1,6 @@
 using System.Net.WebSockets;
+using System.Runtime.CompilerServices;
+using System.Text.Json.Nodes;
 using k8s;
 
 namespace LinuxKit.Testing.KubeVirt;
@@ -15,9 +17,12 @@ internal sealed class KubeVirtClient : Kubernetes
     // KubeVirt's subresource WebSockets carry raw bytes in binary messages under this protocol.
     private const string PlainProtocol = "plain.kubevirt.io";
 
+    private readonly string? _tlsServerName;
+
     private KubeVirtClient(KubernetesClientConfiguration config)
         : base(config)
     {
+        _tlsServerName = config.TlsServerName is { Length: > 0 } name ? name : null;
     }
 
     /// <summary>The client for <paramref name="config"/>, whose server certificate checks it takes over.</summary>
@@ -39,8 +44,7 @@ internal sealed class KubeVirtClient : Kubernetes
     /// <exception cref="k8s.Autorest.HttpOperationException">The server answered with an error instead of the upgrade (its Status in the response).</exception>
     public async Task<WebSocket> ConnectSubresourceAsync(string path, CancellationToken cancellationToken)
     {
-        // Relative to the whole server address: a proxy may serve the cluster below a path.
-        var address = new Uri(new Uri(BaseUri.ToString().TrimEnd('/') + "/"), path);
+        var address = Address(path);
         var builder = new UriBuilder(address);
         builder.Scheme = builder.Scheme == Uri.UriSchemeHttps ? "wss" : "ws";
         try
@@ -58,12 +62,44 @@ internal sealed class KubeVirtClient : Kubernetes
 
     private async Task<Exception> RefusalAsync(Uri address, WebSocketException refused, CancellationToken cancellationToken)
     {
+        using var response = await GetAsync(address, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
+        return response.IsSuccessStatusCode ? refused : await ErrorAsync(response, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The events of a watch (<c>?watch=true</c>) at the relative <paramref name="path"/>, one JSON
+    /// object each (<c>type</c>, <c>object</c>), until the server ends the watch.
+    /// </summary>
+    /// <exception cref="k8s.Autorest.HttpOperationException">The server refused the watch.</exception>
+    public async IAsyncEnumerable<JsonNode> WatchAsync(string path, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        using var response = await GetAsync(Address(path), HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode) throw await ErrorAsync(response, cancellationToken).ConfigureAwait(false);
+        var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        await using (stream.ConfigureAwait(false))
+        {
+            using var reader = new StreamReader(stream);
+            while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+                if (line.Length > 0 && JsonNode.Parse(line) is { } watchEvent) yield return watchEvent;
+        }
+    }
+
+    // Relative to the whole server address: a proxy may serve the cluster below a path.
+    private Uri Address(string path) => new(new Uri(BaseUri.ToString().TrimEnd('/') + "/"), path);
+
+    // A GET with the credentials and Host the library's own calls carry.
+    private async Task<HttpResponseMessage> GetAsync(Uri address, HttpCompletionOption completion, CancellationToken cancellationToken)
+    {
         using var request = new HttpRequestMessage(HttpMethod.Get, address);
         if (Credentials is not null) await Credentials.ProcessHttpRequestAsync(request, cancellationToken).ConfigureAwait(false);
-        using var response = await HttpClient.SendAsync(request, cancellationToken).ConfigureAwait(false);
-        if (response.IsSuccessStatusCode) return refused;
+        if (_tlsServerName is not null) request.Headers.Host = _tlsServerName;
+        return await HttpClient.SendAsync(request, completion, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<k8s.Autorest.HttpOperationException> ErrorAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
         var content = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
-        return new k8s.Autorest.HttpOperationException($"The server refused the upgrade: {(int)response.StatusCode}", refused)
+        return new k8s.Autorest.HttpOperationException($"The server answered {(int)response.StatusCode}")
         {
             Response = new k8s.Autorest.HttpResponseMessageWrapper(response, content),
         };

@@ -182,32 +182,56 @@ namespace LinuxKit.Testing.KubeVirt
             return 0;
         }
 
+        // A watch answers the moment the VMI changes: the boot's first SSH probe is not held up
+        // by a poll interval, and a long schedule costs the API server one request a minute.
+        private static readonly TimeSpan WatchTimeout = TimeSpan.FromSeconds(60);
+
         private static async Task WaitUntilRunningAsync(KubeVirtApi api, string name, TimeSpan limit, CancellationToken cancellationToken)
         {
-            var waited = System.Diagnostics.Stopwatch.StartNew(); // monotonic: a clock jump moves no deadline
+            // The limit as a cancellation: monotonic, so a clock jump moves no deadline.
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            deadline.CancelAfter(limit);
             VmiStatus? last = null;
-            while (waited.Elapsed < limit)
+            try
             {
-                try
+                while (true)
                 {
-                    last = await api.StatusAsync(name, cancellationToken);
+                    var seen = false;
+                    try
+                    {
+                        await foreach (var status in api.WatchAsync(name, WatchTimeout, deadline.Token))
+                        {
+                            seen = true;
+                            last = status;
+                            if (Verdict(api, name, status)) return;
+                        }
+                        // The server ended the watch; one that showed nothing may have missed a deletion.
+                        if (!seen && Verdict(api, name, last = await api.StatusAsync(name, deadline.Token))) return;
+                    }
+                    catch (BridgeException e) when (e.Transient)
+                    {
+                        // An API server busy or away for a moment ends no boot: asked again until the limit.
+                        await Console.Error.WriteLineAsync(e.Message);
+                        await Task.Delay(TimeSpan.FromSeconds(1), deadline.Token);
+                    }
                 }
-                catch (BridgeException e) when (e.Transient)
-                {
-                    // An API server busy or away for a moment ends no boot: asked again until the limit.
-                    await Console.Error.WriteLineAsync(e.Message);
-                    await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
-                    continue;
-                }
-                if (last is { IsRunning: true }) return;
-                if (last is null) throw new BridgeException($"VMI {api.Namespace}/{name} disappeared while it was starting.");
-                if (last.HasEnded) throw new BridgeException($"VMI {api.Namespace}/{name} did not start: {last.Phase}{(last.Reason is null ? "" : $" ({last.Reason})")}.");
-                if (last.CannotStart is { } pull) throw new BridgeException($"VMI {api.Namespace}/{name} cannot start: its image cannot be pulled ({pull}).");
-                await Task.Delay(TimeSpan.FromMilliseconds(250), cancellationToken);
             }
-            throw new BridgeException(
-                $"VMI {api.Namespace}/{name} was not running after {limit.TotalSeconds:0} s (phase {last?.Phase ?? "unknown"}{(last?.Reason is null ? "" : $": {last.Reason}")}{(last?.Unscheduled is { } unscheduled ? $"; not scheduled: {unscheduled}" : "")}). " +
-                "Check 'kubectl describe vmi' for scheduling and image pull events, or raise KubeVirtOptions.ScheduleTimeout.");
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new BridgeException(
+                    $"VMI {api.Namespace}/{name} was not running after {limit.TotalSeconds:0} s (phase {last?.Phase ?? "unknown"}{(last?.Reason is null ? "" : $": {last.Reason}")}{(last?.Unscheduled is { } unscheduled ? $"; not scheduled: {unscheduled}" : "")}). " +
+                    "Check 'kubectl describe vmi' for scheduling and image pull events, or raise KubeVirtOptions.ScheduleTimeout.");
+            }
+        }
+
+        // True when the VMI runs; throws when it never will; false while it may yet.
+        private static bool Verdict(KubeVirtApi api, string name, VmiStatus? status)
+        {
+            if (status is null) throw new BridgeException($"VMI {api.Namespace}/{name} disappeared while it was starting.");
+            if (status.IsRunning) return true;
+            if (status.HasEnded) throw new BridgeException($"VMI {api.Namespace}/{name} did not start: {status.Phase}{(status.Reason is null ? "" : $" ({status.Reason})")}.");
+            if (status.CannotStart is { } pull) throw new BridgeException($"VMI {api.Namespace}/{name} cannot start: its image cannot be pulled ({pull}).");
+            return false;
         }
 
         private static ClusterDisk Disk(string reference)

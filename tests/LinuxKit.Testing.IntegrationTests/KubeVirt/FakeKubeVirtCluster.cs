@@ -262,6 +262,9 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
             case ("POST", null):
                 await CreateAsync(context, ns);
                 break;
+            case ("GET", null) when request.QueryString["watch"] == "true":
+                await WatchAsync(context, ns);
+                break;
             case ("GET", null):
                 await WriteAsync(context, 200, List(ns, request.QueryString["labelSelector"]));
                 break;
@@ -327,6 +330,66 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
             .Select(v => (JsonNode)v.ToJson())
             .ToArray();
         return new JsonObject { ["apiVersion"] = "kubevirt.io/v1", ["kind"] = "VirtualMachineInstanceList", ["items"] = new JsonArray(items) };
+    }
+
+    /// <summary>Watches asked for so far.</summary>
+    public int Watches;
+
+    // A watch of VMIs by name (fieldSelector metadata.name=...), as the API server streams one:
+    // ADDED for the object as it is, MODIFIED at each change, DELETED when it is gone, one JSON
+    // object per line; the server ends it after timeoutSeconds. Each VMI's first watch is turned
+    // away with 429 and Retry-After, as API Priority and Fairness does now and then.
+    private async Task WatchAsync(HttpListenerContext context, string ns)
+    {
+        var selector = context.Request.QueryString["fieldSelector"] ?? "";
+        if (!selector.StartsWith("metadata.name=", StringComparison.Ordinal))
+        {
+            Unrouted.Enqueue($"GET {context.Request.Url!.PathAndQuery}");
+            await WriteAsync(context, 400, Status(400, "BadRequest", "the fake watches one VMI by name"));
+            return;
+        }
+        var name = selector["metadata.name=".Length..];
+        Interlocked.Increment(ref Watches);
+        if (_vmis.TryGetValue(name, out var first) && Interlocked.Increment(ref first.WatchRequests) == 1)
+        {
+            context.Response.AddHeader("Retry-After", "1");
+            await WriteAsync(context, 429, Status(429, "TooManyRequests", "too many requests, please try again later"));
+            return;
+        }
+        var timeout = int.TryParse(context.Request.QueryString["timeoutSeconds"], System.Globalization.CultureInfo.InvariantCulture, out var seconds) ? TimeSpan.FromSeconds(seconds) : TimeSpan.FromMinutes(30);
+        context.Response.StatusCode = 200;
+        context.Response.ContentType = "application/json";
+        context.Response.SendChunked = true;
+        using var ends = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        ends.CancelAfter(timeout);
+        string? last = null;
+        try
+        {
+            while (true)
+            {
+                var now = _vmis.TryGetValue(name, out var vmi) && vmi.Namespace == ns ? vmi.ToJson() : null;
+                var text = now?.ToJsonString();
+                string? type = (last, text) switch
+                {
+                    (null, not null) => "ADDED",
+                    (not null, null) => "DELETED",
+                    (not null, not null) when last != text => "MODIFIED",
+                    _ => null,
+                };
+                if (type is not null)
+                {
+                    var line = new JsonObject { ["type"] = type, ["object"] = now ?? JsonNode.Parse(last!) }.ToJsonString() + "\n";
+                    await context.Response.OutputStream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(line), ends.Token);
+                    await context.Response.OutputStream.FlushAsync(ends.Token);
+                    if (type == "DELETED") return;
+                }
+                last = text;
+                await Task.Delay(100, ends.Token);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     /// <summary>How long a deleted VMI stays listed, terminating, as on a cluster.</summary>
@@ -700,6 +763,9 @@ internal sealed class FakeVmi(string name, string ns, JsonNode spec) : IDisposab
 
     /// <summary>GETs of this VMI so far (the fake turns some away, see its GET route).</summary>
     public int Reads;
+
+    /// <summary>Watches of this VMI so far (the fake turns the first away).</summary>
+    public int WatchRequests;
 
     public DateTimeOffset? DeletedAt { get; private set; }
 

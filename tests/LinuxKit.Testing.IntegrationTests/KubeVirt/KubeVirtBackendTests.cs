@@ -227,6 +227,7 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
     {
         await using var manager = Manager(new KubeVirtOptions { Kubeconfig = cluster.Fake.Kubeconfig });
         var started = DateTime.UtcNow;
+        var watches = cluster.Fake.Watches;
 
         var e = await Assert.ThrowsAsync<LinuxKitBootException>(() => manager.RunAsync("containerdisk:registry.test/missing:1", Small));
 
@@ -234,6 +235,8 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
         Assert.True(e.Message.Contains("its image cannot be pulled", StringComparison.Ordinal) && e.Message.Contains("\"registry.test/missing:1\"", StringComparison.Ordinal)
             && (e.Message.Contains("ErrImagePull:", StringComparison.Ordinal) || e.Message.Contains("ImagePullBackOff:", StringComparison.Ordinal)), e.Message);
         Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(60), "the failed VMI was waited on like a slow one");
+        // Seen through a watch (its first turned away with 429 and asked again), not by polling.
+        Assert.True(cluster.Fake.Watches >= watches + 2, $"{cluster.Fake.Watches - watches} watches");
         Assert.Empty(await cluster.VmisAsync());
     }
 
