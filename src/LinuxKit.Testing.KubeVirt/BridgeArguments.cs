@@ -8,7 +8,7 @@ namespace LinuxKit.Testing.KubeVirt;
 /// </summary>
 internal sealed class BridgeArguments
 {
-    private static readonly HashSet<string> Flags = ["--dry-run", "--uefi"];
+    private static readonly HashSet<string> Flags = ["--dry-run", "--uefi", "--network-policy"];
     private readonly Dictionary<string, List<string>> _values = new(StringComparer.Ordinal);
 
     private BridgeArguments(string verb) => Verb = verb;

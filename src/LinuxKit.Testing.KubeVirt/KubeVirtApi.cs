@@ -30,7 +30,7 @@ internal sealed class KubeVirtApi : IDisposable
         KubernetesClientConfiguration config;
         try
         {
-            config = KubernetesClientConfiguration.BuildConfigFromConfigFile(kubeconfig, args.Optional("--context"));
+            config = Kubeconfig.Load(kubeconfig, args.Optional("--context"));
         }
         catch (Exception e) when (e is k8s.Exceptions.KubeConfigException or IOException or ArgumentException)
         {
@@ -47,6 +47,15 @@ internal sealed class KubeVirtApi : IDisposable
             "create the VMI",
             () => _client.CustomObjects.CreateNamespacedCustomObjectAsync(body.RootElement, VmiManifest.Group, VmiManifest.Version, Namespace, VmiManifest.Plural, cancellationToken: cancellationToken)).ConfigureAwait(false);
         return ToNode(created)?["metadata"]?["uid"]?.GetValue<string>() ?? throw new BridgeException("The cluster made the VMI but gave it no uid.");
+    }
+
+    /// <summary>Creates a NetworkPolicy (see <see cref="VmiManifest.Isolation"/>).</summary>
+    public async Task CreateNetworkPolicyAsync(JsonObject policy, CancellationToken cancellationToken)
+    {
+        var model = k8s.KubernetesJson.Deserialize<k8s.Models.V1NetworkPolicy>(policy.ToJsonString());
+        await CallAsync(
+            "create the VMI's NetworkPolicy",
+            () => _client.NetworkingV1.CreateNamespacedNetworkPolicyAsync(model, Namespace, cancellationToken: cancellationToken)).ConfigureAwait(false);
     }
 
     /// <summary>The container of a virt-launcher pod that streams the serial console from the VMI's start.</summary>

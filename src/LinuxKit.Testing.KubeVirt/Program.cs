@@ -87,6 +87,30 @@ namespace LinuxKit.Testing.KubeVirt
                 // made, and deleting one that was never made is no error.
                 created = true;
                 uid = await api.CreateAsync(VmiManifest.Build(request), stop.Token);
+                // Made while the VMI is still being scheduled: its guest has not booted yet.
+                if (args.Flag("--network-policy"))
+                {
+                    try
+                    {
+                        for (var attempt = 1; ; attempt++)
+                        {
+                            try
+                            {
+                                await api.CreateNetworkPolicyAsync(VmiManifest.Isolation(name, uid), stop.Token);
+                                break;
+                            }
+                            catch (BridgeException e) when (e.Transient && attempt < 5)
+                            {
+                                await Console.Error.WriteLineAsync(e.Message);
+                                await Task.Delay(TimeSpan.FromSeconds(1), stop.Token);
+                            }
+                        }
+                    }
+                    catch (BridgeException e)
+                    {
+                        throw new BridgeException($"{e.Message} KubeVirtOptions.NetworkPolicy asks for a NetworkPolicy with each VMI: grant create on networkpolicies, or turn it off.");
+                    }
+                }
                 await Console.Error.WriteLineAsync($"VMI {api.Namespace}/{name} created; waiting for it to run");
                 await WaitUntilRunningAsync(api, name, TimeSpan.FromSeconds(args.Number("--schedule-timeout")), stop.Token);
 

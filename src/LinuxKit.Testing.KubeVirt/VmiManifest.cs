@@ -147,6 +147,43 @@ internal static class VmiManifest
         return manifest;
     }
 
+    /// <summary>
+    /// A NetworkPolicy that admits to the VMI's virt-launcher pod (KubeVirt labels it
+    /// <c>kubevirt.io/created-by</c> with the VMI's uid) only virt-api's pods, which carry its
+    /// port-forward (virt-api dials the VMI's address itself, pkg/virt-api/rest/dialers.go). Owned
+    /// by the VMI: the cluster's garbage collector deletes it with the VMI.
+    /// </summary>
+    public static JsonObject Isolation(string vmiName, string vmiUid) => new()
+    {
+        ["apiVersion"] = "networking.k8s.io/v1",
+        ["kind"] = "NetworkPolicy",
+        ["metadata"] = new JsonObject
+        {
+            ["name"] = vmiName,
+            ["labels"] = new JsonObject { [ManagedByLabel] = ManagedBy },
+            ["ownerReferences"] = new JsonArray(new JsonObject
+            {
+                ["apiVersion"] = $"{Group}/{Version}",
+                ["kind"] = "VirtualMachineInstance",
+                ["name"] = vmiName,
+                ["uid"] = vmiUid,
+            }),
+        },
+        ["spec"] = new JsonObject
+        {
+            ["podSelector"] = new JsonObject { ["matchLabels"] = new JsonObject { ["kubevirt.io/created-by"] = vmiUid } },
+            ["policyTypes"] = new JsonArray("Ingress"),
+            ["ingress"] = new JsonArray(new JsonObject
+            {
+                ["from"] = new JsonArray(new JsonObject
+                {
+                    ["namespaceSelector"] = new JsonObject(),
+                    ["podSelector"] = new JsonObject { ["matchLabels"] = new JsonObject { ["kubevirt.io"] = "virt-api" } },
+                }),
+            }),
+        },
+    };
+
     /// <summary>A time as the expiry annotation writes it.</summary>
     public static string Timestamp(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
 

@@ -33,6 +33,16 @@ public sealed record KubeVirtOptions
     /// </summary>
     public TimeSpan Lease { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// Makes a NetworkPolicy with each VMI that lets only KubeVirt's virt-api reach the guest
+    /// (default false). virt-api carries the port-forward the SDK's SSH and forwarded ports go
+    /// through, so the VM works as before while the rest of the pod network, open to a guest's
+    /// ports otherwise, is kept out, as QEMU's forwards listen on loopback only. The policy is
+    /// owned by the VMI and deleted with it. Needs <c>create</c> on <c>networkpolicies</c> and a
+    /// network plugin that enforces them; a refused policy fails the boot.
+    /// </summary>
+    public bool NetworkPolicy { get; init; }
+
     /// <summary>The LinuxKit.Testing.KubeVirt program (default: found beside this assembly or the application).</summary>
     public string? Bridge { get; init; }
 }

@@ -221,6 +221,11 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
         @"^/apis/(?:kubevirt\.io/v1/namespaces/(?<ns>[^/]+)/virtualmachineinstances(?:/(?<name>[^/]+))?|subresources\.kubevirt\.io/v1/namespaces/(?<sns>[^/]+)/virtualmachineinstances/(?<sname>[^/]+)/(?:portforward/(?<port>\d+)/tcp|(?<console>console)))$",
         RegexOptions.CultureInvariant);
 
+    private static readonly Regex PolicyRoute = new(@"^/apis/networking\.k8s\.io/v1/namespaces/(?<ns>[^/]+)/networkpolicies$", RegexOptions.CultureInvariant);
+
+    /// <summary>NetworkPolicies made, by name. The fake enforces none (its VMs have no pod network): the tests check what was asked for.</summary>
+    public ConcurrentDictionary<string, JsonNode> NetworkPolicies { get; } = new();
+
     private static readonly Regex PodRoute = new(@"^/api/v1/namespaces/(?<ns>[^/]+)/pods(?:/(?<pod>[^/]+)/(?<log>log))?$", RegexOptions.CultureInvariant);
 
     private async Task HandleAsync(HttpListenerContext context)
@@ -230,6 +235,13 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
         if (Authorized(request) is not { } token)
         {
             await WriteAsync(context, 401, Status(401, "Unauthorized", "Unauthorized"));
+            return;
+        }
+        if (PolicyRoute.Match(path) is { Success: true } && request.HttpMethod == "POST")
+        {
+            var policy = (await JsonNode.ParseAsync(request.InputStream))!;
+            NetworkPolicies[policy["metadata"]!["name"]!.GetValue<string>()] = policy;
+            await WriteAsync(context, 201, policy);
             return;
         }
         if (PodRoute.Match(path) is { Success: true } pods && request.HttpMethod == "GET")
@@ -422,6 +434,10 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
                 await vmi.EndAsync(_qemu);
                 await Task.Delay(TerminationDelay);
                 _vmis.TryRemove(name, out _);
+                // The garbage collector: what the VMI owned goes with it.
+                foreach (var (policyName, policy) in NetworkPolicies)
+                    if (policy["metadata"]?["ownerReferences"]?.AsArray().Any(o => o?["uid"]?.GetValue<string>() == vmi.Uid) == true)
+                        NetworkPolicies.TryRemove(policyName, out _);
                 vmi.Dispose();
             });
         }

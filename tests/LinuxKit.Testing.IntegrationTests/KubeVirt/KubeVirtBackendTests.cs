@@ -370,6 +370,26 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
     }
 
     [Fact]
+    public async Task With_network_policy_asked_for_only_virt_api_may_reach_the_guest_and_the_policy_goes_with_the_vmi()
+    {
+        await using var manager = Manager(new KubeVirtOptions { Kubeconfig = cluster.Fake.Kubeconfig, NetworkPolicy = true });
+        var vm = await manager.RunAsync(KubeVirtClusterFixture.FakeContainerDisk("dropbear"), Small);
+        var name = $"linuxkit-testing-{vm.Id}";
+        var uid = cluster.Fake.Vmis[name].Uid;
+
+        var policy = cluster.Fake.NetworkPolicies[name];
+        Assert.Equal(uid, policy["spec"]!["podSelector"]!["matchLabels"]!["kubevirt.io/created-by"]!.GetValue<string>());
+        Assert.Equal("virt-api", policy["spec"]!["ingress"]![0]!["from"]![0]!["podSelector"]!["matchLabels"]!["kubevirt.io"]!.GetValue<string>());
+        Assert.Equal(uid, policy["metadata"]!["ownerReferences"]![0]!["uid"]!.GetValue<string>());
+        Assert.Equal("Linux\n", (await manager.ExecAsync(vm.Id, ["uname", "-s"])).Stdout);
+
+        await manager.StopAsync(vm.Id);
+        Assert.True(
+            await Polling.UntilAsync(() => !cluster.Fake.NetworkPolicies.ContainsKey(name), TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(10), CancellationToken.None),
+            "the policy outlived its VMI");
+    }
+
+    [Fact]
     public async Task Credentials_the_cluster_refuses_fail_the_boot_naming_the_refusal()
     {
         var kubeconfig = Path.Combine(_state.Path, "wrong-kubeconfig");

@@ -27,6 +27,7 @@ internal static class KubeVirtBridgeCommand
         ]);
         // A cluster disk's content is not read here: only what the caller asked for is passed.
         if (spec.Boot.Uefi) args.Add("--uefi");
+        if (options.NetworkPolicy) args.Add("--network-policy");
         if (spec.Boot.Architecture == GuestArchitecture.Arm64) args.AddRange(["--architecture", "arm64"]);
         foreach (var forward in spec.Ports) args.AddRange(["--forward", $"{Number(forward.HostPort)}:{Number(forward.GuestPort)}"]);
         args.AddRange([

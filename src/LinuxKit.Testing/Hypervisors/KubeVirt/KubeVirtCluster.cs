@@ -2,7 +2,8 @@ namespace LinuxKit.Testing.Hypervisors.KubeVirt;
 
 /// <summary>
 /// The cluster a manager's KubeVirt VMs go to, resolved from <see cref="KubeVirtOptions"/> and
-/// the environment once: the kubeconfig file, its context and the namespace.
+/// the environment once: the kubeconfig file (or files, separated as in KUBECONFIG), its
+/// context and the namespace.
 /// </summary>
 internal sealed record KubeVirtCluster(string Kubeconfig, string? Context, string? Namespace)
 {
@@ -14,13 +15,17 @@ internal sealed record KubeVirtCluster(string Kubeconfig, string? Context, strin
     {
         var kubeconfig = options.Kubeconfig
             ?? LinuxKitEnvironment.Read(LinuxKitEnvironment.Kubeconfig)
-            ?? LinuxKitEnvironment.Read("KUBECONFIG")?.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()
+            ?? LinuxKitEnvironment.Read("KUBECONFIG")
             ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".kube", "config");
-        if (!File.Exists(kubeconfig))
+        // A list (KUBECONFIG's form) is merged by the bridge as kubectl merges it; files of the
+        // list that do not exist are skipped, as kubectl skips them.
+        var files = kubeconfig.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var existing = files.Where(File.Exists).Select(Path.GetFullPath).ToList();
+        if (existing.Count == 0)
             throw new LinuxKitException(
                 $"KubeVirt needs a kubeconfig, and '{kubeconfig}' does not exist. Set KubeVirtOptions.Kubeconfig, LINUXKIT_TESTING_KUBECONFIG or KUBECONFIG to the cluster's kubeconfig.");
         return new KubeVirtCluster(
-            Path.GetFullPath(kubeconfig),
+            string.Join(Path.PathSeparator, existing),
             options.Context ?? LinuxKitEnvironment.Read(LinuxKitEnvironment.KubeContext),
             options.Namespace ?? LinuxKitEnvironment.Read(LinuxKitEnvironment.KubeNamespace));
     }

@@ -71,6 +71,46 @@ public sealed class KubeVirtTests
     }
 
     [Fact]
+    public void A_kubeconfig_list_is_merged_as_kubectl_merges_it_the_first_file_to_name_a_thing_winning()
+    {
+        var folder = Directory.CreateTempSubdirectory("lkt-kubeconfig-");
+        var first = Path.Combine(folder.FullName, "cluster");
+        var second = Path.Combine(folder.FullName, "user");
+        File.WriteAllText(first, """
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: lab
+              cluster:
+                server: https://lab.example:6443
+            contexts:
+            - name: lab
+              context: {cluster: lab, user: tester, namespace: tests}
+            current-context: lab
+            """);
+        File.WriteAllText(second, """
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: lab
+              cluster:
+                server: https://not-this-one.example:6443
+            users:
+            - name: tester
+              user:
+                token: from-the-second-file
+            current-context: elsewhere
+            """);
+
+        var config = Kubeconfig.Load($"{first}{Path.PathSeparator}{second}", null);
+
+        Assert.Equal("https://lab.example:6443", config.Host.TrimEnd('/'));
+        Assert.Equal("from-the-second-file", config.AccessToken);
+        Assert.Equal("tests", config.Namespace);
+        folder.Delete(recursive: true);
+    }
+
+    [Fact]
     public void Metadata_over_kubevirts_inline_user_data_limit_is_refused_before_the_cluster_is_asked_saying_what_to_change()
     {
         var request = Request(new ClusterDisk(ClusterDiskSource.ContainerDisk, "registry.test/os:1"));
