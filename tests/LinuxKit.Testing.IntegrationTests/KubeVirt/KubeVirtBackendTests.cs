@@ -41,6 +41,22 @@ public sealed class KubeVirtClusterFixture : IAsyncLifetime
     public async Task<IReadOnlyDictionary<string, JsonNode>> VmisAsync() =>
         (await AllVmisAsync()).Where(v => v.Value["metadata"]?["deletionTimestamp"] is null).ToDictionary();
 
+    /// <summary>
+    /// Waits until the cluster no longer lists <paramref name="name"/> at all, terminating or not:
+    /// a cluster removes a deleted VMI once KubeVirt's finalizer has run (seconds on the fake, up
+    /// to a couple of minutes on a busy cluster).
+    /// </summary>
+    public async Task AssertRemovedAsync(string name)
+    {
+        var limit = IsReal ? TimeSpan.FromMinutes(2) : TimeSpan.FromSeconds(15);
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while ((await AllVmisAsync()).ContainsKey(name))
+        {
+            Assert.True(waited.Elapsed < limit, $"VMI {name} was still listed {limit.TotalSeconds:0} s after its deletion");
+            await Task.Delay(250);
+        }
+    }
+
     private async Task<IReadOnlyDictionary<string, JsonNode>> AllVmisAsync()
     {
         if (!IsReal) return Fake.Vmis.Values.ToDictionary(v => v.Name, v => (JsonNode)v.ToJson());
@@ -122,6 +138,7 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
 
         await manager.StopAsync(vm.Id);
         Assert.Empty(await cluster.VmisAsync());
+        await cluster.AssertRemovedAsync(name);
         Assert.Equal(ContainerStatus.Stopped, (await manager.InspectAsync(vm.Id)).Status);
         Assert.False(TestEnvironment.IsRunning(vm.Pid), "the bridge outlived its VM");
         Assert.Empty(cluster.Fake.Unrouted); // the backend made no call the fake does not implement
@@ -171,6 +188,7 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
         Assert.Empty(await cluster.VmisAsync());
         // Still listed while it terminates (its finalizer): a prune now does not report it again.
         Assert.Empty((await manager.PruneAsync()).VirtualMachineInstances);
+        await cluster.AssertRemovedAsync(name);
     }
 
     [Fact]
