@@ -77,7 +77,10 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
     public bool SerialConsoleLog { get; set; } = true;
 
     /// <summary>A kubeconfig for this server with a fixed <paramref name="token"/> instead of the plugin.</summary>
-    public string StaticKubeconfig(string token) => $"""
+    public string StaticKubeconfig(string token) => KubeconfigWith($"token: {token}");
+
+    // The kubeconfig of this server and namespace, its user's credentials given as YAML lines.
+    private string KubeconfigWith(string credentials) => $"""
         apiVersion: v1
         kind: Config
         clusters:
@@ -87,8 +90,7 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
         users:
         - name: tester
           user:
-            token: {token}
-        contexts:
+        {string.Concat(credentials.Split('\n').Select(line => $"    {line}\n"))}contexts:
         - name: fake
           context:
             cluster: fake
@@ -159,29 +161,13 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
         listener.Start();
         var cluster = new FakeKubeVirtCluster(listener, images, tokenLifetime ?? TimeSpan.FromSeconds(20));
         cluster._serving = Task.Run(cluster.ServeAsync);
-        await File.WriteAllTextAsync(cluster.Kubeconfig, $"""
-            apiVersion: v1
-            kind: Config
-            clusters:
-            - name: fake
-              cluster:
-                server: {cluster.Server}
-            users:
-            - name: tester
-              user:
-                exec:
-                  apiVersion: client.authentication.k8s.io/v1
-                  command: /bin/cat
-                  args: ["{cluster.Credential}"]
-                  interactiveMode: Never
-            contexts:
-            - name: fake
-              context:
-                cluster: fake
-                user: tester
-                namespace: {Namespace}
-            current-context: fake
-            """);
+        await File.WriteAllTextAsync(cluster.Kubeconfig, cluster.KubeconfigWith($"""
+            exec:
+              apiVersion: client.authentication.k8s.io/v1
+              command: /bin/cat
+              args: ["{cluster.Credential}"]
+              interactiveMode: Never
+            """));
         return cluster;
     }
 
