@@ -62,7 +62,9 @@ namespace LinuxKit.Testing.KubeVirt
                 OwnerNamespace = Orphans.Here,
                 OwnerBoot = Orphans.Boot,
                 OwnerToken = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)).ToLowerInvariant(),
-                ExpiresAt = DateTimeOffset.UtcNow + lease,
+                // The first term covers the wait for the cluster to schedule and start the VMI too:
+                // the bridge renews the lease only once the VMI runs.
+                ExpiresAt = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(args.Number("--schedule-timeout")) + lease,
             };
             var forwards = args.All("--forward").Select(Forward).Prepend((Host: args.Number("--ssh-port"), Guest: 22)).ToList();
 
@@ -128,16 +130,7 @@ namespace LinuxKit.Testing.KubeVirt
                     VmiStatus? status;
                     try
                     {
-                        if (renewed.Elapsed >= renewEvery)
-                        {
-                            await api.RenewAsync(name, request.OwnerToken, DateTimeOffset.UtcNow + lease, stop.Token);
-                            renewed.Restart();
-                        }
                         status = await api.StatusAsync(name, stop.Token);
-                    }
-                    catch (BridgeException e) when (e.StatusCode == 422)
-                    {
-                        throw new BridgeException($"VMI {api.Namespace}/{name} no longer carries this bridge's owner token (another VMI took its name): {e.Message}");
                     }
                     catch (BridgeException e)
                     {
@@ -147,6 +140,21 @@ namespace LinuxKit.Testing.KubeVirt
                     }
                     if (status is null) throw new BridgeException($"VMI {api.Namespace}/{name} was deleted by someone else.");
                     if (status.HasEnded) throw new BridgeException($"VMI {api.Namespace}/{name} ended: {status.Phase}{(status.Reason is null ? "" : $" ({status.Reason})")}.");
+                    if (renewed.Elapsed < renewEvery) continue;
+                    try
+                    {
+                        await api.RenewAsync(name, request.OwnerToken, DateTimeOffset.UtcNow + lease, stop.Token);
+                        renewed.Restart();
+                    }
+                    catch (BridgeException e) when (e.StatusCode == 422)
+                    {
+                        throw new BridgeException($"VMI {api.Namespace}/{name} no longer carries this bridge's owner token (another VMI took its name): {e.Message}");
+                    }
+                    catch (BridgeException e)
+                    {
+                        // Asked again at the next status: two more chances before the lease lapses.
+                        await Console.Error.WriteLineAsync(e.Message);
+                    }
                 }
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -216,6 +224,7 @@ namespace LinuxKit.Testing.KubeVirt
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             deadline.CancelAfter(limit);
             VmiStatus? last = null;
+            var watch = true;
             try
             {
                 while (true)
@@ -223,6 +232,12 @@ namespace LinuxKit.Testing.KubeVirt
                     var seen = false;
                     try
                     {
+                        if (!watch)
+                        {
+                            if (Verdict(api, name, last = await api.StatusAsync(name, deadline.Token))) return;
+                            await Task.Delay(TimeSpan.FromMilliseconds(500), deadline.Token);
+                            continue;
+                        }
                         await foreach (var status in api.WatchAsync(name, WatchTimeout, deadline.Token))
                         {
                             seen = true;
@@ -231,6 +246,12 @@ namespace LinuxKit.Testing.KubeVirt
                         }
                         // The server ended the watch; one that showed nothing may have missed a deletion.
                         if (!seen && Verdict(api, name, last = await api.StatusAsync(name, deadline.Token))) return;
+                    }
+                    catch (BridgeException e) when (e.StatusCode == 403 && watch)
+                    {
+                        // Credentials that may get but not watch: the VMI is read every half second instead.
+                        await Console.Error.WriteLineAsync($"{e.Message} Reading the VMI every 0.5 s instead.");
+                        watch = false;
                     }
                     catch (BridgeException e) when (e.Transient)
                     {

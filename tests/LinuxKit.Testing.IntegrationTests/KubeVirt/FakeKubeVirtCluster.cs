@@ -333,6 +333,9 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
     /// <summary>Watches asked for so far.</summary>
     public int Watches;
 
+    /// <summary>Refuse watches with 403, as RBAC does for credentials granted get but not watch.</summary>
+    public bool RefuseWatches { get; set; }
+
     // A watch of VMIs by name (fieldSelector metadata.name=...), as the API server streams one:
     // ADDED for the object as it is, MODIFIED at each change, DELETED when it is gone, one JSON
     // object per line; the server ends it after timeoutSeconds. Each VMI's first watch is turned
@@ -348,6 +351,11 @@ internal sealed class FakeKubeVirtCluster : IAsyncDisposable
         }
         var name = selector["metadata.name=".Length..];
         Interlocked.Increment(ref Watches);
+        if (RefuseWatches)
+        {
+            await WriteAsync(context, 403, Status(403, "Forbidden", $"virtualmachineinstances.kubevirt.io is forbidden: User \"tester\" cannot watch resource \"virtualmachineinstances\" in API group \"kubevirt.io\" in the namespace \"{ns}\""));
+            return;
+        }
         if (_vmis.TryGetValue(name, out var first) && Interlocked.Increment(ref first.WatchRequests) == 1)
         {
             context.Response.AddHeader("Retry-After", "1");

@@ -388,6 +388,24 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
     }
 
     [Fact]
+    public async Task Credentials_that_may_not_watch_still_boot_reading_the_vmi_instead()
+    {
+        cluster.Fake.RefuseWatches = true;
+        try
+        {
+            await using var manager = Manager(new KubeVirtOptions { Kubeconfig = cluster.Fake.Kubeconfig });
+            var vm = await manager.RunAsync(KubeVirtClusterFixture.FakeContainerDisk("dropbear"), Small);
+            Assert.Equal("Linux\n", (await manager.ExecAsync(vm.Id, ["uname", "-s"])).Stdout);
+            Assert.Contains("cannot watch resource", await File.ReadAllTextAsync(Path.Combine(Path.GetDirectoryName(vm.ConsoleLog)!, "hypervisor.log")), StringComparison.Ordinal);
+            await manager.StopAsync(vm.Id);
+        }
+        finally
+        {
+            cluster.Fake.RefuseWatches = false;
+        }
+    }
+
+    [Fact]
     public async Task With_network_policy_asked_for_only_virt_api_may_reach_the_guest_and_the_policy_goes_with_the_vmi()
     {
         await using var manager = Manager(new KubeVirtOptions { Kubeconfig = cluster.Fake.Kubeconfig, NetworkPolicy = true });
