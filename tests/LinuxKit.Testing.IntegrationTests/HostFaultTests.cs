@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Globalization;
 
 namespace LinuxKit.Testing.IntegrationTests;
 
@@ -12,12 +10,6 @@ namespace LinuxKit.Testing.IntegrationTests;
 [Trait("Category", "FaultInjection")]
 public class HostFaultTests
 {
-    private static void Signal(string signal, int pid)
-    {
-        using var kill = Process.Start("kill", [$"-{signal}", pid.ToString(CultureInfo.InvariantCulture)]);
-        kill.WaitForExit();
-    }
-
     [Theory]
     [InlineData(StopMode.Fast)]
     [InlineData(StopMode.Graceful)]
@@ -28,7 +20,7 @@ public class HostFaultTests
 
         // Frozen: its control socket accepts and never answers, SIGTERM waits for a SIGCONT
         // that never comes; only SIGKILL ends it.
-        Signal("STOP", vm.Pid);
+        TestEnvironment.Signal("STOP", vm.Pid);
         // Bounded by the stop's own limits (control channel, power-off timeout, signals); the
         // wait turns a hang into a failure.
         await scratch.Manager.StopAsync(vm.Id, mode).WaitAsync(TimeSpan.FromMinutes(1));

@@ -155,6 +155,13 @@ internal static class TestEnvironment
         return (parts[0], int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
     }
 
+    /// <summary>Sends <paramref name="signal"/> (STOP, CONT, ...) to <paramref name="pid"/> with kill(1).</summary>
+    public static void Signal(string signal, int pid)
+    {
+        using var kill = Process.Start("kill", [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
     public static bool IsRunning(int pid)
     {
         try { return !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z", StringComparison.Ordinal); }

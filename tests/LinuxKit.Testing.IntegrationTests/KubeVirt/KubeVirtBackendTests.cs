@@ -101,11 +101,9 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
 
     private static RunOptions Small => ScratchManager.Small;
 
-    private static void Signal(string signal, int pid)
-    {
-        using var kill = System.Diagnostics.Process.Start("kill", [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        kill.WaitForExit();
-    }
+    // Where the bridge says what it did (its stderr), beside the console log.
+    private static string HypervisorLog(Container vm) => Path.Combine(Path.GetDirectoryName(vm.ConsoleLog)!, "hypervisor.log");
+
 
     [Theory]
     [MemberData(nameof(TestEnvironment.Guests), MemberType = typeof(TestEnvironment))]
@@ -204,7 +202,7 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
 
         // A bridge that renews nothing any more (frozen here; on another machine, gone with it):
         // its lease lapses and the VMI is anyone's to delete.
-        Signal("STOP", vm.Pid);
+        TestEnvironment.Signal("STOP", vm.Pid);
         PruneResult pruned;
         try
         {
@@ -213,7 +211,7 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
         }
         finally
         {
-            Signal("CONT", vm.Pid);
+            TestEnvironment.Signal("CONT", vm.Pid);
         }
 
         Assert.Equal([$"linuxkit-testing-{vm.Id}"], pruned.VirtualMachineInstances);
@@ -328,7 +326,7 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
             Assert.True(
                 await Polling.UntilAsync(() => File.ReadAllText(vm.ConsoleLog).Contains("from-the-live-console", StringComparison.Ordinal), TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(20), CancellationToken.None),
                 "the live console was not copied");
-            Assert.Contains("no guest-console-log container", await File.ReadAllTextAsync(Path.Combine(Path.GetDirectoryName(vm.ConsoleLog)!, "hypervisor.log")), StringComparison.Ordinal);
+            Assert.Contains("no guest-console-log container", await File.ReadAllTextAsync(HypervisorLog(vm)), StringComparison.Ordinal);
             await manager.StopAsync(vm.Id);
         }
         finally
@@ -350,7 +348,7 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
             Assert.Equal(0, await client.GetStream().ReadAsync(new byte[16], read.Token));
         }
 
-        var log = Path.Combine(Path.GetDirectoryName(vm.ConsoleLog)!, "hypervisor.log");
+        var log = HypervisorLog(vm);
         Assert.True(
             await Polling.UntilAsync(() => File.ReadAllText(log).Contains("500 Internal error occurred: dialing VM:", StringComparison.Ordinal), TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(10), CancellationToken.None),
             File.ReadAllText(log));
@@ -396,7 +394,7 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
             await using var manager = Manager(new KubeVirtOptions { Kubeconfig = cluster.Fake.Kubeconfig });
             var vm = await manager.RunAsync(KubeVirtClusterFixture.FakeContainerDisk("dropbear"), Small);
             Assert.Equal("Linux\n", (await manager.ExecAsync(vm.Id, ["uname", "-s"])).Stdout);
-            Assert.Contains("cannot watch resource", await File.ReadAllTextAsync(Path.Combine(Path.GetDirectoryName(vm.ConsoleLog)!, "hypervisor.log")), StringComparison.Ordinal);
+            Assert.Contains("cannot watch resource", await File.ReadAllTextAsync(HypervisorLog(vm)), StringComparison.Ordinal);
             await manager.StopAsync(vm.Id);
         }
         finally
