@@ -101,6 +101,15 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
 
     private static RunOptions Small => ScratchManager.Small;
 
+    // Writes a marker on the guest's serial console and waits up to 20 s for it in the VM's console log.
+    private static async Task AssertReachesConsoleLogAsync(LinuxKitManager manager, Container vm, string marker, string failure)
+    {
+        await manager.ExecAsync(vm.Id, ["sh", "-c", $"echo {marker} > /dev/console"]);
+        Assert.True(
+            await Polling.UntilAsync(() => File.ReadAllText(vm.ConsoleLog).Contains(marker, StringComparison.Ordinal), TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(20), CancellationToken.None),
+            failure);
+    }
+
     // Where the bridge says what it did (its stderr), beside the console log.
     private static string HypervisorLog(Container vm) => Path.Combine(Path.GetDirectoryName(vm.ConsoleLog)!, "hypervisor.log");
 
@@ -129,10 +138,7 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
         Assert.Equal(givenKey, (await manager.ExecAsync(vm.Id, ["cat", "/root/.ssh/authorized_keys"])).Stdout);
         Assert.Contains("Hello from LinuxKit", await TestEnvironment.GetWhenServedAsync(vm.Ports.Single().Key), StringComparison.Ordinal);
 
-        await manager.ExecAsync(vm.Id, ["sh", "-c", "echo marker-on-the-serial-console > /dev/console"]);
-        Assert.True(
-            await Polling.UntilAsync(() => File.ReadAllText(vm.ConsoleLog).Contains("marker-on-the-serial-console", StringComparison.Ordinal), TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(20), CancellationToken.None),
-            "the serial console never reached the console log");
+        await AssertReachesConsoleLogAsync(manager, vm, "marker-on-the-serial-console", "the serial console never reached the console log");
 
         await manager.StopAsync(vm.Id);
         Assert.Empty(await cluster.VmisAsync());
@@ -273,10 +279,7 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
         await using (var another = Manager())
             Assert.Equal("Linux\n", (await another.ExecAsync(vm.Id, ["uname", "-s"])).Stdout);
         Assert.Contains("Hello from LinuxKit", await TestEnvironment.GetWhenServedAsync(vm.Ports.Single().Key), StringComparison.Ordinal);
-        await manager.ExecAsync(vm.Id, ["sh", "-c", "echo after-the-token-expired > /dev/console"]);
-        Assert.True(
-            await Polling.UntilAsync(() => File.ReadAllText(vm.ConsoleLog).Contains("after-the-token-expired", StringComparison.Ordinal), TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(20), CancellationToken.None),
-            "the console was not copied after the token it was opened with expired");
+        await AssertReachesConsoleLogAsync(manager, vm, "after-the-token-expired", "the console was not copied after the token it was opened with expired");
 
         Assert.True(cluster.Fake.TokensUsed.Count > 1, "the bridge never used a refreshed token");
         await manager.StopAsync(vm.Id);
@@ -322,10 +325,7 @@ public sealed class KubeVirtBackendTests(KubeVirtClusterFixture cluster) : IClas
         {
             await using var manager = Manager();
             var vm = await manager.RunAsync(KubeVirtClusterFixture.FakeContainerDisk("dropbear"), Small);
-            await manager.ExecAsync(vm.Id, ["sh", "-c", "echo from-the-live-console > /dev/console"]);
-            Assert.True(
-                await Polling.UntilAsync(() => File.ReadAllText(vm.ConsoleLog).Contains("from-the-live-console", StringComparison.Ordinal), TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(20), CancellationToken.None),
-                "the live console was not copied");
+            await AssertReachesConsoleLogAsync(manager, vm, "from-the-live-console", "the live console was not copied");
             Assert.Contains("no guest-console-log container", await File.ReadAllTextAsync(HypervisorLog(vm)), StringComparison.Ordinal);
             await manager.StopAsync(vm.Id);
         }
