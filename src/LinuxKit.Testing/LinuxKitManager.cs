@@ -140,8 +140,8 @@ public sealed class LinuxKitManager : IManager
     public async Task<ExecResult> ExecAsync(string id, IReadOnlyList<string> command, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(command);
-        var commandLine = ShellQuoting.Join(command);
-        return await Guest(id).UseAsync(session => session.RunAsync(commandLine, cancellationToken), cancellationToken).ConfigureAwait(false);
+        var shellCommand = ShellCommand.FromArguments(command);
+        return await Guest(id).UseAsync(session => session.RunAsync(shellCommand, cancellationToken), cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />

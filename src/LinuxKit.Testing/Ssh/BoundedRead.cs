@@ -30,6 +30,43 @@ internal static class BoundedRead
     }
 
     /// <summary>
+    /// Reads the stream to its end, however much comes, and keeps only its last
+    /// <paramref name="kept"/> bytes as text; a read that fails ends it like the stream's end.
+    /// Synchronous: it is meant for a thread of its own, since SSH.NET's streams block a thread
+    /// per read anyway, and one read outstanding for a channel's whole life must not hold a
+    /// thread-pool thread.
+    /// </summary>
+    public static string Tail(Stream stream, int kept)
+    {
+        var tail = new byte[kept];
+        var length = 0;
+        var chunk = new byte[8192];
+        try
+        {
+            int read;
+            while ((read = stream.Read(chunk)) > 0)
+            {
+                var fresh = chunk.AsSpan(0, read);
+                if (fresh.Length >= kept)
+                {
+                    fresh[^kept..].CopyTo(tail);
+                    length = kept;
+                    continue;
+                }
+                var keep = Math.Min(length, kept - fresh.Length);
+                tail.AsSpan(length - keep, keep).CopyTo(tail);
+                fresh.CopyTo(tail.AsSpan(keep));
+                length = keep + fresh.Length;
+            }
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or Renci.SshNet.Common.SshException)
+        {
+            // The channel went away: what came until then is the tail.
+        }
+        return System.Text.Encoding.UTF8.GetString(tail, 0, length);
+    }
+
+    /// <summary>
     /// A channel's stdout and stderr, read together (a guest may fill either while the other is
     /// read), each up to its limit. Returns as soon as one goes over: that one is null, and the
     /// caller ends the channel, which ends the other read.

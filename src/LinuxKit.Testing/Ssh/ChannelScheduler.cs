@@ -6,7 +6,7 @@ namespace LinuxKit.Testing.Ssh;
 internal interface ICommandShell : IDisposable
 {
     /// <summary>Runs one command to its end; no token, because a running shell is never abandoned mid-command.</summary>
-    Task<ExecResult> RunAsync(string commandLine, long outputLimit);
+    Task<ExecResult> RunAsync(ShellCommand command, long outputLimit);
 
     /// <summary>Ends the shell and waits until its channel has closed.</summary>
     Task CloseAsync(TimeSpan timeout);
@@ -68,14 +68,14 @@ internal sealed class ChannelScheduler : IDisposable
     /// of its own through <paramref name="onChannelOfItsOwn"/>. A caller that cancels stops
     /// waiting; the command runs to its end in the guest and its shell then serves the next caller.
     /// </summary>
-    public async Task<ExecResult> RunAsync(string commandLine, long outputLimit, Func<Task<ExecResult>> onChannelOfItsOwn, CancellationToken cancellationToken)
+    public async Task<ExecResult> RunAsync(ShellCommand command, long outputLimit, Func<Task<ExecResult>> onChannelOfItsOwn, CancellationToken cancellationToken)
     {
         await _slots.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             if (!_idle.TryPop(out var shell)) shell = await StartShellAsync(cancellationToken).ConfigureAwait(false);
             if (shell is null) return await OnChannelOfItsOwnAsync(_ => onChannelOfItsOwn(), cancellationToken).ConfigureAwait(false);
-            return await RunOnShellAsync(shell, commandLine, outputLimit, onChannelOfItsOwn).WaitAsync(cancellationToken).ConfigureAwait(false);
+            return await RunOnShellAsync(shell, command, outputLimit, onChannelOfItsOwn).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -105,12 +105,12 @@ internal sealed class ChannelScheduler : IDisposable
     }
 
     // Runs on to the end also when its caller stopped waiting, then gives the shell back.
-    private async Task<ExecResult> RunOnShellAsync(ICommandShell shell, string commandLine, long outputLimit, Func<Task<ExecResult>> onChannelOfItsOwn)
+    private async Task<ExecResult> RunOnShellAsync(ICommandShell shell, ShellCommand command, long outputLimit, Func<Task<ExecResult>> onChannelOfItsOwn)
     {
         ExecResult result;
         try
         {
-            result = await shell.RunAsync(commandLine, outputLimit).ConfigureAwait(false);
+            result = await shell.RunAsync(command, outputLimit).ConfigureAwait(false);
         }
         catch (ResidentShellEndedException e) when (e.NeverRan)
         {

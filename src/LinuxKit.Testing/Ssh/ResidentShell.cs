@@ -7,12 +7,14 @@ using Renci.SshNet.Common;
 namespace LinuxKit.Testing.Ssh;
 
 /// <summary>
-/// A <c>sh</c> kept running on an SSH connection, fed one command at a time. Each command runs
-/// in a subshell with stdin from /dev/null, so it cannot change or end the resident shell or eat
-/// the commands after it. Its output goes to files of its own in a private folder of the guest,
-/// which the shell then sends between a start and an end marker carrying a fresh random nonce:
-/// no output can fake a marker, and what a command's background children write later lands in
-/// its removed files, never in another command's result.
+/// A <c>sh</c> kept running on an SSH connection, fed one command at a time with stdin from
+/// /dev/null, so that it cannot eat the commands after it. A command runs in a subshell, so it
+/// cannot change or end the resident shell, unless it is a builtin that can do neither
+/// (<see cref="ShellCommand"/>). Output a process may write goes to files of the command's own in
+/// a private folder of the guest, so what a command's background children write later lands in
+/// its emptied files, never in another command's result. The shell then sends the command's
+/// stdout, its stderr and its exit status on its own stdout, between markers carrying a fresh
+/// random nonce that no output can fake.
 /// </summary>
 internal sealed class ResidentShell : ICommandShell
 {
@@ -21,7 +23,7 @@ internal sealed class ResidentShell : ICommandShell
     private readonly Task _execution;
     private readonly Stream _input;
     private readonly MarkerReader _stdout;
-    private readonly MarkerReader _stderr;
+    private readonly Task<string> _shellErrors;
     private int _sequence;
 
     // The shell's folder for command output; a shell that cannot make one exits with this code
@@ -36,9 +38,13 @@ internal sealed class ResidentShell : ICommandShell
         _execution = execution;
         _input = input;
         _stdout = new MarkerReader(command.OutputStream);
-        _stderr = new MarkerReader(command.ExtendedOutputStream);
+        // Nothing of a command's reaches the shell's stderr; what does (the shell's own last
+        // words) is read all the time, so it cannot pile up, and its tail kept for the error.
+        var errors = command.ExtendedOutputStream;
+        _shellErrors = Task.Factory.StartNew(() => BoundedRead.Tail(errors, ShellErrorsKept), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
+    private const int ShellErrorsKept = 1024;
     /// <summary>
     /// Starts the shell; null when the server will not run one. An exec request left unanswered
     /// throws <see cref="SshOperationTimeoutException"/>, so the caller can try again. SSH.NET
@@ -71,75 +77,94 @@ internal sealed class ResidentShell : ICommandShell
     /// closing the channel of a running shell would make its process exit at an unknown moment,
     /// which breaks any channel dropbear is starting at that moment (see <see cref="ChannelScheduler"/>).
     /// </summary>
-    /// <param name="commandLine">The command, as one shell command line.</param>
+    /// <param name="command">The command, as one shell command line.</param>
     /// <param name="outputLimit">The most bytes taken of stdout and of stderr each; more is an error that names the limit.</param>
-    public async Task<ExecResult> RunAsync(string commandLine, long outputLimit)
+    public async Task<ExecResult> RunAsync(ShellCommand command, long outputLimit)
     {
         _sequence++;
-        var nonce = Convert.ToHexString(RandomNumberGenerator.GetBytes(8));
-        var start = $"__linuxkit_testing_{nonce}_start__";
-        var end = $"__linuxkit_testing_{nonce}_end__";
+        var markers = new Markers(Convert.ToHexString(RandomNumberGenerator.GetBytes(8)));
         var take = (outputLimit + 1).ToString(CultureInfo.InvariantCulture);
-        var script = Script(commandLine, _sequence, start, end, take);
+        var script = (_sequence == 1 ? Prologue : "") + Script(command, _sequence, markers.Nonce, take, out var startMarked);
         await _input.WriteAsync(Encoding.UTF8.GetBytes(script)).ConfigureAwait(false);
         await _input.FlushAsync().ConfigureAwait(false);
 
-        // Both together: the guest may fill either while the other is read. What the shell sends
-        // is head's bounded output; more than that plus the markers means the guest does not
-        // follow the script (a replaced head, a hostile guest), and the shell is given up (the
-        // scheduler discards a shell whose command threw, which closes its channel).
+        // What the shell sends is head's bounded output (an echo's is bounded by its arguments);
+        // more than that plus the markers means the guest does not follow the script
+        // (a replaced head, a hostile guest), and the shell is given up (the scheduler discards
+        // a shell whose command threw, which closes its channel).
         var allowed = outputLimit + 1;
-        var stdoutRead = ReadBetweenAsync(_stdout, start, end, allowed);
-        var stderrRead = ReadBetweenAsync(_stderr, start, end, allowed);
-        if (await Task.WhenAny(stdoutRead, stderrRead).ConfigureAwait(false) is var first && first.IsFaulted && first.Exception?.InnerException is FloodException)
-            throw SshSession.OverOutputLimit(first == stdoutRead ? "standard output" : "standard error", outputLimit);
-        (byte[] Output, string RestOfLine)? stdoutBetween, stderrBetween;
-        try
-        {
-            stdoutBetween = await stdoutRead.ConfigureAwait(false);
-            stderrBetween = await stderrRead.ConfigureAwait(false);
-        }
-        catch (FloodException)
-        {
-            throw SshSession.OverOutputLimit(stdoutRead.IsFaulted ? "standard output" : "standard error", outputLimit);
-        }
-        var stdout = stdoutBetween ?? throw await EndedAsync().ConfigureAwait(false);
-        var stderr = stderrBetween ?? throw await EndedAsync().ConfigureAwait(false);
-        foreach (var (name, output) in new[] { ("standard output", stdout.Output), ("standard error", stderr.Output) })
-        {
-            if (output.Length > outputLimit) throw SshSession.OverOutputLimit(name, outputLimit);
-        }
-        var exitCode = int.Parse(stdout.RestOfLine.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture);
+        if (startMarked) await ReadPartAsync(markers.Start, keep: false, allowed, "standard output", outputLimit).ConfigureAwait(false);
+        var stdout = await ReadPartAsync(markers.Middle, keep: true, allowed, "standard output", outputLimit).ConfigureAwait(false);
+        var stderr = await ReadPartAsync(markers.End, keep: true, allowed, "standard error", outputLimit).ConfigureAwait(false);
+        var exitCode = int.Parse(stderr.RestOfLine.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture);
         return new ExecResult(exitCode, Encoding.UTF8.GetString(stdout.Output), Encoding.UTF8.GetString(stderr.Output));
     }
 
-    // Files of their own per command (o1/e1, o2/e2, ...): what a background child of a command
-    // writes later lands in that command's files, never in another's. Under TCG every process the
-    // guest starts costs milliseconds, so the common case starts none but the command's subshell:
-    // markers and an empty output take one builtin printf each, head runs only for output, read
-    // files are emptied by a builtin (freeing their data), and the empty files are removed by one
-    // rm every CleanupEvery commands.
-    internal static string Script(string commandLine, int sequence, string start, string end, string take)
+    // Up to the marker's line; what the guest sent before the start marker is none of the
+    // command's and is dropped (keep: false).
+    private async Task<(byte[] Output, string RestOfLine)> ReadPartAsync(byte[] marker, bool keep, long allowed, string name, long outputLimit)
     {
-        var o = $"\"$LINUXKIT_OUT/o{sequence}\"";
-        var e = $"\"$LINUXKIT_OUT/e{sequence}\"";
+        (byte[] Output, string RestOfLine)? part;
+        try
+        {
+            part = await _stdout.ReadUntilAsync(marker, keep, allowed).ConfigureAwait(false);
+        }
+        catch (FloodException)
+        {
+            throw SshSession.OverOutputLimit(name, outputLimit);
+        }
+        if (part is null) throw await EndedAsync().ConfigureAwait(false);
+        if (part.Value.Output.Length > outputLimit) throw SshSession.OverOutputLimit(name, outputLimit);
+        return part.Value;
+    }
+
+    // One command's markers: its stdout follows the start, its stderr the middle, its exit
+    // status the end marker.
+    private sealed class Markers(string nonce)
+    {
+        public string Nonce { get; } = nonce;
+
+        public byte[] Start { get; } = Encoding.ASCII.GetBytes($"__linuxkit_testing_{nonce}_start__");
+
+        public byte[] Middle { get; } = Encoding.ASCII.GetBytes($"__linuxkit_testing_{nonce}_middle__");
+
+        public byte[] End { get; } = Encoding.ASCII.GetBytes($"__linuxkit_testing_{nonce}_end__");
+    }
+
+    // Defined once per shell, so that each command is a short line: under TCG the shell's
+    // parsing of a long one costs more than a millisecond. Arguments: exit status, sequence,
+    // nonce, how many bytes head takes. Output is read by head only when there is some, and a
+    // read file is emptied by a builtin (freeing its data), so that a command with no output
+    // starts no process but its own; a command with neither output writes all its markers in
+    // one printf, one SSH message.
+    internal const string Prologue =
+        "__linuxkit_tail() { if [ -s \"$LINUXKIT_OUT/e$2\" ]; then printf '%s\\n' \"__linuxkit_testing_$3_middle__\"; head -c \"$4\" \"$LINUXKIT_OUT/e$2\"; : >\"$LINUXKIT_OUT/e$2\"; printf '%s %d\\n' \"__linuxkit_testing_$3_end__\" \"$1\"; " +
+        "else printf '%s\\n%s %d\\n' \"__linuxkit_testing_$3_middle__\" \"__linuxkit_testing_$3_end__\" \"$1\"; fi; }\n" +
+        "__linuxkit_send() { if [ -s \"$LINUXKIT_OUT/o$2\" ] || [ -s \"$LINUXKIT_OUT/e$2\" ]; then printf '%s\\n' \"__linuxkit_testing_$3_start__\"; " +
+        "if [ -s \"$LINUXKIT_OUT/o$2\" ]; then head -c \"$4\" \"$LINUXKIT_OUT/o$2\"; : >\"$LINUXKIT_OUT/o$2\"; fi; __linuxkit_tail \"$@\"; " +
+        "else printf '%s\\n%s\\n%s %d\\n' \"__linuxkit_testing_$3_start__\" \"__linuxkit_testing_$3_middle__\" \"__linuxkit_testing_$3_end__\" \"$1\"; fi; }\n";
+
+    // Files of their own per command (o1/e1, o2/e2, ...): what a background child of a command
+    // writes later lands in that command's files, never in another's. A builtin run by the shell
+    // itself leaves no child, so its stdout goes straight out. The empty files are removed by one
+    // rm every CleanupEvery commands.
+    // The start marker skips what a shell's startup files print (bash reads .bashrc for SSH
+    // commands) before the first command. After one command, nothing but the script writes to
+    // the shell's stdout (commands' processes write to their files), and every command is read
+    // through its end marker, so a builtin's output starts right there; a start marker printed
+    // apart from the rest would cost a second SSH message, often as long as the command.
+    internal static string Script(ShellCommand command, int sequence, string nonce, string take, out bool startMarked)
+    {
+        var arguments = $"$? {sequence} {nonce} {take}";
         var cleanup = sequence % CleanupEvery == 0 ? $"rm -f \"$LINUXKIT_OUT\"/o* \"$LINUXKIT_OUT\"/e*\n" : "";
-        return
-            $"( {commandLine}\n) </dev/null >{o} 2>{e}; s=$?\n" +
-            $"if [ -s {o} ]; then printf '%s\\n' {start}; head -c {take} {o}; printf '%s %d\\n' {end} $s; : >{o}; else printf '%s\\n%s %d\\n' {start} {end} $s; fi\n" +
-            $"if [ -s {e} ]; then printf '%s\\n' {start} >&2; head -c {take} {e} >&2; printf '%s\\n' {end} >&2; : >{e}; else printf '%s\\n%s\\n' {start} {end} >&2; fi\n" +
-            cleanup;
+        startMarked = !command.InShell || sequence == 1;
+        var run = command.InShell
+            ? $"{(sequence == 1 ? $"printf '%s\\n' __linuxkit_testing_{nonce}_start__; " : "")}{command.Line} </dev/null 2>\"$LINUXKIT_OUT/e{sequence}\"; __linuxkit_tail {arguments}\n"
+            : $"( {command.Line}\n) </dev/null >\"$LINUXKIT_OUT/o{sequence}\" 2>\"$LINUXKIT_OUT/e{sequence}\"; __linuxkit_send {arguments}\n";
+        return run + cleanup;
     }
 
     private const int CleanupEvery = 64;
-
-    // What lies between this command's start and end markers; null when the stream ended first.
-    // Anything before the start marker is none of this command's and is dropped.
-    private static async Task<(byte[] Output, string RestOfLine)?> ReadBetweenAsync(MarkerReader reader, string start, string end, long allowed)
-    {
-        if (await reader.ReadUntilAsync(Encoding.ASCII.GetBytes(start), keep: false, allowed).ConfigureAwait(false) is null) return null;
-        return await reader.ReadUntilAsync(Encoding.ASCII.GetBytes(end), keep: true, allowed).ConfigureAwait(false);
-    }
 
     // More came than the script lets the shell send.
     private sealed class FloodException : Exception;
@@ -158,7 +183,11 @@ internal sealed class ResidentShell : ICommandShell
             : _execution.IsCanceled ? "its execution was cancelled"
             : _execution.IsCompleted ? $"exit status {_command.ExitStatus?.ToString(CultureInfo.InvariantCulture) ?? "none"}, signal {_command.ExitSignal ?? "none"}"
             : "the channel closed";
-        return new ResidentShellEndedException($"The resident shell ended while a command ran ({why}).", neverRan);
+        // The shell's stderr has ended by now unless the channel hangs; its tail may say why.
+        await Task.WhenAny(_shellErrors, Task.Delay(TimeSpan.FromMilliseconds(200))).ConfigureAwait(false);
+        var said = _shellErrors.IsCompletedSuccessfully ? _shellErrors.Result.Trim() : "";
+        var lastWords = said.Length > 0 ? $"; the shell said: {said}" : "";
+        return new ResidentShellEndedException($"The resident shell ended while a command ran ({why}{lastWords}).", neverRan);
     }
 
     // Reads a stream up to markers, keeping what follows a marker's line for the next read.

@@ -109,7 +109,7 @@ internal static class SshReadiness
             session = await SshSession.ConnectAsync(endpoint, pinnedFingerprint: null, patience, stop, serverVersion).ConfigureAwait(false);
             using var commandTimeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
             commandTimeout.CancelAfter(patience);
-            var result = await session.RunAsync("true", commandTimeout.Token).ConfigureAwait(false);
+            var result = await session.RunAsync(ShellCommand.FromArguments(["true"]), commandTimeout.Token).ConfigureAwait(false);
             if (result.ExitCode == 0) return new Attempt<SshSession>(AttemptOutcome.Ready, serverVersion.Value, session);
             session.Dispose();
             return new Attempt<SshSession>(AttemptOutcome.Answered, serverVersion.Value, Error: new LinuxKitException($"'true' exited with {result.ExitCode}: {result.Stderr}"));

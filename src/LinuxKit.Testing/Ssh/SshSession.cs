@@ -88,12 +88,15 @@ internal sealed class SshSession : IDisposable
     }
 
     /// <summary>
-    /// Runs a shell command line on a resident shell of the connection (see <see cref="ChannelScheduler"/>):
+    /// Runs a command on a resident shell of the connection (see <see cref="ChannelScheduler"/>):
     /// a command spared a channel and a new shell in the guest costs little under TCG. A caller
     /// that cancels stops waiting; the command runs to its end in the guest.
     /// </summary>
-    public Task<ExecResult> RunAsync(string commandLine, CancellationToken cancellationToken) =>
-        _scheduler.RunAsync(commandLine, OutputLimit, () => RunOnChannelAsync(commandLine), cancellationToken);
+    public Task<ExecResult> RunAsync(ShellCommand command, CancellationToken cancellationToken) =>
+        _scheduler.RunAsync(command, OutputLimit, () => RunOnChannelAsync(command.Line), cancellationToken);
+
+    /// <summary>Runs a script of the SDK's own on a resident shell (see <see cref="RunAsync(ShellCommand, CancellationToken)"/>).</summary>
+    public Task<ExecResult> RunAsync(string script, CancellationToken cancellationToken) => RunAsync(ShellCommand.Script(script), cancellationToken);
 
     private ICommandShell? StartShell()
     {

@@ -15,7 +15,7 @@ public class ChannelSchedulerTests
         var copyOpen = new TaskCompletionSource();
         var copy = scheduler.OnChannelOfItsOwnAsync(async _ => { await copyOpen.Task; return 0; }, CancellationToken.None);
 
-        var command = scheduler.RunAsync("true", 100, NoChannelOfItsOwn, CancellationToken.None);
+        var command = scheduler.RunAsync(ShellCommand.Script("true"), 100, NoChannelOfItsOwn, CancellationToken.None);
         await Task.Delay(Settle);
         Assert.Equal(0, shells.Started);
         Assert.False(command.IsCompleted);
@@ -34,7 +34,7 @@ public class ChannelSchedulerTests
         var copyOpen = new TaskCompletionSource();
         var copy = scheduler.OnChannelOfItsOwnAsync(async _ => { await copyOpen.Task; return 0; }, CancellationToken.None);
 
-        Assert.Equal(0, (await scheduler.RunAsync("true", 100, NoChannelOfItsOwn, CancellationToken.None).WaitAsync(Wait)).ExitCode);
+        Assert.Equal(0, (await scheduler.RunAsync(ShellCommand.Script("true"), 100, NoChannelOfItsOwn, CancellationToken.None).WaitAsync(Wait)).ExitCode);
         Assert.False(copy.IsCompleted);
         copyOpen.SetResult();
         await copy;
@@ -45,7 +45,7 @@ public class ChannelSchedulerTests
     {
         var shells = new FakeShells { Hold = new TaskCompletionSource() };
         using var scheduler = new ChannelScheduler(shells.Start, oneStartAtATime: true, Wait);
-        var commands = Enumerable.Range(0, 6).Select(i => scheduler.RunAsync($"c{i}", 100, NoChannelOfItsOwn, CancellationToken.None)).ToList();
+        var commands = Enumerable.Range(0, 6).Select(i => scheduler.RunAsync(ShellCommand.Script($"c{i}"), 100, NoChannelOfItsOwn, CancellationToken.None)).ToList();
         await Polling.UntilAsync(() => shells.Running == ChannelScheduler.MaxParallelCommands, TimeSpan.FromMilliseconds(10), Wait, CancellationToken.None);
         await Task.Delay(Settle);
         Assert.Equal(ChannelScheduler.MaxParallelCommands, shells.Running);
@@ -63,7 +63,7 @@ public class ChannelSchedulerTests
         var shells = new FakeShells { Hold = new TaskCompletionSource() };
         using var scheduler = new ChannelScheduler(shells.Start, oneStartAtATime: true, Wait);
         using var cancel = new CancellationTokenSource();
-        var abandoned = scheduler.RunAsync("sleep 60", 100, NoChannelOfItsOwn, cancel.Token);
+        var abandoned = scheduler.RunAsync(ShellCommand.Script("sleep 60"), 100, NoChannelOfItsOwn, cancel.Token);
         await Polling.UntilAsync(() => shells.Running == 1, TimeSpan.FromMilliseconds(10), Wait, CancellationToken.None);
         await cancel.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abandoned);
@@ -71,7 +71,7 @@ public class ChannelSchedulerTests
         shells.Hold.SetResult();
         await Polling.UntilAsync(() => scheduler.IdleShells == 1, TimeSpan.FromMilliseconds(10), Wait, CancellationToken.None);
         Assert.Equal(["sleep 60"], shells.All[0].Ran);
-        await scheduler.RunAsync("next", 100, NoChannelOfItsOwn, CancellationToken.None).WaitAsync(Wait);
+        await scheduler.RunAsync(ShellCommand.Script("next"), 100, NoChannelOfItsOwn, CancellationToken.None).WaitAsync(Wait);
         Assert.Equal(1, shells.Started);
         Assert.Equal(["sleep 60", "next"], shells.All[0].Ran);
     }
@@ -81,7 +81,7 @@ public class ChannelSchedulerTests
     {
         var shells = new FakeShells { TurnDown = true };
         using var scheduler = new ChannelScheduler(shells.Start, oneStartAtATime: true, Wait);
-        var result = await scheduler.RunAsync("id", 100, () => Task.FromResult(new ExecResult(0, "own channel", "")), CancellationToken.None).WaitAsync(Wait);
+        var result = await scheduler.RunAsync(ShellCommand.Script("id"), 100, () => Task.FromResult(new ExecResult(0, "own channel", "")), CancellationToken.None).WaitAsync(Wait);
         Assert.Equal("own channel", result.Stdout);
         Assert.Equal(0, scheduler.IdleShells);
         Assert.True(shells.All[0].Disposed);
@@ -91,7 +91,7 @@ public class ChannelSchedulerTests
     public async Task A_server_that_runs_no_shell_gets_each_command_on_a_channel_of_its_own()
     {
         using var scheduler = new ChannelScheduler(() => null, oneStartAtATime: true, Wait);
-        var result = await scheduler.RunAsync("id", 100, () => Task.FromResult(new ExecResult(3, "own", "")), CancellationToken.None).WaitAsync(Wait);
+        var result = await scheduler.RunAsync(ShellCommand.Script("id"), 100, () => Task.FromResult(new ExecResult(3, "own", "")), CancellationToken.None).WaitAsync(Wait);
         Assert.Equal(3, result.ExitCode);
     }
 
@@ -103,7 +103,7 @@ public class ChannelSchedulerTests
         var never = new TaskCompletionSource<int>();
         var held = Enumerable.Range(0, ChannelScheduler.MaxChannels).Select(_ => scheduler.OnChannelOfItsOwnAsync(_ => never.Task, CancellationToken.None)).ToList();
 
-        var e = await Assert.ThrowsAsync<LinuxKitException>(() => scheduler.RunAsync("true", 100, NoChannelOfItsOwn, CancellationToken.None));
+        var e = await Assert.ThrowsAsync<LinuxKitException>(() => scheduler.RunAsync(ShellCommand.Script("true"), 100, NoChannelOfItsOwn, CancellationToken.None));
         Assert.Contains($"All {ChannelScheduler.MaxChannels} SSH channels", e.Message, StringComparison.Ordinal);
         never.SetResult(0);
         await Task.WhenAll(held);
@@ -117,7 +117,7 @@ public class ChannelSchedulerTests
         var never = new TaskCompletionSource<int>();
         var hung = scheduler.OnChannelOfItsOwnAsync(_ => never.Task, CancellationToken.None);
 
-        var e = await Assert.ThrowsAsync<LinuxKitException>(() => scheduler.RunAsync("true", 100, NoChannelOfItsOwn, CancellationToken.None));
+        var e = await Assert.ThrowsAsync<LinuxKitException>(() => scheduler.RunAsync(ShellCommand.Script("true"), 100, NoChannelOfItsOwn, CancellationToken.None));
         Assert.Contains("has not closed (is the guest hung?)", e.Message, StringComparison.Ordinal);
         never.SetResult(0);
         await hung;
@@ -167,7 +167,7 @@ public class ChannelSchedulerTests
     {
         public List<string> Ran { get; } = [];
         public bool Disposed { get; private set; }
-        public Task<ExecResult> RunAsync(string commandLine, long outputLimit) => owner.RunAsync(this, commandLine);
+        public Task<ExecResult> RunAsync(ShellCommand command, long outputLimit) => owner.RunAsync(this, command.Line);
         public Task CloseAsync(TimeSpan timeout) { Disposed = true; return Task.CompletedTask; }
         public void Dispose() => Disposed = true;
     }
