@@ -56,6 +56,7 @@ internal sealed class VmLauncher(PortAllocator ports, VmRegistry registry, VmRun
             hypervisorExited: () => !process.IsAlive(),
             bootFailed: () => BootFailure.InLogsOf(files),
             consoleTail: () => ConsoleLog.Tail(files.ConsoleLog),
+            readinessCues: () => ReadinessCues.InConsoleOf(files),
             timeout,
             boot.Description,
             restored: restore is not null,

@@ -43,6 +43,11 @@ internal static class ReadinessSchedule
     /// the first attempt is the handshake.
     /// </param>
     /// <param name="time">The clock; only its monotonic timestamps are read, never the time of day.</param>
+    /// <param name="cues">
+    /// How many times the guest's console said it may answer now (<see cref="Logs.ReadinessCues"/>):
+    /// a silent probe opened before a new cue is replaced at once, since its connection waits
+    /// in QEMU and would reach the guest only when QEMU sends its SYN again, seconds later.
+    /// </param>
     public static async Task<ReadinessResult<T>> RunAsync<T>(
         int port,
         Func<TimeSpan, CancellationToken, Task<Attempt<T>>> handshake,
@@ -50,7 +55,8 @@ internal static class ReadinessSchedule
         CancellationToken stop,
         Action<string>? note = null,
         bool serverRunning = false,
-        TimeProvider? time = null)
+        TimeProvider? time = null,
+        Func<int>? cues = null)
     {
         time ??= TimeProvider.System;
         var started = time.GetTimestamp();
@@ -63,14 +69,15 @@ internal static class ReadinessSchedule
         while (!stop.IsCancellationRequested)
         {
             connections++;
+            var cueMark = cues?.Invoke() ?? 0;
             TimeSpan delay;
             if (!networkAnswered)
             {
                 // A guest whose server listens as soon as its network is up must get a banner out
                 // even when forking takes longer than a second: patience grows with the boot.
                 var patience = Clamp(time.GetElapsedTime(started) / 4, MinSilentProbe, MaxSilentProbe);
-                var (outcome, probeBanner) = await ProbeAsync(port, patience, stop).ConfigureAwait(false);
-                note?.Invoke($"probe {connections}: {outcome}");
+                var (outcome, probeBanner, cued) = await ProbeUntilCueAsync(port, patience, cues, cueMark, time, stop).ConfigureAwait(false);
+                note?.Invoke($"probe {connections}: {outcome}{(cued ? " (replaced at a console cue)" : "")}");
                 if (outcome == AttemptOutcome.Silent) continue; // the network is not up yet: a fresh probe at once
                 if (outcome == AttemptOutcome.NotListening)
                 {
@@ -107,16 +114,64 @@ internal static class ReadinessSchedule
                         break;
                 }
             }
-            try
-            {
-                await Task.Delay(delay, time, stop).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
+            // A cue since this attempt began (a server that said it listens while we were
+            // refused) ends the wait for the next attempt.
+            if (!await WaitUnlessCuedAsync(delay, cues, cueMark, time, stop).ConfigureAwait(false)) break;
         }
         return new ReadinessResult<T>(default, banner, networkAnswered, SilentConnection: false, connections, lastError);
+    }
+
+    private static readonly TimeSpan CueCheck = TimeSpan.FromMilliseconds(50);
+
+    // A probe that also ends, silent, when the cue count moves from its mark. A probe that got
+    // a banner or a refusal has ended before: only a silent connection is replaced.
+    internal static async Task<(AttemptOutcome Outcome, string? Banner, bool Cued)> ProbeUntilCueAsync(
+        int port, TimeSpan patience, Func<int>? cues, int mark, TimeProvider time, CancellationToken stop)
+    {
+        using var probeStop = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        var cue = WatchForCueAsync(cues, mark, time, probeStop.Token);
+        var probing = ProbeAsync(port, patience, probeStop.Token);
+        if (await Task.WhenAny(probing, cue).ConfigureAwait(false) == cue && await cue.ConfigureAwait(false))
+            await probeStop.CancelAsync().ConfigureAwait(false);
+        var (outcome, banner) = await probing.ConfigureAwait(false);
+        await probeStop.CancelAsync().ConfigureAwait(false);
+        var cued = await cue.ConfigureAwait(false);
+        return (outcome, banner, cued && outcome == AttemptOutcome.Silent && !stop.IsCancellationRequested);
+    }
+
+    // Waits out the delay, or less when a cue comes; false when stopped.
+    internal static async Task<bool> WaitUnlessCuedAsync(TimeSpan delay, Func<int>? cues, int mark, TimeProvider time, CancellationToken stop)
+    {
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        var cue = WatchForCueAsync(cues, mark, time, wait.Token);
+        try
+        {
+            await Task.WhenAny(Task.Delay(delay, time, wait.Token), cue).ConfigureAwait(false);
+        }
+        finally
+        {
+            await wait.CancelAsync().ConfigureAwait(false);
+            await cue.ConfigureAwait(false);
+        }
+        return !stop.IsCancellationRequested;
+    }
+
+    // True once the cue count moved from its mark; false when the token ends first, which is
+    // the only way it ends without cues.
+    private static async Task<bool> WatchForCueAsync(Func<int>? cues, int mark, TimeProvider time, CancellationToken token)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(cues is null ? Timeout.InfiniteTimeSpan : CueCheck, time, token).ConfigureAwait(false);
+                if (cues!() != mark) return true;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
     }
 
     private static TimeSpan Grow(TimeSpan delay, TimeSpan min, TimeSpan max) => Clamp(delay * 1.5, min, max);

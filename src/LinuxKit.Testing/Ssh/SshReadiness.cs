@@ -22,7 +22,8 @@ internal static class SshReadiness
     private static readonly TimeSpan HypervisorCheck = TimeSpan.FromMilliseconds(100);
 
     /// <summary>
-    /// Returns the first session that ran <c>true</c>. Throws <see cref="LinuxKitBootException"/>
+    /// Returns the first session that ran <c>true</c>; <paramref name="readinessCues"/> counts the
+    /// console lines that say the guest may answer now (<see cref="Logs.ReadinessCues"/>). Throws <see cref="LinuxKitBootException"/>
     /// as soon as <paramref name="hypervisorExited"/> says the VM died or <paramref name="bootFailed"/>
     /// gives the line that says its boot failed, or when the timeout passes.
     /// </summary>
@@ -31,6 +32,7 @@ internal static class SshReadiness
         Func<bool> hypervisorExited,
         Func<string?> bootFailed,
         Func<string> consoleTail,
+        Func<int>? readinessCues,
         TimeSpan timeout,
         string vmDescription,
         bool restored,
@@ -46,7 +48,7 @@ internal static class SshReadiness
         try
         {
             var result = await ReadinessSchedule.RunAsync<SshSession>(
-                endpoint.Port, (patience, token) => AttemptAsync(endpoint, patience, token), timeout, stop.Token, Note, serverRunning: restored).ConfigureAwait(false);
+                endpoint.Port, (patience, token) => AttemptAsync(endpoint, patience, token), timeout, stop.Token, Note, serverRunning: restored, cues: readinessCues).ConfigureAwait(false);
             if (result.Value is { } session)
                 return new ReadySession(session, result.Banner ?? "", result.Connections, timeline.ToString().TrimEnd(' ', ';'));
 

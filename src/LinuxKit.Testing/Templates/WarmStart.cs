@@ -247,6 +247,7 @@ internal sealed class WarmStart
                     hypervisorExited: () => !running.IsAlive(),
                     bootFailed: () => BootFailure.InLogsOf(vm),
                     consoleTail: () => ConsoleLog.Tail(vm.ConsoleLog),
+                    readinessCues: () => ReadinessCues.InConsoleOf(vm),
                     options.BootTimeout,
                     boot.Description,
                     restored: false,

@@ -128,6 +128,75 @@ public sealed class ReadinessScheduleTests
         Assert.Equal(1, guest.MaxOpenAtOnce);
     }
 
+    [Fact]
+    public async Task A_console_cue_replaces_a_silent_probe_at_once_instead_of_after_its_patience()
+    {
+        // The network and the server come up at 1.2 s and the console says so at 1.3 s. The probe
+        // opened at 1.0 s stays silent (QEMU holds its SYN), so on the timer alone the next probe
+        // would open at 2.0 s, after this wait's 1.9 s.
+        await using var guest = new BootingGuest(TimeSpan.FromSeconds(1.2), TimeSpan.FromSeconds(1.2), TimeSpan.Zero);
+        var started = DateTime.UtcNow;
+        var notes = new List<string>();
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1.9));
+
+        var result = await ReadinessSchedule.RunAsync<string>(
+            guest.Port, (patience, token) => BannerHandshakeAsync(guest.Port, patience, token), TimeSpan.FromSeconds(1.9), stop.Token,
+            note: n => { lock (notes) notes.Add(n); },
+            cues: () => DateTime.UtcNow - started >= TimeSpan.FromSeconds(1.3) ? 1 : 0);
+
+        Assert.Equal("SSH-2.0-OpenSSH_9.2p1 Debian-2", result.Value);
+        Assert.Contains(notes, n => n.EndsWith("Silent (replaced at a console cue)", StringComparison.Ordinal));
+        Assert.Equal(1, guest.MaxOpenAtOnce);
+    }
+
+    [Fact]
+    public async Task A_console_cue_ends_the_wait_before_the_next_attempt()
+    {
+        var started = DateTime.UtcNow;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var waited = await ReadinessSchedule.WaitUnlessCuedAsync(
+            TimeSpan.FromSeconds(20), () => DateTime.UtcNow - started >= TimeSpan.FromSeconds(0.2) ? 1 : 0, mark: 0, TimeProvider.System, CancellationToken.None);
+
+        Assert.True(waited);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(0.2), TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task A_silent_probe_ends_at_a_cue_and_says_so_while_an_unchanged_count_keeps_it_open()
+    {
+        await using var guest = new BootingGuest(TimeSpan.MaxValue, TimeSpan.MaxValue, TimeSpan.Zero);
+        var started = DateTime.UtcNow;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var cued = await ReadinessSchedule.ProbeUntilCueAsync(
+            guest.Port, TimeSpan.FromSeconds(20), () => DateTime.UtcNow - started >= TimeSpan.FromSeconds(0.2) ? 1 : 0, mark: 0, TimeProvider.System, CancellationToken.None);
+        var cueTook = clock.Elapsed;
+        clock.Restart();
+        var uncued = await ReadinessSchedule.ProbeUntilCueAsync(guest.Port, TimeSpan.FromSeconds(1), () => 1, mark: 1, TimeProvider.System, CancellationToken.None);
+
+        Assert.Equal((AttemptOutcome.Silent, null, true), cued);
+        Assert.InRange(cueTook, TimeSpan.FromSeconds(0.2), TimeSpan.FromSeconds(10));
+        Assert.Equal((AttemptOutcome.Silent, null, false), uncued);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(10)); // its whole patience
+    }
+
+    [Fact]
+    public async Task Console_cues_that_came_before_a_probe_opened_do_not_cut_it_short()
+    {
+        // The same cue count all along, however many: the probes keep their patience, so a
+        // guest whose network never comes up sees one probe a second.
+        await using var guest = new BootingGuest(TimeSpan.MaxValue, TimeSpan.MaxValue, TimeSpan.Zero);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2.5));
+
+        var result = await ReadinessSchedule.RunAsync<string>(
+            guest.Port, (patience, token) => BannerHandshakeAsync(guest.Port, patience, token), TimeSpan.FromSeconds(2.5), stop.Token,
+            cues: () => 3);
+
+        Assert.InRange(result.Connections, 2, 3);
+        Assert.Equal(1, guest.MaxOpenAtOnce);
+    }
+
     // The host's time of day jumping hours ahead and back on every look (NTP stepping a
     // clock, a suspended laptop, an operator's `date -s`); its monotonic timestamps run true.
     private sealed class JumpingClock : TimeProvider
