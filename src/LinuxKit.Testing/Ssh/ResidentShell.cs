@@ -45,6 +45,7 @@ internal sealed class ResidentShell : ICommandShell
     }
 
     private const int ShellErrorsKept = 1024;
+
     /// <summary>
     /// Starts the shell; null when the server will not run one. An exec request left unanswered
     /// throws <see cref="SshOperationTimeoutException"/>, so the caller can try again. SSH.NET
