@@ -29,36 +29,38 @@ internal readonly record struct ProcessIdentity(int Pid, string StartTime)
     }
 
     /// <summary>True while the very process this identity names is alive.</summary>
-    public bool IsAlive() => Pid > 0 && ReadStartTime(Pid) == StartTime && !IsZombie(Pid);
+    public bool IsAlive()
+    {
+        if (Pid <= 0) return false;
+        if (OperatingSystem.IsLinux())
+        {
+            var stat = ReadLinuxStat(Pid);
+            return stat is { } s && s.StartTime == StartTime && !s.Ended;
+        }
+        return PsField(Pid, "lstart=") == StartTime && PsField(Pid, "stat=")?.StartsWith('Z') != true;
+    }
 
     private static string? ReadStartTime(int pid)
     {
         if (pid <= 0) return null;
-        if (OperatingSystem.IsLinux())
-        {
-            string stat;
-            try { stat = File.ReadAllText($"/proc/{pid}/stat"); }
-            catch (IOException) { return null; }
-            catch (UnauthorizedAccessException) { return null; }
-            // The command name (field 2) may hold spaces and parentheses: count from its end.
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return fields.Length > 19 ? fields[19] : null; // field 22: start time in clock ticks since boot
-        }
-        return PsField(pid, "lstart=");
+        return OperatingSystem.IsLinux() ? ReadLinuxStat(pid)?.StartTime : PsField(pid, "lstart=");
     }
 
-    private static bool IsZombie(int pid)
+    // One read of /proc/PID/stat for both fields: two reads could straddle the process's end.
+    // A process that has exited but still has its /proc entry is a zombie (Z) or, while its parent
+    // reaps it, dead (X, or x on older kernels): ended either way.
+    private static (string StartTime, bool Ended)? ReadLinuxStat(int pid)
     {
-        if (OperatingSystem.IsLinux())
-        {
-            try
-            {
-                var stat = File.ReadAllText($"/proc/{pid}/stat");
-                return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
-            }
-            catch (IOException) { return false; }
-        }
-        return PsField(pid, "stat=")?.StartsWith('Z') == true;
+        string stat;
+        try { stat = File.ReadAllText($"/proc/{pid}/stat"); }
+        catch (IOException) { return null; }
+        catch (UnauthorizedAccessException) { return null; }
+        // The command name (field 2) may hold spaces and parentheses: count from its end.
+        var close = stat.LastIndexOf(')');
+        if (close < 0 || close + 2 >= stat.Length) return null;
+        var fields = stat[(close + 2)..].Split(' ');
+        if (fields.Length <= 19) return null;
+        return (fields[19], fields[0] is "Z" or "X" or "x"); // field 3: state; field 22: start time in clock ticks since boot
     }
 
     private static string? PsField(int pid, string field)

@@ -34,5 +34,26 @@ public class ProcessIdentityTests
     }
 
     [Fact]
+    public async Task A_child_that_ended_but_was_never_reaped_is_not_alive()
+    {
+        // sh starts a short child, then becomes a sleep that never reaps it: once it ends, a zombie.
+        using var parent = Process.Start(new ProcessStartInfo("sh", ["-c", "sleep 0.2 & echo $!; exec sleep 30"]) { RedirectStandardOutput = true })!;
+        try
+        {
+            var childPid = int.Parse(await parent.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(10)) ?? "", System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(await Polling.UntilAsync(() => File.ReadAllText($"/proc/{childPid}/stat").Contains(") Z ", StringComparison.Ordinal), TimeSpan.FromMilliseconds(20), TimeSpan.FromSeconds(10), CancellationToken.None));
+
+            var child = ProcessIdentity.Of(childPid);
+            Assert.NotNull(child);
+            Assert.False(child.Value.IsAlive());
+            Assert.False(child.Value.Signal(UnixSignal.Kill));
+        }
+        finally
+        {
+            parent.Kill();
+        }
+    }
+
+    [Fact]
     public void Missing_pid_has_no_identity() => Assert.Null(ProcessIdentity.Of(int.MaxValue));
 }
