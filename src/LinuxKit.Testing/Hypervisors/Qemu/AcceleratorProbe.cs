@@ -6,9 +6,10 @@ namespace LinuxKit.Testing.Hypervisors.Qemu;
 
 /// <summary>
 /// Whether KVM runs a guest on this host, found once per boot of the host: the answer depends
-/// only on the QEMU binary, /dev/kvm and the running kernel, and finding it costs a QEMU start,
-/// so it is kept in the state directory and reused by every later process (builds, test hosts,
-/// the tool) until one of those changes.
+/// only on the QEMU binary, /dev/kvm and the running kernel, and finding it costs a QEMU start
+/// (seconds where KVM crawls), so it is kept in the state directory and in the user's cache
+/// folder and reused by every later process (builds, test hosts, the tool), whatever state
+/// directory it uses, until one of those changes.
 /// </summary>
 internal static class AcceleratorProbe
 {
@@ -34,18 +35,54 @@ internal static class AcceleratorProbe
         OperatingSystem.IsMacOS() ? Accelerator.Hvf : CanOpenKvm(out _) ? Accelerator.Kvm : Accelerator.Tcg;
 
     /// <summary>
-    /// The answer kept in <paramref name="cacheFolder"/> when it was found for the same
-    /// <paramref name="key"/>, else <paramref name="diagnose"/>'s, which is then kept.
+    /// The answer kept in the first of <paramref name="cacheFolders"/> that holds one found for
+    /// the same <paramref name="key"/>, else <paramref name="diagnose"/>'s; either way it is then
+    /// kept in every folder that lacks it.
     /// </summary>
-    /// <returns>The answer and whether it came from the cache.</returns>
+    /// <returns>The answer and whether it came from a cache.</returns>
     public static async Task<(Accelerator Accelerator, string? WhyNotKvm, bool Cached)> DiagnoseOnceAsync(
-        string cacheFolder, string key, Func<Task<(Accelerator Accelerator, string? WhyNotKvm)>> diagnose)
+        IReadOnlyList<string> cacheFolders, string key, Func<Task<(Accelerator Accelerator, string? WhyNotKvm)>> diagnose)
     {
-        var path = Path.Combine(cacheFolder, CacheFileName);
-        if (Read(path) is { } kept && kept.Key == key) return (kept.Accelerator, kept.WhyNotKvm, true);
-        var (accelerator, whyNotKvm) = await diagnose().ConfigureAwait(false);
-        Write(path, new Answer(key, accelerator, whyNotKvm));
-        return (accelerator, whyNotKvm, false);
+        var paths = cacheFolders.Select(folder => Path.Combine(folder, CacheFileName)).ToList();
+        var kept = paths.Select(Read).ToList();
+        var found = kept.FirstOrDefault(answer => answer?.Key == key);
+        var answer = found ?? await Diagnosed().ConfigureAwait(false);
+        for (var i = 0; i < paths.Count; i++)
+        {
+            if (kept[i] != answer) Write(paths[i], answer);
+        }
+        return (answer.Accelerator, answer.WhyNotKvm, found is not null);
+
+        async Task<Answer> Diagnosed()
+        {
+            var (accelerator, whyNotKvm) = await diagnose().ConfigureAwait(false);
+            return new Answer(key, accelerator, whyNotKvm);
+        }
+    }
+
+    /// <summary>
+    /// The user's own folder for answers about this host: $XDG_CACHE_HOME/linuxkit-testing, else
+    /// ~/.cache/linuxkit-testing, made private; null when it cannot be made (only a cache).
+    /// </summary>
+    public static string? UserCacheFolder()
+    {
+        var cacheHome = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        if (string.IsNullOrEmpty(cacheHome))
+        {
+            var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+            if (string.IsNullOrEmpty(home)) return null;
+            cacheHome = Path.Combine(home, ".cache");
+        }
+        var folder = Path.Combine(cacheHome, "linuxkit-testing");
+        try
+        {
+            PrivateFiles.CreateFolder(folder);
+            return folder;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     /// <summary>

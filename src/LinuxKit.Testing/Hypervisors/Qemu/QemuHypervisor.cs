@@ -318,7 +318,7 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
     {
         var (accelerator, whyNotKvm, cached) = _hostFolder is null
             ? await DiagnoseWithoutCacheAsync(binary).ConfigureAwait(false)
-            : await AcceleratorProbe.DiagnoseOnceAsync(_hostFolder(), AcceleratorProbe.HostKey(binary), () => AcceleratorProbe.DiagnoseAsync(binary)).ConfigureAwait(false);
+            : await AcceleratorProbe.DiagnoseOnceAsync(CacheFolders(_hostFolder()), AcceleratorProbe.HostKey(binary), () => AcceleratorProbe.DiagnoseAsync(binary)).ConfigureAwait(false);
         // Nothing to fix in the build or test that boots the VM: a notice, not a warning (a
         // warning fails builds that treat warnings as errors). `doctor` gives the whole reason.
         if (whyNotKvm is not null)
@@ -328,6 +328,11 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
         }
         return accelerator;
     }
+
+    // The state directory's copy says what its VMs ran under; the user's copy spares a process
+    // with a new state directory (a CI job, a test class of its own) the probe.
+    private static string[] CacheFolders(string stateHostFolder) =>
+        AcceleratorProbe.UserCacheFolder() is { } user ? [stateHostFolder, user] : [stateHostFolder];
 
     private static async Task<(Accelerator, string?, bool)> DiagnoseWithoutCacheAsync(string binary)
     {

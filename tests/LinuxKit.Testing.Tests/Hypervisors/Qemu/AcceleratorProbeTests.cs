@@ -19,8 +19,8 @@ public sealed class AcceleratorProbeTests : IDisposable
     [Fact]
     public async Task A_second_process_on_the_same_host_boot_reuses_the_answer_without_probing()
     {
-        var first = await AcceleratorProbe.DiagnoseOnceAsync(_folder.FullName, "qemu|boot:1", NoKvm);
-        var second = await AcceleratorProbe.DiagnoseOnceAsync(_folder.FullName, "qemu|boot:1", NoKvm);
+        var first = await AcceleratorProbe.DiagnoseOnceAsync([_folder.FullName], "qemu|boot:1", NoKvm);
+        var second = await AcceleratorProbe.DiagnoseOnceAsync([_folder.FullName], "qemu|boot:1", NoKvm);
 
         Assert.Equal(1, _probes);
         Assert.False(first.Cached);
@@ -30,10 +30,25 @@ public sealed class AcceleratorProbeTests : IDisposable
     }
 
     [Fact]
+    public async Task A_new_state_directory_takes_the_answer_the_users_cache_holds_and_keeps_a_copy()
+    {
+        var user = _folder.CreateSubdirectory("user").FullName;
+        var firstState = _folder.CreateSubdirectory("state-1").FullName;
+        var secondState = _folder.CreateSubdirectory("state-2").FullName;
+
+        await AcceleratorProbe.DiagnoseOnceAsync([firstState, user], "qemu|boot:1", NoKvm);
+        var second = await AcceleratorProbe.DiagnoseOnceAsync([secondState, user], "qemu|boot:1", NoKvm);
+
+        Assert.Equal(1, _probes);
+        Assert.True(second.Cached);
+        Assert.True(File.Exists(Path.Combine(secondState, AcceleratorProbe.CacheFileName)), "the state directory holds no copy of the answer its VMs run under");
+    }
+
+    [Fact]
     public async Task A_new_host_boot_or_another_qemu_probes_again()
     {
-        await AcceleratorProbe.DiagnoseOnceAsync(_folder.FullName, "qemu|boot:1", NoKvm);
-        var rebooted = await AcceleratorProbe.DiagnoseOnceAsync(_folder.FullName, "qemu|boot:2", NoKvm);
+        await AcceleratorProbe.DiagnoseOnceAsync([_folder.FullName], "qemu|boot:1", NoKvm);
+        var rebooted = await AcceleratorProbe.DiagnoseOnceAsync([_folder.FullName], "qemu|boot:2", NoKvm);
 
         Assert.Equal(2, _probes);
         Assert.False(rebooted.Cached);
@@ -43,7 +58,7 @@ public sealed class AcceleratorProbeTests : IDisposable
     public async Task A_damaged_answer_is_found_again()
     {
         await File.WriteAllTextAsync(Path.Combine(_folder.FullName, AcceleratorProbe.CacheFileName), "{ not json");
-        var answer = await AcceleratorProbe.DiagnoseOnceAsync(_folder.FullName, "qemu|boot:1", NoKvm);
+        var answer = await AcceleratorProbe.DiagnoseOnceAsync([_folder.FullName], "qemu|boot:1", NoKvm);
 
         Assert.Equal(1, _probes);
         Assert.False(answer.Cached);
