@@ -46,6 +46,12 @@ internal static class LinuxKitEnvironment
     /// <summary><c>0</c>, <c>false</c>, <c>off</c> or <c>no</c>: every VM boots cold (see <see cref="RunOptions.WarmStart"/>).</summary>
     public const string WarmStart = "LINUXKIT_TESTING_WARM_START";
 
+    /// <summary>
+    /// <c>0</c>, <c>false</c>, <c>off</c> or <c>no</c>: x86_64 kernel+initrd images boot under
+    /// QEMU's default BIOS (SeaBIOS) instead of its minimal one (qboot).
+    /// </summary>
+    public const string Qboot = "LINUXKIT_TESTING_QBOOT";
+
     /// <summary>The image the test fixtures boot when neither a fixture nor an attribute names one.</summary>
     public const string Image = "LINUXKIT_IMAGE";
 
@@ -66,6 +72,10 @@ internal static class LinuxKitEnvironment
 
     /// <summary>The variable's value; null when it is unset or empty.</summary>
     internal static string? Read(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } value ? value : null;
+
+    /// <summary>False when the variable says 0, false, off or no; true otherwise (unset included).</summary>
+    internal static bool IsOn(string name) =>
+        Read(name)?.Trim().ToLowerInvariant() is not ("0" or "false" or "off" or "no");
 
     /// <summary>The variable's value as an enum member (case-insensitive); null when unset, empty or not a member.</summary>
     internal static TEnum? Read<TEnum>(string name) where TEnum : struct, Enum =>

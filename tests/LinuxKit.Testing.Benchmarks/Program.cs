@@ -1,7 +1,9 @@
 // Measures the manager against plain tools in the same run, and prints ratios:
-//   boot:   plain QEMU (the same flags) polled with the ssh client until a command runs,
-//           against RunAsync until ready, on the dropbear and the OpenSSH image;
-//                                                             target RunAsync/plain <= 1.0
+//   boot:   plain QEMU polled with the ssh client until a command runs, against RunAsync
+//           until ready, on the dropbear and the OpenSSH image. Plain QEMU has the SDK's flags
+//           as a user would write them: QEMU's default BIOS (SeaBIOS) and the network card's
+//           boot ROM, where the SDK boots a kernel under qboot and leaves the ROM out;
+//                                                             target RunAsync/plain <= 0.9
 //           The guest's own boot varies by seconds (OpenSSH's RSA host key), so each round
 //           also measures readiness alone: from the SSH server's start line on the console
 //           (both sides sample the console every 0.1 s) to the first command.
@@ -97,7 +99,7 @@ try
                 $"RunAsync {managed[^1]:0.00} s ({managedAfterStart[^1]:0.00} s after); " +
                 $"stop fast {fastStops[^1]:0.00} s, graceful {gracefulStops[^1]:0.00} s");
         }
-        summary.Add($"{server}: boot to first command (median of {rounds}): plain QEMU + ssh poll {Median(plain):0.00} s, RunAsync {Median(managed):0.00} s, ratio RunAsync/plain = {Median(managed) / Median(plain):0.00} (target <= 1.0)");
+        summary.Add($"{server}: boot to first command (median of {rounds}): plain QEMU + ssh poll {Median(plain):0.00} s, RunAsync {Median(managed):0.00} s, ratio RunAsync/plain = {Median(managed) / Median(plain):0.00} (target <= 0.9)");
         summary.Add($"{server}: server start to first command (median of {rounds}): plain {Median(plainAfterStart):0.00} s, RunAsync {Median(managedAfterStart):0.00} s");
         summary.Add($"{server}: stop (median of {rounds}): fast {Median(fastStops):0.00} s (target <= 0.5 s), graceful {Median(gracefulStops):0.00} s, ratio fast/graceful = {Median(fastStops) / Median(gracefulStops):0.000}");
     }
@@ -318,7 +320,7 @@ async Task<(double Total, double ServerStarted)> PlainBootAsync(LinuxKitImage im
             Files = files,
         };
         var clock = Stopwatch.StartNew();
-        var process = await qemu.StartAsync(spec, CancellationToken.None);
+        var process = await PlainQemuAsync(spec);
         port.Dispose();
         try
         {
@@ -340,6 +342,19 @@ async Task<(double Total, double ServerStarted)> PlainBootAsync(LinuxKitImage im
     {
         Directory.Delete(dir, recursive: true);
     }
+}
+
+// QEMU started with the command a user would write: the SDK's, less the boot shortcuts it takes
+// (qboot for kernels, no option ROM on the network card).
+async Task<ProcessIdentity> PlainQemuAsync(VmSpec spec)
+{
+    var (accelerator, _, _) = await AcceleratorProbe.DiagnoseOnceAsync(
+        AcceleratorProbe.UserCacheFolder() is { } cache ? [cache] : [], AcceleratorProbe.HostKey(qemu.Binary), () => AcceleratorProbe.DiagnoseAsync(qemu.Binary));
+    spec.Files.PrepareControlSocketFolder();
+    var args = QemuCommandBuilder.Build(spec, accelerator).Select(a => a.Replace(",romfile=", "", StringComparison.Ordinal)).ToList();
+    var outcome = await ProcessRunner.RunAsync(qemu.Binary, args, TimeSpan.FromSeconds(60), CancellationToken.None);
+    if (outcome.ExitCode != 0) throw new InvalidOperationException($"plain QEMU did not start: {outcome.Stderr}");
+    return ProcessIdentity.Of(ProcessIdentity.ReadPidFile(spec.Files.PidFile) ?? 0) ?? throw new InvalidOperationException("plain QEMU exited at once");
 }
 
 static async Task<double> WatchConsoleAsync(string consoleLog, string line, Stopwatch clock, CancellationToken done)

@@ -48,6 +48,21 @@ public class BootTests
     }
 
     [Fact]
+    public async Task A_cold_kernel_boot_runs_under_qboot_with_every_cpu_and_powers_off_on_an_acpi_request()
+    {
+        await using var scratch = new ScratchManager();
+        var manager = scratch.Manager;
+
+        var vm = await manager.RunAsync(TestEnvironment.Image("kernel"), ScratchManager.Small with { WarmStart = false, Cpus = 2 });
+
+        // qboot's SMBIOS names its version 0.1 (SeaBIOS names its own release).
+        Assert.Equal("0.1\n", (await manager.ExecAsync(vm.Id, ["cat", "/sys/class/dmi/id/bios_version"])).Stdout);
+        Assert.Equal("2\n", (await manager.ExecAsync(vm.Id, ["nproc"])).Stdout);
+        await manager.StopAsync(vm.Id, StopMode.Graceful);
+        Assert.Equal(0, Assert.Single(await manager.ListAsync()).ExitCode);
+    }
+
+    [Fact]
     public async Task Two_vms_boot_from_one_qcow2_at_once()
     {
         var image = TestEnvironment.Image("qcow2");

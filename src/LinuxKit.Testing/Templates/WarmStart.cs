@@ -78,7 +78,7 @@ internal sealed class WarmStart
 
     /// <summary>True unless <see cref="LinuxKitEnvironment.WarmStart"/> says 0, false, off or no.</summary>
     public static bool AllowedByEnvironment() =>
-        LinuxKitEnvironment.Read(LinuxKitEnvironment.WarmStart)?.Trim().ToLowerInvariant() is not ("0" or "false" or "off" or "no");
+        LinuxKitEnvironment.IsOn(LinuxKitEnvironment.WarmStart);
 
     /// <summary>
     /// Restores the VM from its template (making the template first if there is none) and

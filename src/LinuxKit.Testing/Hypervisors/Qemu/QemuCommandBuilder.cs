@@ -14,7 +14,8 @@ internal static class QemuCommandBuilder
     /// <param name="spec">The VM.</param>
     /// <param name="accelerator">The accelerator, resolved for the guest's architecture.</param>
     /// <param name="uefi">The firmware files when <see cref="FirmwareChoice.Uefi"/>; the VM's variables are its own copy (<see cref="State.VmFiles.UefiVars"/>).</param>
-    public static IReadOnlyList<string> Build(VmSpec spec, Accelerator accelerator, UefiFirmware? uefi = null)
+    /// <param name="qboot">QEMU's minimal BIOS (qboot.rom), when installed and wanted: x86_64 kernel+initrd boots under BIOS use it instead of SeaBIOS.</param>
+    public static IReadOnlyList<string> Build(VmSpec spec, Accelerator accelerator, UefiFirmware? uefi = null, string? qboot = null)
     {
         if (accelerator == Accelerator.Auto) throw new ArgumentException("Resolve the accelerator before building the command.", nameof(accelerator));
         if (spec.Boot.Uefi && uefi is null) throw new ArgumentException("A UEFI boot needs the firmware's files.", nameof(uefi));
@@ -74,6 +75,13 @@ internal static class QemuCommandBuilder
                 "-device", "isa-debugcon,iobase=0x402,chardev=firmware",
             ]);
         }
+        // A kernel QEMU loads itself needs of a BIOS only the tables and the jump to the kernel:
+        // qboot does that and nothing else (no boot menu, no device scan, no option ROMs), about
+        // 0.1 s sooner than SeaBIOS under TCG. Not with a memory file: its vmgenid device needs
+        // the firmware to write the id's address back to QEMU, which qboot cannot (the guest
+        // hangs before its first console line), and a clone must run its template's firmware.
+        if (!arm64 && uefi is null && qboot is not null && spec.Image.Format == ImageFormat.KernelInitrd && spec.MemoryFile is null)
+            args.AddRange(["-bios", qboot]);
         if (uefi is not null)
         {
             args.AddRange([
@@ -94,9 +102,10 @@ internal static class QemuCommandBuilder
         // restrict=on: the guest reaches nothing outside (the host's loopback services
         // included); the forwarded ports still reach the guest.
         var restrict = spec.RestrictNetwork ? "restrict=on," : "";
-        // Under UEFI without the NIC's option ROM: a boot that finds no disk to boot reaches the
+        // Without the NIC's option ROM (iPXE): nothing here boots from the network, the firmware
+        // starts sooner without loading it, and a boot that finds no disk to boot reaches the
         // firmware's "nothing to boot" at once, not after a network boot's timeouts.
-        args.AddRange(["-netdev", "user,id=net0," + restrict + string.Join(',', forwards), "-device", "virtio-net-pci,netdev=net0" + (uefi is null ? "" : ",romfile=")]);
+        args.AddRange(["-netdev", "user,id=net0," + restrict + string.Join(',', forwards), "-device", "virtio-net-pci,netdev=net0,romfile="]);
 
         // The metadata CD-ROM sits on virtio-scsi: Debian's cloud kernel has no AHCI driver.
         args.AddRange([

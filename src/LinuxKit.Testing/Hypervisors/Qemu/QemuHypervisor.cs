@@ -25,6 +25,7 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
     private readonly Func<string>? _hostFolder;
     private readonly Lazy<string> _aarch64Binary;
     private readonly ConcurrentDictionary<GuestArchitecture, Lazy<UefiFirmware>> _uefi = new();
+    private readonly Lazy<string?> _qboot;
 
     /// <param name="binary">qemu-system-x86_64, by path or name; null for LINUXKIT_TESTING_QEMU, else PATH.</param>
     /// <param name="accelerator">Auto to use KVM where it runs a guest, else TCG.</param>
@@ -42,6 +43,22 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
         QemuImg = File.Exists(besideBinary) ? besideBinary : ProcessRunner.FindOnPath("qemu-img")
             ?? throw new LinuxKitException($"qemu-img was not found next to {Binary} or on PATH; it makes the disk overlays. {InstallHint}");
         _aarch64Binary = new Lazy<string>(() => FindAarch64(Binary));
+        _qboot = new Lazy<string?>(() => FindQboot(Binary));
+    }
+
+    /// <summary>
+    /// QEMU's minimal BIOS (qboot.rom) for x86_64 kernel+initrd boots: from the data folder of the
+    /// QEMU install (Debian's qemu-system-data, Homebrew's qemu); null when it is not there, or
+    /// when <see cref="LinuxKitEnvironment.Qboot"/> turns it off (then SeaBIOS boots them).
+    /// </summary>
+    public string? Qboot => LinuxKitEnvironment.IsOn(LinuxKitEnvironment.Qboot) ? _qboot.Value : null;
+
+    private static string? FindQboot(string binary)
+    {
+        var prefix = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(binary)));
+        return new[] { prefix is null ? null : Path.Combine(prefix, "share", "qemu", "qboot.rom"), "/usr/share/qemu/qboot.rom" }
+            .OfType<string>()
+            .FirstOrDefault(File.Exists);
     }
 
     // Looked for when an arm64 guest first boots: a host that runs only x86_64 guests needs none.
@@ -98,7 +115,7 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
             if (file is not null && !File.Exists(file)) PrivateFiles.Create(file).Dispose();
         }
         spec.Files.PrepareControlSocketFolder();
-        var args = QemuCommandBuilder.Build(spec, accelerator, uefi);
+        var args = QemuCommandBuilder.Build(spec, accelerator, uefi, Qboot);
         _logger.LogDebug("Starting VM {Id}: {Binary} {Arguments}", spec.Id, binary, string.Join(' ', args));
         // Not cancelled midway: killing the daemonizing parent could orphan a QEMU that already
         // forked, with nothing knowing its PID. Start-up takes a moment; the caller cancels after.
@@ -211,7 +228,7 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
         var uefi = canonical.Boot.Uefi ? UefiFor(architecture) : null;
         // -cpu max is whatever this host's CPU offers, and saved CPU state does not move to
         // another model: a state directory on a shared home reaches other machines.
-        return string.Join('\n', QemuCommandBuilder.Build(canonical, accelerator, uefi)) + "\nhost-cpu=" + HostCpuModel.Value;
+        return string.Join('\n', QemuCommandBuilder.Build(canonical, accelerator, uefi, Qboot)) + "\nhost-cpu=" + HostCpuModel.Value;
     }
 
     private static readonly Lazy<string> HostCpuModel = new(() =>

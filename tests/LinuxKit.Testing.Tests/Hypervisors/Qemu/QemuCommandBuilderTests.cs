@@ -42,8 +42,39 @@ public class QemuCommandBuilderTests
     [MemberData(nameof(Formats))]
     public void Command_line_for_each_format_matches_snapshot(string format)
     {
-        var args = QemuCommandBuilder.Build(SpecFor(format), Accelerator.Tcg);
+        var args = QemuCommandBuilder.Build(SpecFor(format), Accelerator.Tcg, qboot: Qboot);
         Snapshot.Match(args, SnapshotNameExtension.Create(format));
+    }
+
+    private const string Qboot = "/usr/share/qemu/qboot.rom";
+
+    [Theory]
+    [MemberData(nameof(Formats))]
+    public void Only_a_cold_x86_kernel_boot_under_bios_uses_the_minimal_bios(string format)
+    {
+        var bios = QemuCommandBuilder.Build(SpecFor(format), Accelerator.Tcg, qboot: Qboot).ToList();
+        var uefi = QemuCommandBuilder.Build(SpecFor(format) with { Boot = new FirmwareChoice(GuestArchitecture.X64, Uefi: true, Reason: null) }, Accelerator.Tcg, Ovmf, Qboot);
+        var arm64 = QemuCommandBuilder.Build(SpecFor(format) with { Boot = new FirmwareChoice(GuestArchitecture.Arm64, Uefi: format != "kernel", Reason: null) }, Accelerator.Tcg, Ovmf, Qboot);
+        var notInstalled = QemuCommandBuilder.Build(SpecFor(format), Accelerator.Tcg);
+        var template = QemuCommandBuilder.Build(SpecFor(format) with { MemoryFile = new MemoryFile("/state/templates/t/ram", Shared: true) }, Accelerator.Tcg, qboot: Qboot);
+
+        if (format == "kernel") Assert.Equal(Qboot, bios[bios.IndexOf("-bios") + 1]);
+        else Assert.DoesNotContain("-bios", bios);
+        Assert.DoesNotContain("-bios", uefi);
+        Assert.DoesNotContain("-bios", arm64);
+        Assert.DoesNotContain("-bios", notInstalled);
+        Assert.DoesNotContain("-bios", template); // its vmgenid needs what only SeaBIOS does
+    }
+
+    [Theory]
+    [MemberData(nameof(Formats))]
+    public void No_boot_loads_the_network_cards_boot_rom(string format)
+    {
+        foreach (var uefi in new[] { false, true })
+        {
+            var spec = SpecFor(format) with { Boot = new FirmwareChoice(GuestArchitecture.X64, uefi, Reason: null) };
+            Assert.Contains("virtio-net-pci,netdev=net0,romfile=", QemuCommandBuilder.Build(spec, Accelerator.Tcg, uefi ? Ovmf : null, Qboot));
+        }
     }
 
     [Fact]
@@ -145,7 +176,7 @@ public class QemuCommandBuilderTests
     private static readonly UefiFirmware Aavmf = new("/opt/homebrew/share/qemu/edk2-aarch64-code.fd", "/opt/homebrew/share/qemu/edk2-arm-vars.fd", "test");
 
     [Fact]
-    public void A_UEFI_boot_maps_the_code_read_only_and_the_VMs_own_variables_and_drops_the_NICs_boot_ROM()
+    public void A_UEFI_boot_maps_the_code_read_only_and_the_VMs_own_variables()
     {
         var spec = SpecFor("qcow2") with { Boot = new FirmwareChoice(GuestArchitecture.X64, Uefi: true, Reason: null) };
         var args = QemuCommandBuilder.Build(spec, Accelerator.Tcg, Ovmf);
