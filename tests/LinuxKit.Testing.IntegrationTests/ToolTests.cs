@@ -241,7 +241,7 @@ public class ToolTests(InstalledTool tool, KubeVirt.KubeVirtClusterFixture clust
     }
 
     [Fact]
-    public async Task Doctor_names_qemu_its_version_the_accelerator_and_the_state_directory()
+    public async Task Doctor_names_qemu_its_version_qboot_the_accelerator_and_the_state_directory()
     {
         await using var state = new ScratchState();
         var doctor = await tool.RunAsync(state.Path, "doctor");
@@ -249,6 +249,7 @@ public class ToolTests(InstalledTool tool, KubeVirt.KubeVirtClusterFixture clust
         Assert.Contains("QEMU emulator version", doctor.Stdout, StringComparison.Ordinal);
         Assert.Contains("qemu-img version", doctor.Stdout, StringComparison.Ordinal);
         Assert.Contains("Accelerator: ", doctor.Stdout, StringComparison.Ordinal);
+        Assert.Contains("ok   qboot: /usr/share/qemu/qboot.rom (cold x86_64 kernel+initrd boots)", doctor.Stdout, StringComparison.Ordinal);
         Assert.Contains($"State directory: {state.Path} (mode 700", doctor.Stdout, StringComparison.Ordinal);
 
         // --state-dir wins over the environment variable; a state directory others can write to
