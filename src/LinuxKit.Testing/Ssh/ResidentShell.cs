@@ -125,12 +125,15 @@ internal sealed class ResidentShell : ICommandShell
     {
         public string Nonce { get; } = nonce;
 
-        public byte[] Start { get; } = Encoding.ASCII.GetBytes($"__linuxkit_testing_{nonce}_start__");
+        public byte[] Start { get; } = Encoding.ASCII.GetBytes(Marker(nonce, "start"));
 
-        public byte[] Middle { get; } = Encoding.ASCII.GetBytes($"__linuxkit_testing_{nonce}_middle__");
+        public byte[] Middle { get; } = Encoding.ASCII.GetBytes(Marker(nonce, "middle"));
 
-        public byte[] End { get; } = Encoding.ASCII.GetBytes($"__linuxkit_testing_{nonce}_end__");
+        public byte[] End { get; } = Encoding.ASCII.GetBytes(Marker(nonce, "end"));
     }
+
+    // The shell functions of Prologue spell the same, with the nonce as their third argument.
+    private static string Marker(string nonce, string part) => $"__linuxkit_testing_{nonce}_{part}__";
 
     // Defined once per shell, so that each command is a short line: under TCG the shell's
     // parsing of a long one costs more than a millisecond. Arguments: exit status, sequence,
@@ -160,7 +163,7 @@ internal sealed class ResidentShell : ICommandShell
         var cleanup = sequence % CleanupEvery == 0 ? $"rm -f \"$LINUXKIT_OUT\"/o* \"$LINUXKIT_OUT\"/e*\n" : "";
         startMarked = !command.InShell || sequence == 1;
         var run = command.InShell
-            ? $"{(sequence == 1 ? $"printf '%s\\n' __linuxkit_testing_{nonce}_start__; " : "")}{command.Line} </dev/null 2>\"$LINUXKIT_OUT/e{sequence}\"; __linuxkit_tail {arguments}\n"
+            ? $"{(sequence == 1 ? $"printf '%s\\n' {Marker(nonce, "start")}; " : "")}{command.Line} </dev/null 2>\"$LINUXKIT_OUT/e{sequence}\"; __linuxkit_tail {arguments}\n"
             : $"( {command.Line}\n) </dev/null >\"$LINUXKIT_OUT/o{sequence}\" 2>\"$LINUXKIT_OUT/e{sequence}\"; __linuxkit_send {arguments}\n";
         return run + cleanup;
     }
