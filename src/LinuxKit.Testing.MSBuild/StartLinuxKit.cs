@@ -68,6 +68,12 @@ public sealed class StartLinuxKit : LinuxKitTask
     /// </summary>
     public bool UniqueClones { get; set; }
 
+    /// <summary>
+    /// True to have QEMU load an ISO's or BIOS disk's kernel itself, skipping firmware and boot
+    /// loader (<see cref="RunOptions.DirectKernelBoot"/>).
+    /// </summary>
+    public bool DirectKernelBoot { get; set; }
+
     /// <summary><c>bios</c> or <c>uefi</c>; empty (the default) reads it from the image (<see cref="RunOptions.Firmware"/>).</summary>
     public string? Firmware { get; set; }
 
@@ -203,6 +209,7 @@ public sealed class StartLinuxKit : LinuxKitTask
                 GracefulStop = GracefulStop,
                 WarmStart = WarmStart,
                 UniqueClones = UniqueClones,
+                DirectKernelBoot = DirectKernelBoot,
                 Firmware = Firmware,
                 Architecture = Architecture,
             }.ApplyTo(Defaults, path => path);

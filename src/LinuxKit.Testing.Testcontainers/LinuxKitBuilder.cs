@@ -88,6 +88,13 @@ public sealed class LinuxKitBuilder
     /// <param name="enabled">False hands such clones out, with a warning (the default).</param>
     public LinuxKitBuilder WithUniqueClones(bool enabled = true) => WithOptions(o => o with { UniqueClones = enabled });
 
+    /// <summary>
+    /// Have QEMU load an ISO's or BIOS disk's kernel itself, skipping firmware and boot loader
+    /// (<see cref="RunOptions.DirectKernelBoot"/>).
+    /// </summary>
+    /// <param name="enabled">False boots the image through its firmware (the default).</param>
+    public LinuxKitBuilder WithDirectKernelBoot(bool enabled = true) => WithOptions(o => o with { DirectKernelBoot = enabled });
+
     /// <summary>Boots with this firmware instead of the one read from the image (<see cref="RunOptions.Firmware"/>).</summary>
     public LinuxKitBuilder WithFirmware(Firmware firmware) => WithOptions(o => o with { Firmware = firmware });
 

@@ -212,6 +212,7 @@ internal static class VmCommands
         var name = new Option<string?>("--name") { Description = "A name, usable wherever an id is." };
         var cold = new Option<bool>("--cold") { Description = "Boot cold instead of restoring from a warm-start template." };
         var unique = new Option<bool>("--unique-clones") { Description = "Boot cold rather than use a warm-start clone whose clock and random state cannot be renewed." };
+        var direct = new Option<bool>("--direct-kernel-boot") { Description = "Load an ISO's or BIOS disk's kernel, initrd and command line (from its ISOLINUX/SYSLINUX configuration) directly, skipping firmware and boot loader." };
         var volumes = new Option<string[]>("--volume") { Description = "Share a host folder with the guest, HOST_FOLDER:GUEST_PATH (9p; the VM boots cold); repeatable.", AllowMultipleArgumentsPerToken = false };
         var sshKey = new Option<string?>("--ssh-key") { Description = "A private key the image accepts (one with its key baked in needs it); default: a fresh key for the VM." };
         var sshUser = new Option<string>("--ssh-user") { Description = "The user to log in as.", DefaultValueFactory = _ => defaults.SshUser };
@@ -222,7 +223,7 @@ internal static class VmCommands
         var arch = new Option<string?>("--arch") { Description = "x64 or arm64; default: read from the image. Another architecture than the host's runs under emulation." };
         var command = new Command("run", "Boot a VM and print how to connect; without --detach it runs until Ctrl-C, then stops.")
         {
-            image, detach, ports, memory, cpus, name, cold, unique, volumes, sshKey, sshUser, bootTimeout, graceful, restrict, firmware, arch,
+            image, detach, ports, memory, cpus, name, cold, unique, direct, volumes, sshKey, sshUser, bootTimeout, graceful, restrict, firmware, arch,
         };
         command.SetAction((parsed, token) => ToolContext.GuardAsync(async () =>
         {
@@ -238,6 +239,7 @@ internal static class VmCommands
                 Ports = parsed.GetValue(ports) ?? [],
                 WarmStart = !parsed.GetValue(cold),
                 UniqueClones = parsed.GetValue(unique),
+                DirectKernelBoot = parsed.GetValue(direct),
                 Volumes = parsed.GetValue(volumes) ?? [],
                 SshKey = parsed.GetValue(sshKey),
                 SshUser = parsed.GetValue(sshUser)!,

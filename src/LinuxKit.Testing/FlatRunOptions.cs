@@ -28,6 +28,7 @@ internal sealed record FlatRunOptions
     public bool GracefulStop { get; init; }
     public bool WarmStart { get; init; } = Defaults.WarmStart;
     public bool UniqueClones { get; init; }
+    public bool DirectKernelBoot { get; init; }
     public bool RestrictNetwork { get; init; }
     public bool Detach { get; init; }
 
@@ -70,6 +71,7 @@ internal sealed record FlatRunOptions
             StopMode = GracefulStop ? StopMode.Graceful : StopMode.Fast,
             WarmStart = WarmStart,
             UniqueClones = UniqueClones,
+            DirectKernelBoot = DirectKernelBoot,
             RestrictNetwork = RestrictNetwork || options.RestrictNetwork,
             Ports = [.. options.Ports, .. GuestPorts.Select(p => new PortMapping(0, p)), .. Ports.Select(ParsePort)],
             Volumes = volumes,

@@ -84,6 +84,11 @@ public sealed class LinuxKitManager : IManager
         var resolved = LinuxKitImage.Resolve(image, _logger);
         var boot = FirmwareChoice.Decide(resolved, options.Firmware, options.Architecture);
         if (boot.Reason is { } reason) _logger.LogInformation("Image {Image}: {Reason}", resolved.Path, reason);
+        if (options.DirectKernelBoot)
+        {
+            resolved = DirectKernel.Apply(resolved, boot);
+            if (resolved.DirectKernel is { } direct) _logger.LogDebug("Image {Image}: booting its kernel directly, as {Source} says: {CommandLine}", resolved.Path, direct.Source, direct.CommandLine);
+        }
         var hypervisor = _hypervisors.Default;
         hypervisor.Validate(resolved, options);
         return await _booter.RunAsync(image, resolved, options, hypervisor, cancellationToken).ConfigureAwait(false);

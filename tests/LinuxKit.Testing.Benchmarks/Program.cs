@@ -47,7 +47,7 @@ if (args.Length < 2)
     return 2;
 }
 // Each image's SSH server, and the console line it writes when it starts.
-var images = new[] { ("dropbear", args[0], "Not backgrounding"), ("OpenSSH", args[1], "Server listening on") };
+var images = new (string Server, string Path, string Started)[] { ("dropbear", args[0], "Not backgrounding"), ("OpenSSH", args[1], "Server listening on") };
 var rounds = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3;
 var parts = args.Length > 3 ? args[3].Split(',') : ["boot", "warm", "firmware", "baked", "exec", "memory", "xunit"];
 var state = Directory.CreateTempSubdirectory("lkt-bench-").FullName;
@@ -67,9 +67,13 @@ try
     }
 
     var summary = new List<string>();
-    // The boot part also boots the dropbear userland as an ISO: SeaBIOS and ISOLINUX on both sides.
-    var bootImages = images.Append(("dropbear ISO", Path.Combine(Path.GetDirectoryName(args[0])!, "linuxkit-ssh.iso"), "Not backgrounding"));
-    foreach (var (server, path, started) in parts.Contains("boot") ? bootImages : [])
+    // The boot part also boots the dropbear userland as an ISO: through SeaBIOS and ISOLINUX on
+    // both sides, then with DirectKernelBoot against the same plain QEMU (SeaBIOS and ISOLINUX).
+    var iso = Path.Combine(Path.GetDirectoryName(args[0])!, "linuxkit-ssh.iso");
+    var bootImages = images.Select(i => (i.Server, i.Path, i.Started, Options: runOptions))
+        .Append(("dropbear ISO", iso, "Not backgrounding", runOptions))
+        .Append(("dropbear ISO, DirectKernelBoot", iso, "Not backgrounding", runOptions with { DirectKernelBoot = true }));
+    foreach (var (server, path, started, bootOptions) in parts.Contains("boot") ? bootImages : [])
     {
         var image = LinuxKitImage.Resolve(path);
         var plain = new List<double>();
@@ -86,14 +90,14 @@ try
             await using var manager = new LinuxKitManager(options);
             var clock = Stopwatch.StartNew();
             var t0 = DateTimeOffset.UtcNow;
-            var vm = await manager.RunAsync(path, runOptions);
+            var vm = await manager.RunAsync(path, bootOptions);
             managed.Add(clock.Elapsed.TotalSeconds);
             var startLine = (await manager.ReadConsoleAsync(vm.Id)).First(l => l.Text.Contains(started, StringComparison.Ordinal));
             managedAfterStart.Add(managed[^1] - (startLine.Time - t0).TotalSeconds);
             clock.Restart();
             await manager.StopAsync(vm.Id);
             fastStops.Add(clock.Elapsed.TotalSeconds);
-            vm = await manager.RunAsync(path, runOptions);
+            vm = await manager.RunAsync(path, bootOptions);
             clock.Restart();
             await manager.StopAsync(vm.Id, StopMode.Graceful);
             gracefulStops.Add(clock.Elapsed.TotalSeconds);

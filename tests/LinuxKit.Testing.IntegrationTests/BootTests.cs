@@ -62,6 +62,42 @@ public class BootTests
         Assert.Equal(0, Assert.Single(await manager.ListAsync()).ExitCode);
     }
 
+    [Theory]
+    [InlineData("iso")]
+    [InlineData("qcow2")]
+    [InlineData("raw")]
+    public async Task An_image_booted_directly_gives_the_guest_the_command_line_and_disks_of_its_boot_loader_cold_and_warm(string format)
+    {
+        var image = TestEnvironment.Image(format);
+        var before = TestEnvironment.Hashes(image);
+        await using var scratch = new ScratchManager();
+        var manager = scratch.Manager;
+        const string Seen = "cat /proc/cmdline; ls /sys/block; cat /sys/class/dmi/id/bios_version";
+
+        var throughFirmware = await manager.RunAsync(image, ScratchManager.Small with { WarmStart = false });
+        var firmwareSaw = (await manager.ExecAsync(throughFirmware.Id, ["sh", "-c", Seen])).Stdout.Split('\n');
+        await manager.StopAsync(throughFirmware.Id);
+        var direct = ScratchManager.Small with { DirectKernelBoot = true };
+        var cold = await manager.RunAsync(image, direct with { WarmStart = false });
+        var coldSaw = (await manager.ExecAsync(cold.Id, ["sh", "-c", Seen])).Stdout.Split('\n');
+        await manager.StopAsync(cold.Id);
+        var template = await manager.RunAsync(image, direct); // makes the warm-start template
+        await manager.StopAsync(template.Id);
+        var warm = await manager.RunAsync(image, direct);
+        var warmSaw = (await manager.ExecAsync(warm.Id, ["sh", "-c", Seen])).Stdout.Split('\n');
+
+        // As ISOLINUX/SYSLINUX passes it, with the same disks; only the firmware differs: qboot.
+        Assert.StartsWith("BOOT_IMAGE=/kernel initrd=/initrd.img ", firmwareSaw[0], StringComparison.Ordinal);
+        Assert.Equal(firmwareSaw[..^2], coldSaw[..^2]);
+        Assert.NotEqual("0.1", firmwareSaw[^2]);
+        Assert.Equal("0.1", coldSaw[^2]);
+        // The clone runs its template's boot: the same command line and disks.
+        Assert.NotNull(warm.WarmStartTemplate);
+        Assert.Equal(firmwareSaw[..^2], warmSaw[..^2]);
+        await manager.StopAsync(warm.Id);
+        Assert.Equal(before, TestEnvironment.Hashes(image));
+    }
+
     [Fact]
     public async Task Two_vms_boot_from_one_qcow2_at_once()
     {

@@ -46,6 +46,12 @@ public sealed class LinuxKitImageAttribute(string image) : Attribute
     /// </summary>
     public bool UniqueClones { get; set; }
 
+    /// <summary>
+    /// True to have QEMU load an ISO's or BIOS disk's kernel itself, skipping firmware and boot
+    /// loader (<see cref="RunOptions.DirectKernelBoot"/>).
+    /// </summary>
+    public bool DirectKernelBoot { get; set; }
+
     /// <summary>The firmware (<see cref="RunOptions.Firmware"/>); by default read from the image.</summary>
     public Firmware Firmware { get; set; }
 
@@ -89,6 +95,7 @@ public sealed class LinuxKitImageAttribute(string image) : Attribute
         GracefulStop = GracefulStop,
         WarmStart = WarmStart,
         UniqueClones = UniqueClones,
+        DirectKernelBoot = DirectKernelBoot,
         Ports = Ports,
         GuestPorts = GuestPorts,
         Volumes = Volumes,

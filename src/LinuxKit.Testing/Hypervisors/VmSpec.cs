@@ -14,6 +14,12 @@ internal sealed record VmSpec
 
     /// <summary>The disk the VM boots (an overlay or a converted copy); null for ISO and kernel+initrd.</summary>
     public string? BootDisk { get; init; }
+
+    /// <summary>
+    /// The kernel QEMU loads itself for an ISO or disk booted directly (copied out of the image,
+    /// see <see cref="DirectKernel"/>); null when the firmware boots the image.
+    /// </summary>
+    public KernelFiles? Kernel { get; init; }
     public required int MemoryMb { get; init; }
     public required int Cpus { get; init; }
     public required int SshPort { get; init; }
@@ -54,6 +60,7 @@ internal sealed record VmSpec
         Image = image,
         Boot = FirmwareChoice.Decide(image, options.Firmware, options.Architecture),
         BootDisk = bootDisk,
+        Kernel = KernelFiles.In(files, image),
         MemoryMb = options.Memory,
         Cpus = options.Cpus,
         SshPort = 0,
@@ -69,3 +76,11 @@ internal sealed record VmSpec
 /// copy-on-write, so any number of clones read it and none changes it.
 /// </param>
 internal sealed record MemoryFile(string Path, bool Shared);
+
+/// <summary>A kernel, its initrd (if any) and command line, as files QEMU loads.</summary>
+internal sealed record KernelFiles(string Kernel, string? Initrd, string CommandLine)
+{
+    /// <summary>Where <paramref name="files"/>' folder holds the kernel of <paramref name="image"/> booted directly; null when it boots through its firmware.</summary>
+    public static KernelFiles? In(VmFiles files, LinuxKitImage image) =>
+        image.DirectKernel is { } direct ? new KernelFiles(files.Kernel, direct.Initrd is null ? null : files.Initrd, direct.CommandLine) : null;
+}

@@ -30,6 +30,12 @@ internal sealed record LinuxKitImage
     /// <summary>How the image boots (firmware, architecture), read from its content.</summary>
     public BootContent Content { get; init; } = BootContent.Unknown("its content is not read here");
 
+    /// <summary>
+    /// For an ISO or disk booted with <see cref="RunOptions.DirectKernelBoot"/>: the kernel, initrd
+    /// and command line its boot loader would start; null otherwise.
+    /// </summary>
+    public DirectKernel? DirectKernel { get; init; }
+
     /// <summary>Refuses a cluster disk on a hypervisor that boots local files.</summary>
     /// <exception cref="LinuxKitException">This is a cluster disk.</exception>
     public void RequireLocal(HypervisorKind hypervisor)

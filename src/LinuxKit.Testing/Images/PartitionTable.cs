@@ -8,6 +8,12 @@ namespace LinuxKit.Testing.Images;
 /// </summary>
 internal sealed record PartitionTable(bool BiosBootCode, bool Gpt, long EspOffset, long EspLength)
 {
+    /// <summary>The partitions of an MBR (numbered 1 to 4) or a GPT (numbered from 1 in entry order), empty ones left out.</summary>
+    public IReadOnlyList<DiskPartition> Partitions { get; init; } = [];
+
+    /// <summary>The partitions in the order a BIOS boot tries them: the MBR's active one first.</summary>
+    public IEnumerable<DiskPartition> BootOrder() => Partitions.OrderByDescending(p => p.Active).ThenBy(p => p.Number);
+
     private const int Sector = 512;
 
     // C12A7328-F81F-11D2-BA4B-00A0C93EC93B as it is stored (the first three fields little-endian).
@@ -34,24 +40,36 @@ internal sealed record PartitionTable(bool BiosBootCode, bool Gpt, long EspOffse
             if (size is >= 128 and <= 4096)
             {
                 var entries = disk.Read(entriesAt, count * size);
+                var partitions = new List<DiskPartition>();
+                DiskPartition? esp = null;
                 for (var i = 0; (i + 1) * size <= entries.Length; i++)
                 {
                     var entry = entries.AsSpan(i * size, size);
-                    if (!entry[..16].SequenceEqual(EspType)) continue;
+                    if (!entry[..16].ContainsAnyExcept((byte)0)) continue;
                     var first = (long)BinaryPrimitives.ReadUInt64LittleEndian(entry[32..]);
                     var last = (long)BinaryPrimitives.ReadUInt64LittleEndian(entry[40..]);
-                    return new PartitionTable(bootCode, true, first * Sector, (last - first + 1) * Sector);
+                    var partition = new DiskPartition(i + 1, first * Sector, (last - first + 1) * Sector, Active: false);
+                    partitions.Add(partition);
+                    if (esp is null && entry[..16].SequenceEqual(EspType)) esp = partition;
                 }
+                return new PartitionTable(bootCode, true, esp?.Offset ?? 0, esp?.Length ?? 0) { Partitions = partitions };
             }
             return new PartitionTable(bootCode, true, 0, 0);
         }
+        var table = new List<DiskPartition>();
+        DiskPartition? efi = null;
         for (var i = 0; i < 4; i++)
         {
             var entry = mbr.AsSpan(446 + (i * 16), 16);
-            if (entry[4] != 0xEF) continue;
-            return new PartitionTable(bootCode, false,
-                BinaryPrimitives.ReadUInt32LittleEndian(entry[8..]) * (long)Sector, BinaryPrimitives.ReadUInt32LittleEndian(entry[12..]) * (long)Sector);
+            if (entry[4] == 0) continue;
+            var partition = new DiskPartition(i + 1,
+                BinaryPrimitives.ReadUInt32LittleEndian(entry[8..]) * (long)Sector, BinaryPrimitives.ReadUInt32LittleEndian(entry[12..]) * (long)Sector, Active: entry[0] == 0x80);
+            table.Add(partition);
+            if (efi is null && entry[4] == 0xEF) efi = partition;
         }
-        return new PartitionTable(bootCode, false, 0, 0);
+        return new PartitionTable(bootCode, false, efi?.Offset ?? 0, efi?.Length ?? 0) { Partitions = table };
     }
 }
+
+/// <summary>One partition: its number, where it lies, and whether an MBR marks it active (bootable).</summary>
+internal sealed record DiskPartition(int Number, long Offset, long Length, bool Active);

@@ -64,6 +64,7 @@ internal sealed class VmBooter(
             {
                 var bootDisk = await hypervisor.PrepareBootDiskAsync(resolved, files, cancellationToken).ConfigureAwait(false);
                 if (bootDisk is not null) boot.Record = boot.Record with { RuntimeFiles = [bootDisk] };
+                if (resolved.DirectKernel is { } direct) await direct.ExtractAsync(resolved, files, cancellationToken).ConfigureAwait(false);
                 var spec = VmSpec.Of(files, resolved, bootDisk, run) with { Volumes = shares, Metadata = metadata };
                 ready = await launcher.LaunchAsync(boot, hypervisor, spec, run, record.SshKeyFile, run.BootTimeout, restore: null, cancellationToken).ConfigureAwait(false);
             }

@@ -39,6 +39,12 @@ internal sealed record VmFiles(string Id, string Directory)
     /// <summary>The qcow2 overlay QEMU boots a disk image through.</summary>
     public string Overlay => Path.Combine(Directory, "disk.qcow2");
 
+    /// <summary>The kernel copied out of an ISO or disk to be loaded directly (<see cref="RunOptions.DirectKernelBoot"/>).</summary>
+    public string Kernel => Path.Combine(Directory, "kernel");
+
+    /// <summary>The initrd copied out beside <see cref="Kernel"/>.</summary>
+    public string Initrd => Path.Combine(Directory, "initrd.img");
+
     /// <summary>The raw copy hyperkit boots a disk image from.</summary>
     public string RawDisk => Path.Combine(Directory, "disk.img");
 

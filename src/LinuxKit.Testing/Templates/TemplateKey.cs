@@ -8,7 +8,7 @@ namespace LinuxKit.Testing.Templates;
 
 /// <summary>
 /// What a VM must share with a template to be restored from it: the image's files (path, length,
-/// times of modification and status change), the kernel command line, memory, CPUs, the SSH user and key that log in, the
+/// times of modification and status change), the kernel command line (also of an image booted directly), memory, CPUs, the SSH user and key that log in, the
 /// network's restriction, and the hypervisor's
 /// identity (binary, accelerator and the command line it builds, see
 /// <see cref="Hypervisors.IMemorySnapshots.IdentityAsync"/>). Pure: the same inputs give the
@@ -68,6 +68,7 @@ internal static partial class TemplateKey
             .AppendJoin('\n', inputs).Append('\n')
             .Append(CultureInfo.InvariantCulture, $"format={image.Format}\ncmdline={image.CommandLine}\nmemory={options.Memory}\ncpus={options.Cpus}\nuser={options.SshUser}\n")
             .Append(CultureInfo.InvariantCulture, $"login={login}\nrestricted={options.RestrictNetwork}\nunique-clones={options.UniqueClones}\n")
+            .Append(image.DirectKernel is { } direct ? $"direct-kernel={direct.CommandLine}\n" : "")
             .Append(hypervisorIdentity);
         return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..16].ToLowerInvariant();
     }

@@ -224,6 +224,7 @@ internal sealed class WarmStart
                 : SshKeyPair.PublicKeyOf(options.SshKey);
             await PrivateFiles.WriteAsync(vm.MetadataIso, MetadataDisk.Build(LinuxKitMetadata.Build(keyLine, []), keyLine, $"linuxkit-testing-template-{key}", _time.GetUtcNow().UtcDateTime), cancellationToken).ConfigureAwait(false);
             var bootDisk = await hypervisor.PrepareBootDiskAsync(image, vm, cancellationToken).ConfigureAwait(false);
+            if (image.DirectKernel is { } direct) await direct.ExtractAsync(image, vm, cancellationToken).ConfigureAwait(false);
             port = _ports.ReserveFree();
             // Booted as restricted as its clones will be: state made with an open network must
             // not reach a VM that asked for none.
@@ -341,6 +342,9 @@ internal sealed class WarmStart
         {
             MemoryFile = new MemoryFile(template.Files.Memory, Shared: false),
             Incoming = true,
+            // QEMU reads the kernel at start even when the state it restores has booted it: the
+            // template's copy serves every clone.
+            Kernel = KernelFiles.In(templateVm, image),
         };
         var ready = await _launcher.LaunchAsync(
             boot, hypervisor, spec, options, options.SshKey ?? templateVm.SshKey, options.BootTimeout < TimeLimits.Restore ? options.BootTimeout : TimeLimits.Restore,

@@ -46,6 +46,26 @@ public class ParserFuzzTests
         });
 
     [Fact]
+    public Task Iso_9660_and_FAT_file_systems_and_boot_menus_accept_any_bytes() => FuzzAsync(
+        // The FAT12 disk up to just past its kernel's first clusters: every table and directory,
+        // and a file the disk ends inside.
+        [Images.DirectKernelTests.Fixture("linuxkit-bios.iso"), Images.DirectKernelTests.Fixture("plain-names.iso"), Images.DirectKernelTests.Fixture("fat12.img")[..((1 << 20) + (64 << 10))]],
+        input =>
+        {
+            foreach (var format in new[] { ImageFormat.Iso, ImageFormat.Raw })
+            {
+                try
+                {
+                    _ = DirectKernel.Read(VirtualDisk.Of(input), format);
+                }
+                catch (InvalidDataException)
+                {
+                    // How DirectKernel.Read says why (DirectKernel.Apply words it as a LinuxKitException).
+                }
+            }
+        });
+
+    [Fact]
     public Task Qcow2_tables_accept_any_bytes() => FuzzAsync(
         [Qcow2Image()],
         input =>

@@ -14,7 +14,7 @@ internal static class QemuCommandBuilder
     /// <param name="spec">The VM.</param>
     /// <param name="accelerator">The accelerator, resolved for the guest's architecture.</param>
     /// <param name="uefi">The firmware files when <see cref="FirmwareChoice.Uefi"/>; the VM's variables are its own copy (<see cref="State.VmFiles.UefiVars"/>).</param>
-    /// <param name="qboot">QEMU's minimal BIOS (qboot.rom), when installed and wanted: x86_64 kernel+initrd boots under BIOS use it instead of SeaBIOS.</param>
+    /// <param name="qboot">QEMU's minimal BIOS (qboot.rom), when installed and wanted: x86_64 kernels QEMU loads itself (kernel+initrd images, ISOs and disks booted directly) under BIOS use it instead of SeaBIOS.</param>
     public static IReadOnlyList<string> Build(VmSpec spec, Accelerator accelerator, UefiFirmware? uefi = null, string? qboot = null)
     {
         if (accelerator == Accelerator.Auto) throw new ArgumentException("Resolve the accelerator before building the command.", nameof(accelerator));
@@ -80,7 +80,10 @@ internal static class QemuCommandBuilder
         // 0.1 s sooner than SeaBIOS under TCG. Not with a memory file: its vmgenid device needs
         // the firmware to write the id's address back to QEMU, which qboot cannot (the guest
         // hangs before its first console line), and a clone must run its template's firmware.
-        if (!arm64 && uefi is null && qboot is not null && spec.Image.Format == ImageFormat.KernelInitrd && spec.MemoryFile is null)
+        var kernel = spec.Image.Format == ImageFormat.KernelInitrd
+            ? new KernelFiles(spec.Image.Path, spec.Image.Initrd, spec.Image.CommandLine ?? "")
+            : spec.Kernel;
+        if (!arm64 && uefi is null && qboot is not null && kernel is not null && spec.MemoryFile is null)
             args.AddRange(["-bios", qboot]);
         if (uefi is not null)
         {
@@ -114,24 +117,32 @@ internal static class QemuCommandBuilder
             "-device", "scsi-cd,drive=metadata,bus=scsi0.0",
         ]);
 
+        if (kernel is not null)
+        {
+            args.AddRange(["-kernel", kernel.Kernel]);
+            if (kernel.Initrd is not null) args.AddRange(["-initrd", kernel.Initrd]);
+            args.AddRange(["-append", kernel.CommandLine]);
+        }
+        // A kernel QEMU loads boots first; the image's own disk is still attached as it was, with
+        // no boot index.
+        var bootIndex = kernel is null ? ",bootindex=0" : "";
         switch (spec.Image.Format)
         {
             case ImageFormat.KernelInitrd:
-                args.AddRange(["-kernel", spec.Image.Path, "-initrd", spec.Image.Initrd!, "-append", spec.Image.CommandLine ?? ""]);
                 break;
             case ImageFormat.Iso:
                 // Read-only: an ISO needs no overlay, and many VMs can share it. The virt board
                 // has no IDE: there the CD sits on virtio-scsi beside the metadata one.
                 args.AddRange([
                     "-drive", $"if=none,id=boot,file={Escape(spec.Image.Path)},format=raw,media=cdrom,readonly=on",
-                    "-device", arm64 ? "scsi-cd,drive=boot,bus=scsi0.0,bootindex=0" : "ide-cd,drive=boot,bus=ide.0,bootindex=0",
+                    "-device", (arm64 ? "scsi-cd,drive=boot,bus=scsi0.0" : "ide-cd,drive=boot,bus=ide.0") + bootIndex,
                 ]);
                 break;
             case ImageFormat.Qcow2 or ImageFormat.Vmdk or ImageFormat.Raw:
                 var disk = spec.BootDisk ?? throw new ArgumentException($"A {spec.Image.Format} image boots from an overlay; BootDisk is not set.", nameof(spec));
                 args.AddRange([
                     "-drive", $"if=none,id=boot,file={Escape(disk)},format=qcow2",
-                    "-device", "virtio-blk-pci,drive=boot,bootindex=0",
+                    "-device", "virtio-blk-pci,drive=boot" + bootIndex,
                 ]);
                 break;
             default:

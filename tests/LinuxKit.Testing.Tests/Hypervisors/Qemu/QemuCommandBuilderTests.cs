@@ -67,6 +67,28 @@ public class QemuCommandBuilderTests
     }
 
     [Theory]
+    [InlineData("iso")]
+    [InlineData("qcow2")]
+    [InlineData("raw")]
+    public void An_image_booted_directly_loads_the_copied_kernel_under_the_minimal_bios_and_keeps_its_disk_without_a_boot_index(string format)
+    {
+        var spec = SpecFor(format) with { Kernel = new KernelFiles("/state/vms/0123abcd/kernel", "/state/vms/0123abcd/initrd.img", "BOOT_IMAGE=/kernel console=ttyS0 initrd=/initrd.img") };
+        var args = QemuCommandBuilder.Build(spec, Accelerator.Tcg, qboot: Qboot).ToList();
+        var firmwareBoot = QemuCommandBuilder.Build(SpecFor(format), Accelerator.Tcg, qboot: Qboot).ToList();
+
+        Assert.Equal(Qboot, args[args.IndexOf("-bios") + 1]);
+        Assert.Equal("/state/vms/0123abcd/kernel", args[args.IndexOf("-kernel") + 1]);
+        Assert.Equal("/state/vms/0123abcd/initrd.img", args[args.IndexOf("-initrd") + 1]);
+        Assert.Equal("BOOT_IMAGE=/kernel console=ttyS0 initrd=/initrd.img", args[args.IndexOf("-append") + 1]);
+        // The same disk as a firmware boot, only without the boot index the loaded kernel takes.
+        var disk = firmwareBoot.Single(a => a.Contains("drive=boot", StringComparison.Ordinal));
+        Assert.Contains(disk.Replace(",bootindex=0", "", StringComparison.Ordinal), args);
+        Assert.DoesNotContain(args, a => a.Contains("bootindex", StringComparison.Ordinal));
+        // A warm-start template of it runs SeaBIOS, as every template does.
+        Assert.DoesNotContain("-bios", QemuCommandBuilder.Build(spec with { MemoryFile = new MemoryFile("/t/ram", Shared: true) }, Accelerator.Tcg, qboot: Qboot));
+    }
+
+    [Theory]
     [MemberData(nameof(Formats))]
     public void No_boot_loads_the_network_cards_boot_rom(string format)
     {
