@@ -46,7 +46,15 @@ internal sealed class VmRegistry(StateStore store, VmRuntime runtime, TimeProvid
             ExitCode = ExitTrace.Infer(record.Files.HypervisorLog, record.Files.ConsoleLog),
         };
         stopped.RemoveRuntimeFiles();
-        store.Save(stopped);
+        try
+        {
+            store.Save(stopped);
+        }
+        catch (LinuxKitException e) when (e.InnerException is IOException)
+        {
+            // A full disk: reading the VMs must not fail on it. The record keeps saying it was
+            // live, and the next read finds its hypervisor gone again.
+        }
         return stopped;
     }
 
