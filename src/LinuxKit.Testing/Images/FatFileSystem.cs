@@ -106,13 +106,8 @@ internal sealed class FatFileSystem : ImageFileSystem
         return null;
     }
 
-    private byte[] ReadDirectory(IReadOnlyList<FileRun> runs)
-    {
-        if (runs.Sum(r => r.Length) > MaxDirectory) throw new InvalidDataException($"a directory larger than {MaxDirectory} bytes in {Description}");
-        using var content = new MemoryStream();
-        foreach (var run in runs) content.Write(Disk.Read(run.Offset, (int)run.Length));
-        return content.ToArray();
-    }
+    private byte[] ReadDirectory(IReadOnlyList<FileRun> runs) =>
+        runs.Sum(r => r.Length) <= MaxDirectory ? Read(Disk, runs, MaxDirectory) : throw new InvalidDataException($"a directory larger than {MaxDirectory} bytes in {Description}");
 
     // The clusters from first on, as runs of adjacent clusters, cut at size bytes.
     private List<FileRun> Chain(uint first, long size)

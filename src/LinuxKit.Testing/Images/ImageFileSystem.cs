@@ -45,8 +45,9 @@ internal abstract class ImageFileSystem
         }
     }
 
-    // The runs' bytes, cut at limit.
-    private static byte[] Read(VirtualDisk disk, IReadOnlyList<FileRun> runs, int limit)
+    /// <summary>The runs' bytes, cut at <paramref name="limit"/>.</summary>
+    /// <exception cref="InvalidDataException">The disk ends before the runs do.</exception>
+    protected static byte[] Read(VirtualDisk disk, IReadOnlyList<FileRun> runs, int limit)
     {
         using var content = new MemoryStream();
         foreach (var run in runs)
