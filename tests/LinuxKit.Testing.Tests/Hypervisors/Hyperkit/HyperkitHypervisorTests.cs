@@ -31,6 +31,14 @@ public class HyperkitHypervisorTests
     }
 
     [Fact]
+    public void Direct_kernel_boot_of_a_disk_is_refused_rather_than_ignored_saying_to_use_qemu()
+    {
+        var e = Assert.Throws<LinuxKitException>(() => Hyperkit().Validate(Qcow2, new RunOptions { DirectKernelBoot = true }));
+        Assert.Contains("DirectKernelBoot is not available with Hyperkit", e.Message, StringComparison.Ordinal);
+        Assert.Null(Record.Exception(() => Hyperkit().Validate(Kernel, new RunOptions { DirectKernelBoot = true })));
+    }
+
+    [Fact]
     public void Vmnet_networking_is_refused_saying_to_use_vpnkit()
     {
         var e = Assert.Throws<LinuxKitException>(() => Hyperkit(new HyperkitOptions { Networking = HyperkitNetworking.VmNet }).Validate(Kernel, new RunOptions()));
