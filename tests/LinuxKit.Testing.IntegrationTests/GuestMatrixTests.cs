@@ -43,6 +43,18 @@ public class GuestMatrixTests
             var vm = await scratch.Manager.RunAsync(TestEnvironment.ShapedImage(guest, shape), options);
             if (warm) Assert.NotNull(vm.WarmStartTemplate);
             else Assert.Null(vm.WarmStartTemplate);
+            if (warm && vmNumber == 2)
+            {
+                // The first VM ran on as the template, saved logged in: the clone ended the
+                // processes of that session, whose client it never had.
+                var saved = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(scratch.State, "templates", vm.WarmStartTemplate!, "template.json")))
+                    .RootElement.GetProperty("SavedSession").EnumerateArray().Select(p => p.GetInt32()).ToList();
+                Assert.Equal(shape == "user" && guest == "dropbear" ? 0 : 3, saved.Count);
+                // SIGKILL is sent before the clone is handed out; the processes end (zombies until
+                // reaped count as ended) as soon as the guest schedules them.
+                var alive = await scratch.Manager.ExecAsync(vm.Id, ["sh", "-c", StillRunning(saved)]);
+                Assert.Equal("", alive.Stdout.Trim());
+            }
 
             var who = await scratch.Manager.ExecAsync(vm.Id, ["sh", "-c", "id -u; grep ' /tmp ' /proc/mounts"]);
             Assert.StartsWith($"{uid}\n", who.Stdout, StringComparison.Ordinal);
@@ -58,6 +70,21 @@ public class GuestMatrixTests
             Assert.False(TestEnvironment.IsRunning(vm.Pid));
         }
     }
+
+    // Those of the processes that still run (not zombies) after up to 3 s.
+    private static string StillRunning(IEnumerable<int> pids) =>
+        $$"""
+        i=0
+        while :; do
+          alive=
+          for p in {{string.Join(' ', pids)}}; do
+            [ -e /proc/$p ] && [ "$(cut -d' ' -f3 /proc/$p/stat 2>/dev/null)" != Z ] && alive="$alive $p"
+          done
+          [ -z "$alive" ] || [ $i -ge 30 ] && break
+          sleep 0.1; i=$((i+1))
+        done
+        echo $alive
+        """;
 
     [Fact]
     public async Task With_unique_clones_a_guest_whose_clones_cannot_be_renewed_boots_cold_and_later_vms_skip_the_attempt()

@@ -95,6 +95,40 @@ public class WarmStartTests
         Assert.Equal(before, TestEnvironment.Hashes(image));
     }
 
+    private static readonly string[] TemplateFileNames = ["memory.ram", "disk.qcow2", "state.bin"];
+
+    [Fact]
+    public async Task The_first_vm_is_its_template_running_on_and_what_it_writes_in_memory_or_on_disk_reaches_no_clone()
+    {
+        await using var scratch = new Scratch();
+        var image = TestEnvironment.Image("qcow2");
+        var first = await scratch.Manager.RunAsync(image, Small);
+        Assert.Contains(scratch.Log.Lines, l => l.Contains($"it runs on as VM {first.Id}", StringComparison.Ordinal));
+        var template = Assert.Single(await scratch.Manager.ListTemplatesAsync());
+        Assert.Equal(template.Key, first.WarmStartTemplate);
+        var templateFolder = Path.Combine(scratch.State.Path, "templates", template.Key);
+        var templateFiles = TemplateFileNames.Select(f => Path.Combine(templateFolder, f)).ToList();
+        var templateHashes = templateFiles.Select(TestEnvironment.Sha256).ToList();
+
+        // In RAM (tmpfs), and on the disk both in its file system's page cache and on the device.
+        var written = await scratch.Manager.ExecAsync(first.Id, ["sh", "-c", "echo first > /run/first-vm && dd if=/dev/urandom of=/dev/vda bs=4096 count=16 seek=1000 conv=fsync 2>/dev/null && dd if=/dev/vda bs=4096 count=16 skip=1000 2>/dev/null | md5sum"]);
+        Assert.True(written.ExitCode == 0, written.Stderr);
+        var second = await scratch.Manager.RunAsync(image, Small);
+        Assert.Equal(template.Key, second.WarmStartTemplate);
+        var seen = await scratch.Manager.ExecAsync(second.Id, ["sh", "-c", "cat /run/first-vm 2>/dev/null; dd if=/dev/vda bs=4096 count=16 skip=1000 2>/dev/null | md5sum"]);
+        Assert.Equal(0, seen.ExitCode);
+        Assert.DoesNotContain("first", seen.Stdout, StringComparison.Ordinal);
+        Assert.NotEqual(written.Stdout, seen.Stdout);
+        Assert.Equal(templateHashes, templateFiles.Select(TestEnvironment.Sha256).ToList());
+
+        // The RAM it kept is its own file, gone with it.
+        var ownMemory = Path.Combine(scratch.State.Path, "vms", first.Id, "memory.ram");
+        Assert.True(File.Exists(ownMemory));
+        await scratch.Manager.StopAsync(first.Id);
+        Assert.False(File.Exists(ownMemory));
+        Assert.Equal(0, (await scratch.Manager.ExecAsync(second.Id, ["true"])).ExitCode);
+    }
+
     [Fact]
     public async Task Four_vms_started_at_once_share_one_template_made_once_and_run_and_stop_in_parallel()
     {

@@ -39,6 +39,27 @@ internal sealed record VmSpec
     public required VmFiles Files { get; init; }
 
     /// <summary>
+    /// The metadata CD-ROM QEMU and Hyperkit attach: the folder's (<see cref="VmFiles.MetadataIso"/>)
+    /// unless set. A warm-start template runs in the folder of the VM it is made for, which it
+    /// may become, but carries its own metadata and UEFI variables, which its clones inherit.
+    /// </summary>
+    public string MetadataIso
+    {
+        get => _metadataIso ?? Files.MetadataIso;
+        init => _metadataIso = value;
+    }
+
+    /// <summary>The writable UEFI variables store: the folder's (<see cref="VmFiles.UefiVars"/>) unless set (see <see cref="MetadataIso"/>).</summary>
+    public string UefiVars
+    {
+        get => _uefiVars ?? Files.UefiVars;
+        init => _uefiVars = value;
+    }
+
+    private readonly string? _metadataIso;
+    private readonly string? _uefiVars;
+
+    /// <summary>
     /// Guest RAM held in a file instead of anonymous memory: a warm-start template writes its RAM
     /// there, a clone maps the template's copy-on-write. Null for an ordinary boot.
     /// </summary>

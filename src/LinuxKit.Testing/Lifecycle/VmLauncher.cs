@@ -7,8 +7,8 @@ using LinuxKit.Testing.Ssh;
 namespace LinuxKit.Testing.Lifecycle;
 
 /// <summary>
-/// The one way every VM starts, whether it boots cold, becomes a warm-start template or is
-/// restored from one: host ports reserved, the watchdog started, the hypervisor started, a saved
+/// The one way every VM starts, whether it boots cold, becomes a warm-start template, is
+/// restored from one or is handed the template just made for it (<see cref="AdoptAsync"/>): host ports reserved, the watchdog started, the hypervisor started, a saved
 /// state loaded if there is one, and the guest's SSH answering.
 /// </summary>
 internal sealed class VmLauncher(PortAllocator ports, VmRegistry registry, VmRuntime runtime, TimeProvider time)
@@ -50,8 +50,35 @@ internal sealed class VmLauncher(PortAllocator ports, VmRegistry registry, VmRun
         await registry.SaveWhileStartingAsync(record, boot.Description, cancellationToken).ConfigureAwait(false);
 
         if (restore is not null) await restore(process, cancellationToken).ConfigureAwait(false);
+        return await WaitForSshAsync(boot, process, sshKey, timeout, restored: restore is not null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Makes a hypervisor that already runs in the VM's folder (the warm-start template made for
+    /// this VM) the VM's own: its record names the process and its SSH port, this process's
+    /// watchdog guards it from then on (<paramref name="releasePreviousGuard"/> lets the old one
+    /// go), and the guest answers over SSH with <paramref name="sshKey"/>, unless it comes with a
+    /// session still open (<paramref name="ready"/>).
+    /// </summary>
+    public async Task<ReadySession> AdoptAsync(
+        BootAttempt boot, IHypervisor hypervisor, ProcessIdentity process, int sshPort, string sshKey, TimeSpan timeout,
+        Action releasePreviousGuard, ReadySession? ready, CancellationToken cancellationToken)
+    {
+        var record = boot.Record with { SshPort = sshPort, Ports = [], Pid = process.Pid, PidStartTime = process.StartTime, StartedAt = time.GetUtcNow() };
+        boot.Record = record;
+        boot.Process = process;
+        // Guarded without a gap: the new watchdog runs before the old one is released.
+        runtime.Guard(record.Id, () => OwnerWatchdog.Start(record.Files.PidFile, record.RuntimeFiles, hypervisor.TerminationGrace));
+        releasePreviousGuard();
+        await registry.SaveWhileStartingAsync(record, boot.Description, cancellationToken).ConfigureAwait(false);
+        return ready ?? await WaitForSshAsync(boot, process, sshKey, timeout, restored: true, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static Task<ReadySession> WaitForSshAsync(BootAttempt boot, ProcessIdentity process, string sshKey, TimeSpan timeout, bool restored, CancellationToken cancellationToken)
+    {
+        var record = boot.Record;
         var files = record.Files;
-        return await SshReadiness.WaitAsync(
+        return SshReadiness.WaitAsync(
             new SshEndpoint(Loopback.Address, record.SshPort, record.SshUser, sshKey),
             hypervisorExited: () => !process.IsAlive(),
             bootFailed: () => BootFailure.InLogsOf(files),
@@ -59,7 +86,7 @@ internal sealed class VmLauncher(PortAllocator ports, VmRegistry registry, VmRun
             readinessCues: () => ReadinessCues.InConsoleOf(files),
             timeout,
             boot.Description,
-            restored: restore is not null,
-            cancellationToken).ConfigureAwait(false);
+            restored,
+            cancellationToken);
     }
 }

@@ -40,6 +40,73 @@ internal static partial class PrivateFiles
         from.CopyTo(to);
     }
 
+    /// <summary>
+    /// Copies a file to a 0600 one, leaving its holes holes: a guest's RAM file is mostly pages
+    /// the guest never touched, which a plain copy would write out as zeros.
+    /// </summary>
+    public static void CopySparse(string source, string target)
+    {
+        using var from = new FileStream(source, System.IO.FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var to = Create(target);
+        var length = from.Length;
+        to.SetLength(length);
+        var buffer = new byte[1024 * 1024];
+        var fd = (int)from.SafeFileHandle.DangerousGetHandle();
+        var targetFd = (int)to.SafeFileHandle.DangerousGetHandle();
+        var noKernelCopy = false;
+        var (seekData, seekHole) = OperatingSystem.IsMacOS() ? (4, 3) : (3, 4);
+        var position = 0L;
+        while (position < length)
+        {
+            var data = LSeek(fd, position, seekData);
+            if (data < 0)
+            {
+                if (Marshal.GetLastPInvokeError() == NoDataAfter) break;
+                data = position; // a file system that cannot tell: the rest is copied whole
+            }
+            var hole = LSeek(fd, data, seekHole);
+            if (hole < 0 || hole > length) hole = length;
+            var offset = data;
+            // Linux copies within the kernel (or shares the blocks, where the file system can):
+            // several times faster than through a buffer here.
+            while (offset < hole && OperatingSystem.IsLinux() && !noKernelCopy)
+            {
+                long inOffset = offset, outOffset = offset;
+                var copied = CopyFileRange(fd, ref inOffset, targetFd, ref outOffset, (nuint)Math.Min(hole - offset, 1L << 30), 0);
+                if (copied <= 0)
+                {
+                    noKernelCopy = copied < 0; // another kernel or file system: the buffer does it
+                    break;
+                }
+                offset += copied;
+            }
+            while (offset < hole)
+            {
+                var read = RandomAccess.Read(from.SafeFileHandle, buffer.AsSpan(0, (int)Math.Min(buffer.Length, hole - offset)), offset);
+                if (read == 0) break;
+                RandomAccess.Write(to.SafeFileHandle, buffer.AsSpan(0, read), offset);
+                offset += read;
+            }
+            position = hole;
+        }
+    }
+
+    /// <summary>
+    /// Renames a file within its file system, never onto an existing one; unlike File.Move it
+    /// never falls back to copy and delete, which would leave a process that has the file open
+    /// writing to a deleted one.
+    /// </summary>
+    /// <exception cref="IOException">The target exists, or the rename failed (another file system: EXDEV).</exception>
+    public static void Rename(string source, string target)
+    {
+        if (File.Exists(target) || Directory.Exists(target)) throw new IOException($"'{target}' exists already.");
+        if (RenameFile(source, target) != 0)
+            throw new IOException($"Cannot rename '{source}' to '{target}': {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}.");
+    }
+
+    // ENXIO from lseek(SEEK_DATA): only a hole follows.
+    private const int NoDataAfter = 6;
+
     /// <summary>Creates a 0600 file that must not exist yet.</summary>
     public static FileStream CreateNew(string path, FileOptions options = FileOptions.None) =>
         new(path, new FileStreamOptions { Mode = System.IO.FileMode.CreateNew, Access = FileAccess.ReadWrite, Share = FileShare.None, UnixCreateMode = FileMode, Options = options });
@@ -87,6 +154,15 @@ internal static partial class PrivateFiles
 
     [LibraryImport("libSystem.Native", EntryPoint = "SystemNative_LStat", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int LStat(string path, [Out] byte[] status);
+
+    [LibraryImport("libc", EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int RenameFile(string source, string target);
+
+    [LibraryImport("libc", EntryPoint = "copy_file_range", SetLastError = true)]
+    private static partial nint CopyFileRange(int sourceFd, ref long sourceOffset, int targetFd, ref long targetOffset, nuint length, uint flags);
+
+    [LibraryImport("libc", EntryPoint = "lseek", SetLastError = true)]
+    private static partial long LSeek(int fd, long offset, int whence);
 
     [LibraryImport("libc", EntryPoint = "geteuid")]
     private static partial uint GetEffectiveUserId();

@@ -39,6 +39,9 @@ internal sealed record VmFiles(string Id, string Directory)
     /// <summary>The qcow2 overlay QEMU boots a disk image through.</summary>
     public string Overlay => Path.Combine(Directory, "disk.qcow2");
 
+    /// <summary>The guest RAM of a VM that was its warm-start template (a file, so the template could be saved).</summary>
+    public string Memory => Path.Combine(Directory, "memory.ram");
+
     /// <summary>The kernel copied out of an ISO or disk to be loaded directly (<see cref="RunOptions.DirectKernelBoot"/>).</summary>
     public string Kernel => Path.Combine(Directory, "kernel");
 

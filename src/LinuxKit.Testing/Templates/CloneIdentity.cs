@@ -21,12 +21,17 @@ internal static class CloneIdentity
     /// <summary>
     /// The command for a clone of <paramref name="architecture"/>. <paramref name="now"/> is the
     /// host's clock when it is sent; <paramref name="authorizedKey"/> an authorized_keys line to
-    /// add for the SSH user, or null.
+    /// add for the SSH user, or null; <paramref name="savedSession"/> the processes of the
+    /// template's own SSH session, saved with it, which the clone ends (their client is gone).
     /// </summary>
-    public static string Command(DateTimeOffset now, ReadOnlySpan<byte> entropy, string? authorizedKey, GuestArchitecture architecture = GuestArchitecture.X64)
+    public static string Command(DateTimeOffset now, ReadOnlySpan<byte> entropy, string? authorizedKey, GuestArchitecture architecture = GuestArchitecture.X64, IReadOnlyList<int>? savedSession = null)
     {
         var seconds = (long)Math.Round(now.ToUnixTimeMilliseconds() / 1000.0, MidpointRounding.AwayFromZero);
-        var script = new StringBuilder()
+        var script = new StringBuilder();
+        // Their client is gone: left, they would wait for it as long as TCP keeps the connection.
+        if (savedSession is { Count: > 0 })
+            script.Append("kill -9 ").AppendJoin(' ', savedSession.Select(p => p.ToString(CultureInfo.InvariantCulture))).Append(" 2>/dev/null; ");
+        script
             .Append("umask 077; r=0; ")
             // busybox and GNU date both take @SECONDS.
             .Append(CultureInfo.InvariantCulture, $"date -u -s @{seconds} >/dev/null 2>&1 || r={PartlyRenewed}; ")

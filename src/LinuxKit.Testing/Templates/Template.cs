@@ -29,6 +29,13 @@ internal sealed record Template
     /// <summary>The files the template depends on, as fingerprints: when one changes, the template is stale.</summary>
     public required IReadOnlyList<string> Inputs { get; init; }
 
+    /// <summary>
+    /// The guest processes of the SSH session the template was saved with (its server's process
+    /// for the connection, the SDK's shells), when it was saved logged in so that the VM it was
+    /// made for could run on without a new login: each clone ends them, their client gone.
+    /// </summary>
+    public IReadOnlyList<int> SavedSession { get; init; } = [];
+
     /// <summary>Where it was made: its inputs are judged (and it is pruned) only there.</summary>
     public Processes.HostIdentity? MadeOn { get; init; }
 

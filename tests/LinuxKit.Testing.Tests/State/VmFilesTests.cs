@@ -12,7 +12,7 @@ public class VmFilesTests
         string[] paths =
         [
             files.Record, files.ConsoleLog, files.HypervisorLog, files.PidFile, files.SshKey, files.MetadataIso,
-            files.Overlay, files.RawDisk, files.VpnKitEthernetSocket, files.VpnKitPortSocket, files.VsockConnectSocket, files.ControlSocket,
+            files.Overlay, files.Memory, files.UefiVars, files.Kernel, files.Initrd, files.FirmwareLog, files.RawDisk, files.VpnKitEthernetSocket, files.VpnKitPortSocket, files.VsockConnectSocket, files.ControlSocket,
         ];
 
         Assert.All(paths, p => Assert.Equal("/state/vms/0123abcd", Path.GetDirectoryName(p)));

@@ -31,6 +31,21 @@ public sealed class CloneIdentityTests
     }
 
     [Fact]
+    public void A_clone_first_ends_the_processes_of_the_session_its_template_was_saved_with_whatever_kill_says()
+    {
+        var command = CloneIdentity.Command(DateTimeOffset.UnixEpoch, Entropy, authorizedKey: null, savedSession: [812, 815, 816]);
+        Assert.StartsWith("kill -9 812 815 816 2>/dev/null; umask 077; r=0; ", command, StringComparison.Ordinal);
+        Assert.EndsWith("exit $r", command, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Without_a_saved_session_nothing_is_killed()
+    {
+        Assert.DoesNotContain("kill", CloneIdentity.Command(DateTimeOffset.UnixEpoch, Entropy, authorizedKey: null), StringComparison.Ordinal);
+        Assert.DoesNotContain("kill", CloneIdentity.Command(DateTimeOffset.UnixEpoch, Entropy, authorizedKey: null, savedSession: []), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_reseed_program_is_a_valid_x86_64_executable_that_issues_the_ioctl_on_its_stdin()
     {
         if (!OperatingSystem.IsLinux() || System.Runtime.InteropServices.RuntimeInformation.OSArchitecture != System.Runtime.InteropServices.Architecture.X64)

@@ -16,7 +16,7 @@ internal static class HyperkitCommandBuilder
     public static IReadOnlyList<string> Build(VmSpec spec, HyperkitLayout layout)
     {
         // hyperkit splits -s and -f values at commas: a comma in a path would be misread.
-        foreach (var path in new[] { spec.Image.Path, spec.Image.Initrd, spec.BootDisk, spec.Files.MetadataIso, spec.Files.PidFile, layout.Files.Directory, layout.Firmware })
+        foreach (var path in new[] { spec.Image.Path, spec.Image.Initrd, spec.BootDisk, spec.MetadataIso, spec.Files.PidFile, layout.Files.Directory, layout.Firmware })
         {
             if (path is not null && path.Contains(',', StringComparison.Ordinal))
                 throw new LinuxKitException($"Hyperkit cannot use '{path}': its options are comma-separated and the path contains a comma. Move or rename it.");
@@ -50,7 +50,7 @@ internal static class HyperkitCommandBuilder
             args.AddRange(["-s", $"{slot++},virtio-sock,guest_cid=3,path={layout.Files.Directory},guest_forwards={HyperkitLayout.ForwarderVsockPort}"]);
         }
         if (spec.Image.Format == ImageFormat.Iso) args.AddRange(["-s", $"{slot++},ahci-cd,{spec.Image.Path}"]);
-        args.AddRange(["-s", $"{slot++},ahci-cd,{spec.Files.MetadataIso}"]);
+        args.AddRange(["-s", $"{slot++},ahci-cd,{spec.MetadataIso}"]);
         args.AddRange(["-s", $"{slot++},virtio-rnd"]);
         if (layout.Networking == HyperkitNetworking.VpnKit)
         {

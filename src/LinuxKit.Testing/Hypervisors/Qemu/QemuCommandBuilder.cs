@@ -13,7 +13,7 @@ internal static class QemuCommandBuilder
 {
     /// <param name="spec">The VM.</param>
     /// <param name="accelerator">The accelerator, resolved for the guest's architecture.</param>
-    /// <param name="uefi">The firmware files when <see cref="FirmwareChoice.Uefi"/>; the VM's variables are its own copy (<see cref="State.VmFiles.UefiVars"/>).</param>
+    /// <param name="uefi">The firmware files when <see cref="FirmwareChoice.Uefi"/>; the VM's variables are its own copy (<see cref="VmSpec.UefiVars"/>).</param>
     /// <param name="qboot">QEMU's minimal BIOS (qboot.rom), when installed and wanted: x86_64 kernels QEMU loads itself (kernel+initrd images, ISOs and disks booted directly) under BIOS use it instead of SeaBIOS.</param>
     public static IReadOnlyList<string> Build(VmSpec spec, Accelerator accelerator, UefiFirmware? uefi = null, string? qboot = null)
     {
@@ -89,7 +89,7 @@ internal static class QemuCommandBuilder
         {
             args.AddRange([
                 "-drive", $"if=pflash,format=raw,unit=0,file={Escape(uefi.Code)},readonly=on",
-                "-drive", $"if=pflash,format=raw,unit=1,file={Escape(spec.Files.UefiVars)}",
+                "-drive", $"if=pflash,format=raw,unit=1,file={Escape(spec.UefiVars)}",
             ]);
         }
         args.AddRange([
@@ -113,7 +113,7 @@ internal static class QemuCommandBuilder
         // The metadata CD-ROM sits on virtio-scsi: Debian's cloud kernel has no AHCI driver.
         args.AddRange([
             "-device", "virtio-scsi-pci,id=scsi0",
-            "-drive", $"if=none,id=metadata,file={Escape(spec.Files.MetadataIso)},format=raw,media=cdrom,readonly=on",
+            "-drive", $"if=none,id=metadata,file={Escape(spec.MetadataIso)},format=raw,media=cdrom,readonly=on",
             "-device", "scsi-cd,drive=metadata,bus=scsi0.0",
         ]);
 

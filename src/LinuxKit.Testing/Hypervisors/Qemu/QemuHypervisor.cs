@@ -106,7 +106,7 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
         var uefi = spec.Boot.Uefi ? UefiFor(architecture) : null;
         // The VM's own variables store, from the firmware's template (a warm-start clone brings
         // its template's).
-        if (uefi is not null && !File.Exists(spec.Files.UefiVars)) PrivateFiles.Copy(uefi.VarsTemplate, spec.Files.UefiVars);
+        if (uefi is not null && !File.Exists(spec.UefiVars)) PrivateFiles.Copy(uefi.VarsTemplate, spec.UefiVars);
         // -daemonize sets QEMU's umask to 027: what it creates itself would be readable by the
         // group. So the files it writes exist already, 0600 (it opens them as they are), and its
         // control socket is made 0600 once it listens.

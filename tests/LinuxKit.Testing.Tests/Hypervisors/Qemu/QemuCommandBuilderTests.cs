@@ -209,6 +209,25 @@ public class QemuCommandBuilderTests
     }
 
     [Fact]
+    public void A_template_runs_in_its_vms_folder_with_its_own_metadata_and_UEFI_variables()
+    {
+        var spec = SpecFor("qcow2") with
+        {
+            Boot = new FirmwareChoice(GuestArchitecture.X64, Uefi: true, Reason: null),
+            MetadataIso = "/state/templates/k.partial/metadata.iso",
+            UefiVars = "/state/templates/k.partial/efivars.fd",
+        };
+        var args = QemuCommandBuilder.Build(spec, Accelerator.Tcg, Ovmf);
+
+        Assert.Contains("if=pflash,format=raw,unit=1,file=/state/templates/k.partial/efivars.fd", args);
+        Assert.Contains(args, a => a.StartsWith("if=none,id=metadata,file=/state/templates/k.partial/metadata.iso,", StringComparison.Ordinal));
+        // What identifies and controls the process is the VM's: it may run on as that VM.
+        Assert.Contains("/state/vms/0123abcd/hypervisor.pid", args);
+        Assert.Contains("unix:/state/vms/0123abcd/control.sock,server=on,wait=off", args);
+        Assert.Contains("file,id=console,path=/state/vms/0123abcd/console.log,append=on", args);
+    }
+
+    [Fact]
     public void An_arm64_kernel_runs_on_the_virt_board_with_no_firmware_and_no_x86_devices()
     {
         var spec = SpecFor("kernel") with { Boot = new FirmwareChoice(GuestArchitecture.Arm64, Uefi: false, Reason: null) };
