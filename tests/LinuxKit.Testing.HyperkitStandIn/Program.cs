@@ -30,8 +30,27 @@ static int Fail(string message)
 static string Value(string[] args, string flag) =>
     args.SkipWhile(a => a != flag).Skip(1).FirstOrDefault() ?? throw new ArgumentException($"missing {flag}");
 
-static void Record(string directory, string name, string[] args) =>
-    File.AppendAllText(Path.Combine(directory, name), string.Join('\n', args) + "\n\n");
+// The SDK starts one vpnkit-expose-port per published port at once. FileMode.Append alone lets
+// two of them open the file at the same end and write over each other: each takes the file
+// for itself (flock, which .NET uses for FileShare.None) before it goes to the end.
+static void Record(string directory, string name, string[] args)
+{
+    var line = System.Text.Encoding.UTF8.GetBytes(string.Join('\n', args) + "\n\n");
+    for (var attempt = 0; ; attempt++)
+    {
+        try
+        {
+            using var file = new FileStream(Path.Combine(directory, name), FileMode.OpenOrCreate, FileAccess.Write, FileShare.None);
+            file.Seek(0, SeekOrigin.End);
+            file.Write(line);
+            return;
+        }
+        catch (IOException) when (attempt < 500)
+        {
+            Thread.Sleep(10);
+        }
+    }
+}
 
 static async Task<int> Hyperkit(string[] args)
 {
