@@ -94,6 +94,7 @@ internal static class ReadinessSchedule
             }
             else
             {
+                var attemptStarted = time.GetTimestamp();
                 var attempt = await handshake(Clamp(timeout - time.GetElapsedTime(started), TimeSpan.Zero, timeout), stop).ConfigureAwait(false);
                 note?.Invoke($"handshake {connections}: {attempt.Outcome}{(attempt.Error is null ? "" : $" ({attempt.Error.GetType().Name})")}");
                 banner = attempt.Banner ?? banner;
@@ -101,6 +102,10 @@ internal static class ReadinessSchedule
                 {
                     case AttemptOutcome.Ready:
                         return new ReadinessResult<T>(attempt.Value, banner, true, false, connections, null);
+                    case AttemptOutcome.Silent when stop.IsCancellationRequested && time.GetElapsedTime(attemptStarted) < MinSilentProbe:
+                        // Cut short by the end of the wait before a probe would call it silent:
+                        // on a busy host the guest's refusal may just not have come yet.
+                        return new ReadinessResult<T>(default, banner, true, SilentConnection: false, connections, lastError);
                     case AttemptOutcome.Silent:
                         return new ReadinessResult<T>(default, banner, true, SilentConnection: true, connections, lastError);
                     case AttemptOutcome.Answered:

@@ -257,6 +257,30 @@ public sealed class ReadinessScheduleTests
     }
 
     [Fact]
+    public async Task A_handshake_the_deadline_cuts_short_is_not_taken_for_a_silent_server()
+    {
+        // Up and refusing all along; on a busy host the refusal of the attempt under way at the
+        // deadline has not come yet when the deadline ends it.
+        await using var guest = new BootingGuest(TimeSpan.Zero, TimeSpan.FromHours(1), TimeSpan.Zero);
+        var limit = TimeSpan.FromSeconds(2);
+        using var stop = new CancellationTokenSource(limit);
+        var result = await ReadinessSchedule.RunAsync<string>(
+            guest.Port,
+            async (patience, token) =>
+            {
+                if (patience > TimeSpan.FromSeconds(0.6)) return await BannerHandshakeAsync(guest.Port, patience, token);
+                await Task.Delay(Timeout.InfiniteTimeSpan, token).ContinueWith(_ => { }, TaskScheduler.Default);
+                return new Attempt<string>(AttemptOutcome.Silent);
+            },
+            limit,
+            stop.Token);
+
+        Assert.Null(result.Banner);
+        Assert.True(result.NetworkAnswered);
+        Assert.False(result.SilentConnection);
+    }
+
+    [Fact]
     public async Task A_port_where_nothing_listens_on_the_host_is_retried_until_stopped()
     {
         int port;
