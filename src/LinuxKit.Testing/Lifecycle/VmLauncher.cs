@@ -3,6 +3,7 @@ using LinuxKit.Testing.Logs;
 using LinuxKit.Testing.Networking;
 using LinuxKit.Testing.Processes;
 using LinuxKit.Testing.Ssh;
+using LinuxKit.Testing.State;
 
 namespace LinuxKit.Testing.Lifecycle;
 
@@ -74,19 +75,25 @@ internal sealed class VmLauncher(PortAllocator ports, VmRegistry registry, VmRun
         return ready ?? await WaitForSshAsync(boot, process, sshKey, timeout, restored: true, cancellationToken).ConfigureAwait(false);
     }
 
-    private static Task<ReadySession> WaitForSshAsync(BootAttempt boot, ProcessIdentity process, string sshKey, TimeSpan timeout, bool restored, CancellationToken cancellationToken)
-    {
-        var record = boot.Record;
-        var files = record.Files;
-        return SshReadiness.WaitAsync(
-            new SshEndpoint(Loopback.Address, record.SshPort, record.SshUser, sshKey),
+    private static Task<ReadySession> WaitForSshAsync(BootAttempt boot, ProcessIdentity process, string sshKey, TimeSpan timeout, bool restored, CancellationToken cancellationToken) =>
+        WaitForSshAsync(
+            boot.Record.Files, new SshEndpoint(Loopback.Address, boot.Record.SshPort, boot.Record.SshUser, sshKey), process, timeout, boot.Description, restored, cancellationToken);
+
+    /// <summary>
+    /// Waits until the guest that <paramref name="process"/> runs with its console and logs in
+    /// <paramref name="files"/> runs a command at <paramref name="endpoint"/>, failing at once
+    /// when the process dies or the console says the boot failed.
+    /// </summary>
+    public static Task<ReadySession> WaitForSshAsync(
+        VmFiles files, SshEndpoint endpoint, ProcessIdentity process, TimeSpan timeout, string description, bool restored, CancellationToken cancellationToken) =>
+        SshReadiness.WaitAsync(
+            endpoint,
             hypervisorExited: () => !process.IsAlive(),
             bootFailed: () => BootFailure.InLogsOf(files),
             consoleTail: () => ConsoleLog.Tail(files.ConsoleLog),
             readinessCues: () => ReadinessCues.InConsoleOf(files),
             timeout,
-            boot.Description,
+            description,
             restored,
             cancellationToken);
-    }
 }

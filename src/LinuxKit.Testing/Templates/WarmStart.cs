@@ -265,16 +265,8 @@ internal sealed class WarmStart
             port = null;
             var running = process.Value;
             // The boot is the VM's as much as the template's: its console shows it as it goes.
-            var ready = await SshReadiness.WaitAsync(
-                new SshEndpoint(Loopback.Address, spec.SshPort, options.SshUser, loginKey),
-                hypervisorExited: () => !running.IsAlive(),
-                bootFailed: () => BootFailure.InLogsOf(files),
-                consoleTail: () => ConsoleLog.Tail(files.ConsoleLog),
-                readinessCues: () => ReadinessCues.InConsoleOf(files),
-                options.BootTimeout,
-                boot.Description,
-                restored: false,
-                cancellationToken).ConfigureAwait(false);
+            var ready = await VmLauncher.WaitForSshAsync(
+                files, new SshEndpoint(Loopback.Address, spec.SshPort, options.SshUser, loginKey), running, options.BootTimeout, boot.Description, restored: false, cancellationToken).ConfigureAwait(false);
             var hostKey = ready.Session.HostKeyFingerprint;
             answeredAfter = _time.GetElapsedTime(started);
             // A template that may run on as this VM is saved logged in: the VM then needs no new
