@@ -69,10 +69,18 @@ public sealed class StartLinuxKit : LinuxKitTask
     public bool UniqueClones { get; set; }
 
     /// <summary>
-    /// True to have QEMU load an ISO's or BIOS disk's kernel itself, skipping firmware and boot
-    /// loader (<see cref="RunOptions.DirectKernelBoot"/>).
+    /// True to have QEMU always load an ISO's or BIOS disk's kernel itself, skipping firmware and
+    /// boot loader; false never to. Unset, it does so where the boot loader would do nothing more
+    /// (<see cref="RunOptions.DirectKernelBoot"/>).
     /// </summary>
-    public bool DirectKernelBoot { get; set; }
+    public bool DirectKernelBoot
+    {
+        get => DirectKernelBootSetting ?? false;
+        set => DirectKernelBootSetting = value;
+    }
+
+    // Unset and false differ: unset leaves the choice to the image.
+    internal bool? DirectKernelBootSetting { get; private set; }
 
     /// <summary><c>bios</c> or <c>uefi</c>; empty (the default) reads it from the image (<see cref="RunOptions.Firmware"/>).</summary>
     public string? Firmware { get; set; }
@@ -209,7 +217,7 @@ public sealed class StartLinuxKit : LinuxKitTask
                 GracefulStop = GracefulStop,
                 WarmStart = WarmStart,
                 UniqueClones = UniqueClones,
-                DirectKernelBoot = DirectKernelBoot,
+                DirectKernelBoot = DirectKernelBootSetting,
                 Firmware = Firmware,
                 Architecture = Architecture,
             }.ApplyTo(Defaults, path => path);

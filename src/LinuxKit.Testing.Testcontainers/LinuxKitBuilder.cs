@@ -89,10 +89,11 @@ public sealed class LinuxKitBuilder
     public LinuxKitBuilder WithUniqueClones(bool enabled = true) => WithOptions(o => o with { UniqueClones = enabled });
 
     /// <summary>
-    /// Have QEMU load an ISO's or BIOS disk's kernel itself, skipping firmware and boot loader
-    /// (<see cref="RunOptions.DirectKernelBoot"/>).
+    /// Have QEMU always load an ISO's or BIOS disk's kernel itself, skipping firmware and boot
+    /// loader, or never (<see cref="RunOptions.DirectKernelBoot"/>). Not called, it does so where
+    /// the boot loader would do nothing more.
     /// </summary>
-    /// <param name="enabled">False boots the image through its firmware (the default).</param>
+    /// <param name="enabled">False always boots the image through its firmware and boot loader.</param>
     public LinuxKitBuilder WithDirectKernelBoot(bool enabled = true) => WithOptions(o => o with { DirectKernelBoot = enabled });
 
     /// <summary>Boots with this firmware instead of the one read from the image (<see cref="RunOptions.Firmware"/>).</summary>

@@ -212,7 +212,7 @@ internal static class VmCommands
         var name = new Option<string?>("--name") { Description = "A name, usable wherever an id is." };
         var cold = new Option<bool>("--cold") { Description = "Boot cold instead of restoring from a warm-start template." };
         var unique = new Option<bool>("--unique-clones") { Description = "Boot cold rather than use a warm-start clone whose clock and random state cannot be renewed." };
-        var direct = new Option<bool>("--direct-kernel-boot") { Description = "Load an ISO's or BIOS disk's kernel, initrd and command line (from its ISOLINUX/SYSLINUX configuration) directly, skipping firmware and boot loader." };
+        var direct = new Option<bool?>("--direct-kernel-boot") { Description = "true (or no value): always load an ISO's or BIOS disk's kernel, initrd and command line (from its ISOLINUX/SYSLINUX configuration) directly, skipping firmware and boot loader; false: never. Not given: where the boot loader would do nothing more." };
         var volumes = new Option<string[]>("--volume") { Description = "Share a host folder with the guest, HOST_FOLDER:GUEST_PATH (9p; the VM boots cold); repeatable.", AllowMultipleArgumentsPerToken = false };
         var sshKey = new Option<string?>("--ssh-key") { Description = "A private key the image accepts (one with its key baked in needs it); default: a fresh key for the VM." };
         var sshUser = new Option<string>("--ssh-user") { Description = "The user to log in as.", DefaultValueFactory = _ => defaults.SshUser };

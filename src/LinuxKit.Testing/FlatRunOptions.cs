@@ -28,7 +28,7 @@ internal sealed record FlatRunOptions
     public bool GracefulStop { get; init; }
     public bool WarmStart { get; init; } = Defaults.WarmStart;
     public bool UniqueClones { get; init; }
-    public bool DirectKernelBoot { get; init; }
+    public bool? DirectKernelBoot { get; init; }
     public bool RestrictNetwork { get; init; }
     public bool Detach { get; init; }
 

@@ -106,12 +106,12 @@ public static class LinuxKitDoctor
                     checks.Add(new DoctorCheck(name, DoctorStatus.Warning, e.Message));
                 }
             }
-            // Only a speed-up: without it, kernel+initrd images boot under SeaBIOS.
+            // Only a speed-up: without it, kernels loaded directly boot under SeaBIOS.
             checks.Add(qemu.Qboot is { } qboot
-                ? new DoctorCheck("qboot", DoctorStatus.Ok, $"{qboot} (cold x86_64 kernel+initrd boots)")
+                ? new DoctorCheck("qboot", DoctorStatus.Ok, $"{qboot} (cold x86_64 boots of a kernel loaded directly: kernel+initrd, ISOs and BIOS disks)")
                 : new DoctorCheck("qboot", DoctorStatus.Ok, LinuxKitEnvironment.IsOn(LinuxKitEnvironment.Qboot)
-                    ? "not installed beside QEMU: kernel+initrd images boot under SeaBIOS, about 0.1 s slower under TCG"
-                    : $"turned off by {LinuxKitEnvironment.Qboot}: kernel+initrd images boot under SeaBIOS"));
+                    ? "not installed beside QEMU: kernels loaded directly boot under SeaBIOS, about 0.1 s slower under TCG"
+                    : $"turned off by {LinuxKitEnvironment.Qboot}: kernels loaded directly boot under SeaBIOS"));
             var (accelerator, whyNotKvm) = await AcceleratorProbe.DiagnoseAsync(qemu.Binary).WaitAsync(cancellationToken).ConfigureAwait(false);
             checks.Add(whyNotKvm is null
                 ? new DoctorCheck("Accelerator", DoctorStatus.Ok, accelerator.ToString().ToLowerInvariant())

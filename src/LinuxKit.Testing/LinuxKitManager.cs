@@ -84,12 +84,19 @@ public sealed class LinuxKitManager : IManager
         var resolved = LinuxKitImage.Resolve(image, _logger);
         var boot = FirmwareChoice.Decide(resolved, options.Firmware, options.Architecture);
         if (boot.Reason is { } reason) _logger.LogInformation("Image {Image}: {Reason}", resolved.Path, reason);
-        if (options.DirectKernelBoot)
+        var hypervisor = _hypervisors.Default;
+        if (options.DirectKernelBoot == true)
         {
             resolved = DirectKernel.Apply(resolved, boot);
-            if (resolved.DirectKernel is { } direct) _logger.LogDebug("Image {Image}: booting its kernel directly, as {Source} says: {CommandLine}", resolved.Path, direct.Source, direct.CommandLine);
+            if (resolved.DirectKernel?.BootLoaderDoesMore is { } skipped)
+                _logger.LogInformation("Image {Image}: booting its kernel directly as asked, without what its boot loader would also do ('{Line}')", resolved.Path, skipped);
         }
-        var hypervisor = _hypervisors.Default;
+        else if (options.DirectKernelBoot is null && hypervisor.Kind == HypervisorKind.Qemu)
+        {
+            resolved = DirectKernel.ApplyWhereUnchanged(resolved, boot, out var firmwareBecause);
+            if (firmwareBecause is not null) _logger.LogDebug("Image {Image}: booting through its firmware and boot loader: {Reason}", resolved.Path, firmwareBecause);
+        }
+        if (resolved.DirectKernel is { } direct) _logger.LogDebug("Image {Image}: booting its kernel directly, as {Source} says: {CommandLine}", resolved.Path, direct.Source, direct.CommandLine);
         hypervisor.Validate(resolved, options);
         return await _booter.RunAsync(image, resolved, options, hypervisor, cancellationToken).ConfigureAwait(false);
     }

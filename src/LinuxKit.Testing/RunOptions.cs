@@ -93,15 +93,24 @@ public sealed record RunOptions
     public GuestArchitecture Architecture { get; init; }
 
     /// <summary>
-    /// When true, an x86_64 ISO or BIOS disk image (raw, qcow2) that boots through ISOLINUX or
-    /// SYSLINUX has the kernel, initrd and command line of its default entry loaded by QEMU
-    /// itself, skipping the firmware's disk reads and the boot loader: about half a second less
-    /// per cold boot under TCG. The guest sees the same command line (with the boot loader's
-    /// <c>BOOT_IMAGE=</c> and <c>initrd=</c>) and the same disks. An image whose entry cannot be
-    /// read (UEFI-only, GRUB, VMDK, several initrds) fails at once with the reason. QEMU only;
-    /// kernel+initrd images boot so already. Off by default.
+    /// Whether QEMU loads an x86_64 ISO's or BIOS disk's (raw, qcow2) kernel, initrd and command
+    /// line itself, as its ISOLINUX or SYSLINUX configuration names them, skipping the firmware's
+    /// disk reads and the boot loader: about half a second less per cold boot under TCG. The guest
+    /// sees the same command line (with the boot loader's <c>BOOT_IMAGE=</c> and <c>initrd=</c>)
+    /// and the same disks.
+    /// <list type="bullet">
+    /// <item><description>Null (the default): only where that changes nothing else, i.e. the
+    /// configuration just starts its entry (LinuxKit's <c>iso-bios</c>, <c>raw-bios</c> and
+    /// <c>qcow2-bios</c> outputs); an image whose loader does more (a prompt, a menu, a message,
+    /// output on the serial line), or that cannot be read so (UEFI, arm64, GRUB, VMDK), boots
+    /// through its firmware. Hyperkit always boots through its firmware.</description></item>
+    /// <item><description>True: always; an image whose entry cannot be read fails at once with
+    /// the reason. QEMU only.</description></item>
+    /// <item><description>False: never; the firmware and the boot loader start the image.</description></item>
+    /// </list>
+    /// Kernel+initrd images boot directly in any case.
     /// </summary>
-    public bool DirectKernelBoot { get; init; }
+    public bool? DirectKernelBoot { get; init; }
 
     /// <summary>How long the VM may take to answer over SSH (default 2 minutes).</summary>
     public TimeSpan BootTimeout { get; init; } = TimeSpan.FromMinutes(2);

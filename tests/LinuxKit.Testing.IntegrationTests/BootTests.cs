@@ -66,7 +66,7 @@ public class BootTests
     [InlineData("iso")]
     [InlineData("qcow2")]
     [InlineData("raw")]
-    public async Task An_image_booted_directly_gives_the_guest_the_command_line_and_disks_of_its_boot_loader_cold_and_warm(string format)
+    public async Task By_default_an_image_whose_boot_loader_only_starts_its_kernel_is_booted_directly_with_the_loaders_command_line_and_disks_cold_and_warm(string format)
     {
         var image = TestEnvironment.Image(format);
         var before = TestEnvironment.Hashes(image);
@@ -74,16 +74,15 @@ public class BootTests
         var manager = scratch.Manager;
         const string Seen = "cat /proc/cmdline; ls /sys/block; cat /sys/class/dmi/id/bios_version";
 
-        var throughFirmware = await manager.RunAsync(image, ScratchManager.Small with { WarmStart = false });
+        var throughFirmware = await manager.RunAsync(image, ScratchManager.Small with { WarmStart = false, DirectKernelBoot = false });
         var firmwareSaw = (await manager.ExecAsync(throughFirmware.Id, ["sh", "-c", Seen])).Stdout.Split('\n');
         await manager.StopAsync(throughFirmware.Id);
-        var direct = ScratchManager.Small with { DirectKernelBoot = true };
-        var cold = await manager.RunAsync(image, direct with { WarmStart = false });
+        var cold = await manager.RunAsync(image, ScratchManager.Small with { WarmStart = false });
         var coldSaw = (await manager.ExecAsync(cold.Id, ["sh", "-c", Seen])).Stdout.Split('\n');
         await manager.StopAsync(cold.Id);
-        var template = await manager.RunAsync(image, direct); // makes the warm-start template
+        var template = await manager.RunAsync(image, ScratchManager.Small); // makes the warm-start template
         await manager.StopAsync(template.Id);
-        var warm = await manager.RunAsync(image, direct);
+        var warm = await manager.RunAsync(image, ScratchManager.Small);
         var warmSaw = (await manager.ExecAsync(warm.Id, ["sh", "-c", Seen])).Stdout.Split('\n');
 
         // As ISOLINUX/SYSLINUX passes it, with the same disks; only the firmware differs: qboot.
@@ -96,6 +95,16 @@ public class BootTests
         Assert.Equal(firmwareSaw[..^2], warmSaw[..^2]);
         await manager.StopAsync(warm.Id);
         Assert.Equal(before, TestEnvironment.Hashes(image));
+    }
+
+    [Fact]
+    public async Task By_default_a_vmdk_whose_files_are_not_read_boots_through_its_firmware_and_boot_loader()
+    {
+        await using var scratch = new ScratchManager();
+        var vm = await scratch.Manager.RunAsync(TestEnvironment.Image("vmdk"), ScratchManager.Small with { WarmStart = false });
+
+        Assert.StartsWith("BOOT_IMAGE=/kernel initrd=/initrd.img ", (await scratch.Manager.ExecAsync(vm.Id, ["cat", "/proc/cmdline"])).Stdout, StringComparison.Ordinal);
+        Assert.NotEqual("0.1\n", (await scratch.Manager.ExecAsync(vm.Id, ["cat", "/sys/class/dmi/id/bios_version"])).Stdout);
     }
 
     [Fact]

@@ -249,7 +249,7 @@ public class ToolTests(InstalledTool tool, KubeVirt.KubeVirtClusterFixture clust
         Assert.Contains("QEMU emulator version", doctor.Stdout, StringComparison.Ordinal);
         Assert.Contains("qemu-img version", doctor.Stdout, StringComparison.Ordinal);
         Assert.Contains("Accelerator: ", doctor.Stdout, StringComparison.Ordinal);
-        Assert.Contains("ok   qboot: /usr/share/qemu/qboot.rom (cold x86_64 kernel+initrd boots)", doctor.Stdout, StringComparison.Ordinal);
+        Assert.Contains("ok   qboot: /usr/share/qemu/qboot.rom (cold x86_64 boots of a kernel loaded directly: kernel+initrd, ISOs and BIOS disks)", doctor.Stdout, StringComparison.Ordinal);
         Assert.Contains($"State directory: {state.Path} (mode 700", doctor.Stdout, StringComparison.Ordinal);
 
         // --state-dir wins over the environment variable; a state directory others can write to

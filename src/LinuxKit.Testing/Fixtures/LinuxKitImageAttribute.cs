@@ -47,10 +47,18 @@ public sealed class LinuxKitImageAttribute(string image) : Attribute
     public bool UniqueClones { get; set; }
 
     /// <summary>
-    /// True to have QEMU load an ISO's or BIOS disk's kernel itself, skipping firmware and boot
-    /// loader (<see cref="RunOptions.DirectKernelBoot"/>).
+    /// True to have QEMU always load an ISO's or BIOS disk's kernel itself, skipping firmware and
+    /// boot loader; false never to. Unset, it does so where the boot loader would do nothing more
+    /// (<see cref="RunOptions.DirectKernelBoot"/>).
     /// </summary>
-    public bool DirectKernelBoot { get; set; }
+    public bool DirectKernelBoot
+    {
+        get => DirectKernelBootSetting ?? false;
+        set => DirectKernelBootSetting = value;
+    }
+
+    // Unset and false differ: unset leaves the choice to the image.
+    internal bool? DirectKernelBootSetting { get; private set; }
 
     /// <summary>The firmware (<see cref="RunOptions.Firmware"/>); by default read from the image.</summary>
     public Firmware Firmware { get; set; }
@@ -95,7 +103,7 @@ public sealed class LinuxKitImageAttribute(string image) : Attribute
         GracefulStop = GracefulStop,
         WarmStart = WarmStart,
         UniqueClones = UniqueClones,
-        DirectKernelBoot = DirectKernelBoot,
+        DirectKernelBoot = DirectKernelBootSetting,
         Ports = Ports,
         GuestPorts = GuestPorts,
         Volumes = Volumes,

@@ -12,7 +12,8 @@ namespace LinuxKit.Testing.Images;
 /// <param name="Kernel">The kernel's bytes in the image.</param>
 /// <param name="Initrd">The initrd's bytes in the image; null when the entry loads none.</param>
 /// <param name="CommandLine">The kernel command line, as the boot loader would pass it.</param>
-internal sealed record DirectKernel(string Source, IReadOnlyList<FileRun> Kernel, IReadOnlyList<FileRun>? Initrd, string CommandLine)
+/// <param name="BootLoaderDoesMore">The configuration's first line that does more than start the entry (<see cref="SyslinuxMenu.DoesMore"/>).</param>
+internal sealed record DirectKernel(string Source, IReadOnlyList<FileRun> Kernel, IReadOnlyList<FileRun>? Initrd, string CommandLine, string? BootLoaderDoesMore = null)
 {
     private const int MaxConfiguration = 1 << 20;
 
@@ -24,7 +25,7 @@ internal sealed record DirectKernel(string Source, IReadOnlyList<FileRun> Kernel
     public static LinuxKitImage Apply(LinuxKitImage image, FirmwareChoice boot)
     {
         if (image.Format == ImageFormat.KernelInitrd) return image;
-        string Refuse(string why) => $"RunOptions.DirectKernelBoot cannot boot '{image.Path}' directly: {why}. Turn DirectKernelBoot off to boot it through its firmware and boot loader.";
+        string Refuse(string why) => $"RunOptions.DirectKernelBoot cannot boot '{image.Path}' directly: {why}. Leave DirectKernelBoot unset or false to boot it through its firmware and boot loader.";
         if (boot.Architecture != GuestArchitecture.X64)
             throw new LinuxKitException(Refuse("it is an arm64 image, and only x86_64 ISOLINUX/SYSLINUX images are read"));
         if (boot.Uefi)
@@ -42,6 +43,45 @@ internal sealed record DirectKernel(string Source, IReadOnlyList<FileRun> Kernel
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new LinuxKitException($"Cannot read image '{image.Path}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="image"/> to boot directly under <paramref name="boot"/> when that changes
+    /// nothing the guest or its console sees (RunOptions.DirectKernelBoot left unset): an x86_64
+    /// BIOS ISO or disk whose ISOLINUX/SYSLINUX configuration only starts its entry, at once.
+    /// Otherwise <paramref name="image"/> as it is, booted through its firmware, and
+    /// <paramref name="firmwareBecause"/> says why.
+    /// </summary>
+    public static LinuxKitImage ApplyWhereUnchanged(LinuxKitImage image, FirmwareChoice boot, out string? firmwareBecause)
+    {
+        firmwareBecause = null;
+        if (image.Format == ImageFormat.KernelInitrd) return image;
+        if (boot.Architecture != GuestArchitecture.X64 || boot.Uefi)
+        {
+            firmwareBecause = boot.Uefi ? "it boots under UEFI" : "it is an arm64 image";
+            return image;
+        }
+        try
+        {
+            using var disk = VirtualDisk.Open(image.Path, image.Format);
+            if (disk is null)
+            {
+                firmwareBecause = $"the files inside a {image.Format} image are not read";
+                return image;
+            }
+            var direct = Read(disk, image.Format);
+            if (direct.BootLoaderDoesMore is { } line)
+            {
+                firmwareBecause = $"{direct.Source} does more than start its kernel ('{line}')";
+                return image;
+            }
+            return image with { DirectKernel = direct };
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            firmwareBecause = e.Message;
+            return image;
         }
     }
 
@@ -87,7 +127,7 @@ internal sealed record DirectKernel(string Source, IReadOnlyList<FileRun> Kernel
             var initrd = menu.Initrd is null ? null : files.Find(menu.Initrd) ?? throw new InvalidDataException($"{source} loads the initrd {menu.Initrd}, which {files.Description} does not hold");
             if (KernelHeader.Architecture(files.Head(kernel, ImageSignature.HeaderLength)) != GuestArchitecture.X64)
                 throw new InvalidDataException($"{source} boots {menu.Kernel}, which is no x86_64 Linux kernel (bzImage)");
-            return new DirectKernel(source, kernel, initrd, menu.CommandLine);
+            return new DirectKernel(source, kernel, initrd, menu.CommandLine, menu.DoesMore);
         }
         throw new InvalidDataException($"{files.Description} {where} has no ISOLINUX/SYSLINUX configuration ({string.Join(", ", configurations)})");
     }

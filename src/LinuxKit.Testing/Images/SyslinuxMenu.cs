@@ -9,8 +9,17 @@ namespace LinuxKit.Testing.Images;
 /// <param name="Kernel">The kernel's path as written, relative paths resolved against the configuration's folder.</param>
 /// <param name="Initrd">The initrd's path, resolved likewise; null when the entry has none.</param>
 /// <param name="CommandLine">The command line the kernel sees under SYSLINUX.</param>
-internal sealed record SyslinuxMenu(string Kernel, string? Initrd, string CommandLine)
+/// <param name="DoesMore">
+/// The first line that has the boot loader do more than start that entry at once (a prompt, a
+/// menu, a message or output of its own, another command line): a boot that skips the loader
+/// would skip that too. Null when the configuration only names and starts its entry.
+/// </param>
+internal sealed record SyslinuxMenu(string Kernel, string? Initrd, string CommandLine, string? DoesMore = null)
 {
+    // What changes nothing but which entry starts and with what: MENU lines are read only by a
+    // menu module, which only a UI line (not in this list) starts; a TIMEOUT waits only at a prompt.
+    private static readonly HashSet<string> OnlyChooseTheEntry = ["DEFAULT", "LABEL", "KERNEL", "LINUX", "INITRD", "APPEND", "TIMEOUT", "TOTALTIMEOUT", "MENU"];
+
     /// <summary>Where ISOLINUX looks for its configuration, in its order.</summary>
     public static readonly IReadOnlyList<string> IsoConfigurations =
         ["/boot/isolinux/isolinux.cfg", "/isolinux/isolinux.cfg", "/isolinux.cfg", "/boot/syslinux/syslinux.cfg", "/syslinux/syslinux.cfg", "/syslinux.cfg"];
@@ -26,6 +35,7 @@ internal sealed record SyslinuxMenu(string Kernel, string? Initrd, string Comman
         string? defaultLabel = null;
         string? globalAppend = null;
         var labels = new List<Label>();
+        string? doesMore = null;
         foreach (var raw in text.Split('\n'))
         {
             var line = raw.Trim();
@@ -34,6 +44,8 @@ internal sealed record SyslinuxMenu(string Kernel, string? Initrd, string Comman
             var keyword = (split < 0 ? line : line[..split]).ToUpperInvariant();
             var value = split < 0 ? "" : line[(split + 1)..].Trim();
             var label = labels.Count > 0 ? labels[^1] : null;
+            if (doesMore is null && !OnlyChooseTheEntry.Contains(keyword) && !(keyword == "PROMPT" && value == "0"))
+                doesMore = line;
             switch (keyword)
             {
                 case "DEFAULT":
@@ -74,7 +86,7 @@ internal sealed record SyslinuxMenu(string Kernel, string? Initrd, string Comman
 
         var commandLine = $"BOOT_IMAGE={kernel}" + (append.Length > 0 ? " " + append : "") + (chosen.Initrd is { } initrd ? " initrd=" + initrd : "");
         var folder = configPath[..(configPath.LastIndexOf('/') + 1)];
-        return new SyslinuxMenu(Resolve(folder, kernel), initrds.Count == 1 ? Resolve(folder, initrds[0]) : null, commandLine);
+        return new SyslinuxMenu(Resolve(folder, kernel), initrds.Count == 1 ? Resolve(folder, initrds[0]) : null, commandLine, doesMore);
     }
 
     private static string Resolve(string folder, string path) => path.StartsWith('/') ? path : folder + path;

@@ -51,7 +51,7 @@ public class SharedVmAttributeTests
 }
 
 [LinuxKitImage("/images/full.iso", SshKey = "/keys/id", SshUser = "linuxkit", SshPort = 2222, Ports = ["8080:80"], GuestPorts = [5432],
-    Volumes = ["/data:/mnt/data"], BootTimeout = 30, GracefulStop = true, WarmStart = false, UniqueClones = true, Hypervisor = HypervisorKind.Qemu, StateDirectory = "/state")]
+    Volumes = ["/data:/mnt/data"], BootTimeout = 30, GracefulStop = true, WarmStart = false, UniqueClones = true, DirectKernelBoot = false, Hypervisor = HypervisorKind.Qemu, StateDirectory = "/state")]
 internal sealed class FullyAttributedVm : SharedVm;
 
 [LinuxKitImage("/images/bad.iso", Ports = ["8080"])]
@@ -74,6 +74,7 @@ public class LinuxKitImageAttributeTests
         Assert.Equal(StopMode.Graceful, vm.Options.StopMode);
         Assert.False(vm.Options.WarmStart);
         Assert.True(vm.Options.UniqueClones);
+        Assert.Equal(false, vm.Options.DirectKernelBoot); // set to false: never, not the default's choice by image
         Assert.Equal(HypervisorKind.Qemu, vm.ManagerOptions.Hypervisor);
         Assert.Equal("/state", vm.ManagerOptions.StateDirectory);
     }
@@ -88,6 +89,7 @@ public class LinuxKitImageAttributeTests
         Assert.Equal(defaults.Cpus, attribute.Cpus);
         Assert.Equal(defaults.SshUser, attribute.SshUser);
         Assert.Equal(defaults.BootTimeout, TimeSpan.FromSeconds(attribute.BootTimeout));
+        Assert.Null(attribute.ApplyTo(defaults, path => path).DirectKernelBoot);
     }
 
     [Fact]

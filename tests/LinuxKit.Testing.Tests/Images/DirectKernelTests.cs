@@ -112,9 +112,59 @@ public sealed class DirectKernelTests : IDisposable
         var uefi = Assert.Throws<LinuxKitException>(() => DirectKernel.Apply(image, new FirmwareChoice(GuestArchitecture.X64, Uefi: true, Reason: null)));
         var vmdk = Assert.Throws<LinuxKitException>(() => DirectKernel.Apply(image with { Format = ImageFormat.Vmdk }, new FirmwareChoice(GuestArchitecture.X64, Uefi: false, Reason: null)));
 
-        Assert.Equal($"RunOptions.DirectKernelBoot cannot boot '{iso}' directly: it boots under UEFI, and only ISOLINUX/SYSLINUX images booted under BIOS are read. Turn DirectKernelBoot off to boot it through its firmware and boot loader.", uefi.Message);
+        Assert.Equal($"RunOptions.DirectKernelBoot cannot boot '{iso}' directly: it boots under UEFI, and only ISOLINUX/SYSLINUX images booted under BIOS are read. Leave DirectKernelBoot unset or false to boot it through its firmware and boot loader.", uefi.Message);
         Assert.Contains("the files inside a Vmdk image are not read (convert it to qcow2 with qemu-img convert)", vmdk.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void By_default_a_configuration_that_only_starts_its_entry_is_booted_directly()
+    {
+        var iso = Path.Combine(_folder, "os.iso");
+        File.WriteAllBytes(iso, Fixture("linuxkit-bios.iso"));
+
+        var image = DirectKernel.ApplyWhereUnchanged(LinuxKitImage.Resolve(iso), Bios, out var firmwareBecause);
+
+        Assert.Null(firmwareBecause);
+        Assert.Equal("BOOT_IMAGE=/vmlinuz64 console=ttyS0 page_poison=1 initrd=/initrd.img", image.DirectKernel?.CommandLine);
+    }
+
+    [Fact]
+    public void By_default_an_image_whose_boot_loader_does_more_or_cannot_be_read_boots_through_its_firmware_saying_why()
+    {
+        var iso = Path.Combine(_folder, "os.iso");
+        var bytes = Fixture("linuxkit-bios.iso");
+        Replace(bytes, "page_poison=1", "\nSAY LinuxKit"); // a line of its own, same length
+        File.WriteAllBytes(iso, bytes);
+        var image = LinuxKitImage.Resolve(iso);
+
+        var says = DirectKernel.ApplyWhereUnchanged(image, Bios, out var saysWhy);
+        var uefi = DirectKernel.ApplyWhereUnchanged(image, new FirmwareChoice(GuestArchitecture.X64, Uefi: true, Reason: null), out var uefiWhy);
+        var vmdk = DirectKernel.ApplyWhereUnchanged(image with { Format = ImageFormat.Vmdk }, Bios, out var vmdkWhy);
+        Replace(bytes, "KERNEL /vmlinuz64", "KERNEL /vmlinuz65");
+        File.WriteAllBytes(iso, bytes);
+        var missing = DirectKernel.ApplyWhereUnchanged(image, Bios, out var missingWhy);
+
+        Assert.All(new[] { says, uefi, vmdk, missing }, i => Assert.Null(i.DirectKernel));
+        Assert.Equal("isolinux/isolinux.cfg on the ISO does more than start its kernel ('SAY LinuxKit')", saysWhy);
+        Assert.Equal("it boots under UEFI", uefiWhy);
+        Assert.Equal("the files inside a Vmdk image are not read", vmdkWhy);
+        Assert.Equal("isolinux/isolinux.cfg on the ISO boots /vmlinuz65, which the ISO 9660 file system does not hold", missingWhy);
+    }
+
+    [Fact]
+    public void Asked_for_a_direct_boot_an_image_whose_boot_loader_does_more_is_booted_directly_all_the_same()
+    {
+        var iso = Path.Combine(_folder, "os.iso");
+        var bytes = Fixture("linuxkit-bios.iso");
+        Replace(bytes, "page_poison=1", "\nSAY LinuxKit"); // a line of its own, same length
+        File.WriteAllBytes(iso, bytes);
+
+        var image = DirectKernel.Apply(LinuxKitImage.Resolve(iso), Bios);
+
+        Assert.Equal("SAY LinuxKit", image.DirectKernel?.BootLoaderDoesMore);
+    }
+
+    private static readonly FirmwareChoice Bios = new(GuestArchitecture.X64, Uefi: false, Reason: null);
 
     [Fact]
     public void A_kernel_initrd_image_is_already_booted_directly_and_stays_as_it_is()

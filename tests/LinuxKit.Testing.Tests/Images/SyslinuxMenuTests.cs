@@ -33,6 +33,27 @@ public class SyslinuxMenuTests
         Assert.Equal(new SyslinuxMenu("/kernel", null, "BOOT_IMAGE=/kernel"), SyslinuxMenu.Parse("LABEL only\n KERNEL /kernel\n APPEND -\n", "/syslinux.cfg"));
     }
 
+    [Fact]
+    public void A_configuration_that_waits_for_no_one_and_names_its_entry_only_starts_it()
+    {
+        var menu = SyslinuxMenu.Parse("# LinuxKit\nDEFAULT linux\nPROMPT 0\nTIMEOUT 50\nMENU TITLE LinuxKit\nLABEL linux\n  MENU LABEL LinuxKit\n  KERNEL /kernel\n  APPEND console=ttyS0\n", "/syslinux.cfg");
+        Assert.Null(menu.DoesMore);
+    }
+
+    [Theory]
+    [InlineData("UI menu.c32")]
+    [InlineData("PROMPT 1")]
+    [InlineData("SERIAL 0 115200")]
+    [InlineData("SAY Booting LinuxKit")]
+    [InlineData("DISPLAY boot.msg")]
+    [InlineData("IPAPPEND 2")]
+    [InlineData("ONTIMEOUT linux")]
+    public void A_line_that_has_the_boot_loader_do_more_than_start_its_entry_is_named(string line)
+    {
+        var menu = SyslinuxMenu.Parse($"DEFAULT linux\n{line}\nLABEL linux\n  KERNEL /kernel\n", "/syslinux.cfg");
+        Assert.Equal(line, menu.DoesMore);
+    }
+
     [Theory]
     [InlineData("DEFAULT other\nLABEL linux\n KERNEL /kernel\n", "'DEFAULT other', which names no LABEL")]
     [InlineData("LABEL a\n KERNEL /a\nLABEL b\n KERNEL /b\n", "2 labels and no DEFAULT")]

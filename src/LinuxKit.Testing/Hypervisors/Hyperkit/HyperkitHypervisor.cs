@@ -45,7 +45,7 @@ internal sealed class HyperkitHypervisor : IHypervisor
             throw new LinuxKitException($"Hyperkit has no BIOS: it boots {image.Format} images through EFI firmware only. Leave RunOptions.Firmware Auto (or Uefi), or use QEMU for BIOS images.");
         if (options.Volumes.Count > 0)
             throw new LinuxKitException("Hyperkit cannot share host folders (its virtio-9p serves sockets, not folders). Use QEMU for volumes (LinuxKitManagerOptions.Hypervisor = Qemu), or copy files in with WriteFileAsync.");
-        if (options.DirectKernelBoot && image.Format != ImageFormat.KernelInitrd)
+        if (options.DirectKernelBoot == true && image.Format != ImageFormat.KernelInitrd)
             throw new LinuxKitException($"RunOptions.DirectKernelBoot is not available with Hyperkit, which boots {image.Format} images through its EFI firmware. Use QEMU (LinuxKitManagerOptions.Hypervisor = Qemu), or LinuxKit's kernel+initrd output, which Hyperkit loads directly.");
         if (options.RestrictNetwork)
             throw new LinuxKitException("RunOptions.RestrictNetwork is not available with Hyperkit (VPNKit has no such mode). Use QEMU (LinuxKitManagerOptions.Hypervisor = Qemu), or leave the guest's network open.");
