@@ -3,7 +3,8 @@
 //           until ready, on the dropbear and the OpenSSH image. Plain QEMU has the SDK's flags
 //           as a user would write them: QEMU's default BIOS (SeaBIOS) and the network card's
 //           boot ROM, where the SDK boots a kernel under qboot and leaves the ROM out;
-//           The same for the dropbear userland as an ISO (SeaBIOS and ISOLINUX on both sides);
+//           The same for the dropbear userland as an ISO, booted as the SDK does by default
+//           (its kernel loaded directly) and through SeaBIOS and ISOLINUX as plain QEMU does;
 //                                                             target RunAsync/plain <= 0.9
 //           The guest's own boot varies by seconds (OpenSSH's RSA host key), so each round
 //           also measures readiness alone: from the SSH server's start line on the console
@@ -26,6 +27,8 @@
 //           and warm), each row against the x86_64 kernel under BIOS
 //   xUnit:  one `dotnet test` of ten class fixtures on the OpenSSH image, graceful stops
 //           against fast ones (cold boots), and warm starts against cold boots (fast stops)
+// At the end: each part's summary lines, then one comparison table (median and range of this
+// run's samples on both sides, the ratio, the target) under a line naming the machine.
 // Usage: Benchmarks DROPBEAR-IMAGE OPENSSH-IMAGE [ROUNDS [PARTS]]
 //   PARTS: a comma-separated choice of boot (boot and stop), warm, firmware, baked, exec, memory, xunit; default all
 using System.Diagnostics;
@@ -67,6 +70,8 @@ try
     }
 
     var summary = new List<string>();
+    // One row per comparison, both sides measured in this run: printed as one table at the end.
+    var table = new List<TableRow>();
     // The boot part also boots the dropbear userland as an ISO against plain QEMU of the ISO
     // (SeaBIOS and ISOLINUX): as the SDK boots it by default (its ISOLINUX only starts the
     // kernel, so QEMU loads the kernel itself), then through SeaBIOS and ISOLINUX as well.
@@ -107,6 +112,9 @@ try
                 $"RunAsync {managed[^1]:0.00} s ({managedAfterStart[^1]:0.00} s after); " +
                 $"stop fast {fastStops[^1]:0.00} s, graceful {gracefulStops[^1]:0.00} s");
         }
+        table.Add(new TableRow($"cold boot to first command, {server}", "plain QEMU + ssh every 50 ms", Spread(plain, "s"), "RunAsync", Spread(managed, "s"), $"{Median(managed) / Median(plain):0.00}", "<= 0.90"));
+        table.Add(new TableRow($"SSH server start to first command, {server}", "plain QEMU + ssh every 50 ms", Spread(plainAfterStart, "s"), "RunAsync", Spread(managedAfterStart, "s"), $"{Median(managedAfterStart) / Median(plainAfterStart):0.00}", ""));
+        table.Add(new TableRow($"stop, {server}", "graceful (ACPI power-off)", Spread(gracefulStops, "s"), "fast (the default)", Spread(fastStops, "s"), $"{Median(fastStops) / Median(gracefulStops):0.000}", "fast <= 0.5 s"));
         summary.Add($"{server}: boot to first command (median of {rounds}): plain QEMU + ssh poll {Median(plain):0.00} s, RunAsync {Median(managed):0.00} s, ratio RunAsync/plain = {Median(managed) / Median(plain):0.00} (target <= 0.9)");
         summary.Add($"{server}: server start to first command (median of {rounds}): plain {Median(plainAfterStart):0.00} s, RunAsync {Median(managedAfterStart):0.00} s");
         summary.Add($"{server}: stop (median of {rounds}): fast {Median(fastStops):0.00} s (target <= 0.5 s), graceful {Median(gracefulStops):0.00} s, ratio fast/graceful = {Median(fastStops) / Median(gracefulStops):0.000}");
@@ -135,6 +143,7 @@ try
             }
             Console.WriteLine($"{server} round {round + 1}: to the first command cold {cold[^1]:0.00} s, warm {warm[^1]:0.00} s");
         }
+        table.Add(new TableRow($"RunAsync + first command, {server}", "cold boot", Spread(cold, "s"), "warm start", Spread(warm, "s"), $"{Median(warm) / Median(cold):0.00}", "<= 0.10"));
         summary.Add($"{server}: to the first command (median of {rounds}): cold boot {Median(cold):0.00} s, warm start {Median(warm):0.00} s, ratio warm/cold = {Median(warm) / Median(cold):0.00} (target <= 0.2, aim 0.1); making the template (first VM) {making:0.00} s");
     }
 
@@ -174,6 +183,7 @@ try
                 await manager.StopAsync(vm.Id);
             }
             baseline ??= Median(times);
+            table.Add(new TableRow($"RunAsync + first command, {name}", "x86_64 kernel+initrd, BIOS", $"{baseline.Value:0.00} s", "this output", Spread(times, "s"), $"{Median(times) / baseline.Value:0.00}", ""));
             summary.Add($"firmware/arch: {name}: boot to first command (median of {rounds}) {Median(times):0.00} s, ratio to the x86_64 kernel under BIOS = {Median(times) / baseline.Value:0.00}");
         }
     }
@@ -212,6 +222,8 @@ try
             added.Add(firstWarm[^1] - (templateLog.AnsweredSeconds ?? throw new InvalidOperationException("no warm-start template was made in a round")));
             Console.WriteLine($"{server} baked key round {round + 1}: to the first command cold {cold[^1]:0.00} s, first warm VM {firstWarm[^1]:0.00} s (its template answered after {templateLog.AnsweredSeconds:0.00} s: +{added[^1]:0.00} s), later warm {warm[^1]:0.00} s");
         }
+        table.Add(new TableRow($"key baked in, first VM beyond its template's answer, {server}", "", "", "first warm VM", Spread(added, "s", signed: true), "", "<= +1.5 s"));
+        table.Add(new TableRow($"key baked in, RunAsync + first command, {server}", "cold boot", Spread(cold, "s"), "later warm VM", Spread(warm, "s"), $"{Median(warm) / Median(cold):0.00}", "<= 0.25 (aim 0.10)"));
         summary.Add($"{server}, key baked in: to the first command (median of {rounds}): cold boot {Median(cold):0.00} s, first warm VM {Median(firstWarm):0.00} s (+{Median(firstWarm) - Median(cold):0.00} s over the cold boot; beyond its own template's boot +{Median(added):0.00} s, target <= +1.5 s), later warm {Median(warm):0.00} s, ratio warm/cold = {Median(warm) / Median(cold):0.00} (target <= 0.25, aim 0.1)");
     }
 
@@ -262,6 +274,7 @@ try
         foreach (var (name, sshCalls, execCalls) in perKind)
         {
             var target = name == "true" ? " (target >= 60, ExecAsync <= 3 ms)" : "";
+            table.Add(new TableRow($"one command on a running VM, `{name}`", "ssh client", Spread(sshCalls, "ms"), "ExecAsync", Spread(execCalls, "ms"), $"{Median(sshCalls) / Median(execCalls):0}x faster", name == "true" ? ">= 60x, <= 3 ms" : ""));
             summary.Add($"`{name}`, {execCalls.Count} calls each: ssh client median {Median(sshCalls):0} ms, ExecAsync median {Median(execCalls):0.0} ms (90th percentile {Percentile(execCalls, 0.9):0.0} ms, mean {execCalls.Average():0.0} ms), ratio of medians ssh/ExecAsync = {Median(sshCalls) / Median(execCalls):0.0}{target}");
         }
     }
@@ -284,6 +297,8 @@ try
         foreach (var vm in vms) await manager.ExecAsync(vm.Id, ["true"]);
         var warmPss = vms.Sum(vm => ProportionalSetSize(vm.Pid));
         foreach (var vm in vms) await manager.StopAsync(vm.Id);
+        table.Add(new TableRow("managed heap, manager with 4 VMs up", "", "", "", $"{heap / 1048576.0:0.0} MB", "", "< 50 MB"));
+        table.Add(new TableRow($"QEMU memory (PSS) per VM of {runOptions.Memory} MB, 4 up", "cold", $"{coldPss / 4 / 1048576.0:0} MB", "warm-start clone", $"{warmPss / 4 / 1048576.0:0} MB", $"{(double)warmPss / coldPss:0.00}", ""));
         summary.Add($"QEMU memory (PSS) of 4 VMs of {runOptions.Memory} MB: cold {coldPss / 1048576.0:0} MB, warm-start clones {warmPss / 1048576.0:0} MB, ratio warm/cold = {(double)warmPss / coldPss:0.00}");
     }
 
@@ -292,12 +307,21 @@ try
         var graceful = await TenFixturesAsync(args[1], StopMode.Graceful, warm: false);
         var fast = await TenFixturesAsync(args[1], StopMode.Fast, warm: false);
         var warm = await TenFixturesAsync(args[1], StopMode.Fast, warm: true);
+        table.Add(new TableRow("`dotnet test`, 10 xUnit class fixtures, OpenSSH", "cold boots, graceful stops", $"{graceful:0.0} s", "cold boots, fast stops", $"{fast:0.0} s", $"{fast / graceful:0.00}", ""));
+        table.Add(new TableRow("`dotnet test`, 10 xUnit class fixtures, OpenSSH", "cold boots, fast stops", $"{fast:0.0} s", "warm starts", $"{warm:0.0} s", $"{warm / fast:0.00}", ""));
         summary.Add($"xUnit, 10 class fixtures on the OpenSSH image, cold boots: graceful stops {graceful:0.0} s, fast stops {fast:0.0} s, ratio fast/graceful = {fast / graceful:0.00}");
         summary.Add($"xUnit, 10 class fixtures on the OpenSSH image, fast stops: cold boots {fast:0.0} s, warm starts {warm:0.0} s (the template made in the run), ratio warm/cold = {warm / fast:0.00}");
     }
 
     Console.WriteLine();
     foreach (var line in summary) Console.WriteLine(line);
+    Console.WriteLine();
+    Console.WriteLine($"Machine: {await Machine.DescribeAsync(qemu.Binary)}; {rounds} rounds; {DateTime.UtcNow:yyyy-MM-dd}. Each cell: median (min to max).");
+    Console.WriteLine();
+    Console.WriteLine("| measure | plain tools / before | | LinuxKit.Testing | | ratio | target |");
+    Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- |");
+    foreach (var row in table)
+        Console.WriteLine($"| {row.Measure} | {row.BaselineName} | {row.Baseline} | {row.SdkName} | {row.Sdk} | {row.Ratio} | {row.Target} |");
     return 0;
 }
 finally
@@ -435,6 +459,14 @@ static long ProportionalSetSize(int pid)
 
 static double Median(List<double> values) => Percentile(values, 0.5);
 
+// "3.57 s (3.31-4.33)": the median and the range of one run's samples.
+static string Spread(List<double> values, string unit, bool signed = false)
+{
+    var format = unit == "ms" ? "0.0" : "0.00";
+    string F(double v) => (signed && v >= 0 ? "+" : "") + v.ToString(format, CultureInfo.InvariantCulture);
+    return $"{F(Median(values))} {unit} ({F(values.Min())} to {F(values.Max())})";
+}
+
 static double Percentile(List<double> values, double share)
 {
     var sorted = values.Order().ToList();
@@ -455,5 +487,29 @@ internal sealed class TemplateLog : ILogger
         if (state is IReadOnlyList<KeyValuePair<string, object?>> values
             && values.FirstOrDefault(v => v.Key == "AnsweredSeconds").Value is double seconds)
             AnsweredSeconds = seconds;
+    }
+}
+
+internal sealed record TableRow(string Measure, string BaselineName, string Baseline, string SdkName, string Sdk, string Ratio, string Target);
+
+// What the figures depend on: cores, CPU model, QEMU's version and whether KVM can be used.
+internal static class Machine
+{
+    public static async Task<string> DescribeAsync(string qemuBinary)
+    {
+        var (accelerator, whyNotKvm) = await AcceleratorProbe.DiagnoseAsync(qemuBinary);
+        var model = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown CPU";
+        var memory = File.ReadLines("/proc/meminfo").First(l => l.StartsWith("MemTotal:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1];
+        var version = Run(qemuBinary, "--version").Split('\n')[0];
+        var os = File.ReadLines("/etc/os-release").FirstOrDefault(l => l.StartsWith("PRETTY_NAME=", StringComparison.Ordinal))?.Split('=', 2)[1].Trim('"') ?? "Linux";
+        return $"{Environment.ProcessorCount} cores ({model}), {long.Parse(memory, CultureInfo.InvariantCulture) / 1048576.0:0} GiB, {os}, {version}, accelerator {accelerator}{(whyNotKvm is null ? "" : $" ({whyNotKvm.Split('\n')[0].Split(" (QEMU exited")[0]})")}";
+    }
+
+    private static string Run(string file, string argument)
+    {
+        using var process = Process.Start(new ProcessStartInfo(file, argument) { RedirectStandardOutput = true })!;
+        var output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        return output;
     }
 }
