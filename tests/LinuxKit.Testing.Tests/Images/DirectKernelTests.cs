@@ -131,10 +131,7 @@ public sealed class DirectKernelTests : IDisposable
     [Fact]
     public void By_default_an_image_whose_boot_loader_does_more_or_cannot_be_read_boots_through_its_firmware_saying_why()
     {
-        var iso = Path.Combine(_folder, "os.iso");
-        var bytes = Fixture("linuxkit-bios.iso");
-        Replace(bytes, "page_poison=1", "\nSAY LinuxKit"); // a line of its own, same length
-        File.WriteAllBytes(iso, bytes);
+        var (iso, bytes) = IsoWhoseLoaderSaysSomething();
         var image = LinuxKitImage.Resolve(iso);
 
         var says = DirectKernel.ApplyWhereUnchanged(image, Bios, out var saysWhy);
@@ -154,14 +151,22 @@ public sealed class DirectKernelTests : IDisposable
     [Fact]
     public void Asked_for_a_direct_boot_an_image_whose_boot_loader_does_more_is_booted_directly_all_the_same()
     {
-        var iso = Path.Combine(_folder, "os.iso");
-        var bytes = Fixture("linuxkit-bios.iso");
-        Replace(bytes, "page_poison=1", "\nSAY LinuxKit"); // a line of its own, same length
-        File.WriteAllBytes(iso, bytes);
+        var (iso, _) = IsoWhoseLoaderSaysSomething();
 
         var image = DirectKernel.Apply(LinuxKitImage.Resolve(iso), Bios);
 
         Assert.Equal("SAY LinuxKit", image.DirectKernel?.BootLoaderDoesMore);
+    }
+
+    // LinuxKit's ISO whose ISOLINUX also prints a line: "SAY LinuxKit" on a line of its own,
+    // where "page_poison=1" was (the same length, so the ISO's tables still hold).
+    private (string Path, byte[] Bytes) IsoWhoseLoaderSaysSomething()
+    {
+        var iso = Path.Combine(_folder, "os.iso");
+        var bytes = Fixture("linuxkit-bios.iso");
+        Replace(bytes, "page_poison=1", "\nSAY LinuxKit");
+        File.WriteAllBytes(iso, bytes);
+        return (iso, bytes);
     }
 
     private static readonly FirmwareChoice Bios = new(GuestArchitecture.X64, Uefi: false, Reason: null);
