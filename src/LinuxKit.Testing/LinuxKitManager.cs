@@ -91,7 +91,7 @@ public sealed class LinuxKitManager : IManager
             if (resolved.DirectKernel?.BootLoaderDoesMore is { } skipped)
                 _logger.LogInformation("Image {Image}: booting its kernel directly as asked, without what its boot loader would also do ('{Line}')", resolved.Path, skipped);
         }
-        else if (options.DirectKernelBoot is null && hypervisor.Kind == HypervisorKind.Qemu)
+        else if (options.DirectKernelBoot is null && hypervisor.LoadsKernelsFromImages)
         {
             resolved = DirectKernel.ApplyWhereUnchanged(resolved, boot, out var firmwareBecause);
             if (firmwareBecause is not null) _logger.LogDebug("Image {Image}: booting through its firmware and boot loader: {Reason}", resolved.Path, firmwareBecause);

@@ -290,6 +290,23 @@ public sealed class LinuxKitManagerTests : IDisposable
         Assert.Equal(ContainerStatus.Error, failed.Status);
     }
 
+    [Theory]
+    [InlineData(true, null, true)]
+    [InlineData(false, null, false)]
+    [InlineData(true, false, false)]
+    public async Task By_default_an_isos_kernel_is_loaded_directly_only_by_a_hypervisor_that_can(bool hypervisorCan, bool? asked, bool direct)
+    {
+        _hypervisor.LoadsKernelsFromImages = hypervisorCan;
+        _hypervisor.Refusal = "stop here";
+        var iso = Path.Combine(_state, "os.iso");
+        File.WriteAllBytes(iso, Images.DirectKernelTests.Fixture("linuxkit-bios.iso"));
+        await using var manager = Manager();
+
+        await Assert.ThrowsAsync<LinuxKitException>(() => manager.RunAsync(iso, new RunOptions { DirectKernelBoot = asked }));
+
+        Assert.Equal(direct, _hypervisor.Validated?.DirectKernel is not null);
+    }
+
     [Fact]
     public async Task A_vm_its_hypervisor_refuses_is_refused_before_any_folder_port_or_disk_is_taken()
     {
@@ -326,8 +343,14 @@ public sealed class LinuxKitManagerTests : IDisposable
 
         public HypervisorKind Kind => HypervisorKind.Qemu;
 
+        public bool LoadsKernelsFromImages { get; set; } = true;
+
+        /// <summary>The image as the manager handed it over, its kernel to be loaded directly or not.</summary>
+        public LinuxKitImage? Validated { get; private set; }
+
         public void Validate(LinuxKitImage image, RunOptions options)
         {
+            Validated = image;
             if (Refusal is not null) throw new LinuxKitException(Refusal);
         }
 

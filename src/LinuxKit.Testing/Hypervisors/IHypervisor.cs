@@ -25,6 +25,12 @@ internal interface IHypervisor
     /// </summary>
     Task<string?> PrepareBootDiskAsync(LinuxKitImage image, VmFiles files, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Whether it can load the kernel found in an ISO or disk itself (<see cref="DirectKernel"/>);
+    /// where it cannot, such images always boot through its firmware.
+    /// </summary>
+    bool LoadsKernelsFromImages => false;
+
     /// <summary>How long the VM's process has from SIGTERM to SIGKILL when its owner dies: what it does then must fit.</summary>
     TimeSpan TerminationGrace => TimeSpan.FromSeconds(5);
 

@@ -83,6 +83,8 @@ internal sealed class QemuHypervisor : IHypervisor, IMemorySnapshots
 
     public HypervisorKind Kind => HypervisorKind.Qemu;
 
+    public bool LoadsKernelsFromImages => true;
+
     public string Binary { get; }
 
     public string QemuImg { get; }
